@@ -1,0 +1,156 @@
+"""Arrow schemas of the Delta tables, by name; each lives at `<lake>/<area>/<name>`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+S = pa.string()
+I64 = pa.int64()
+
+INPUT_COLUMNS = (
+    "falcon_operation_id",
+    "external_reference",
+    "type",
+    "amount",
+    "currency",
+    "operation_date",
+    "psp_id",
+    "local_merchant_id",
+    "shop_id",
+)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    area: str
+    name: str
+    schema: pa.Schema
+
+    @property
+    def path(self) -> str:
+        return f"{self.area}/{self.name}"
+
+
+def _raw_feed(name: str) -> TableSpec:
+    fields = [pa.field(c, S) for c in INPUT_COLUMNS] + [
+        pa.field("ingest_id", S, nullable=False),
+        pa.field("received_at", UTC_TS, nullable=False),
+        pa.field("file_name", S, nullable=False),
+        pa.field("file_sha256", S, nullable=False),
+        pa.field("row_number", I64, nullable=False),
+    ]
+    return TableSpec("raw", name, pa.schema(fields))
+
+
+BALANCE_OPERATIONS = TableSpec(
+    "ledger",
+    "balance_operations",
+    pa.schema(
+        [
+            pa.field("uuid", S, nullable=False),
+            pa.field("external_reference", S),
+            pa.field("amount_minor", I64, nullable=False),
+            pa.field("currency", S, nullable=False),
+            pa.field("type", S, nullable=False),
+            pa.field("falcon_operation_id", S, nullable=False),
+            pa.field("source", S, nullable=False),
+            pa.field("operation_date", UTC_TS, nullable=False),
+            pa.field("recorded_at", UTC_TS, nullable=False),
+            pa.field("local_merchant_id", S),
+            pa.field("shop_id", S),
+            pa.field("balance_shop_id", S),
+            pa.field("psp_id", S),
+            pa.field("merchant_id", S, nullable=False),
+            pa.field("op_key", I64, nullable=False),
+            pa.field("ingest_id", S, nullable=False),
+        ]
+    ),
+)
+
+LEDGER_QUARANTINE = TableSpec(
+    "ledger",
+    "ledger_quarantine",
+    pa.schema(
+        [
+            pa.field("quarantine_id", S, nullable=False),
+            pa.field("source", S, nullable=False),
+            pa.field("reason_code", S, nullable=False),
+            pa.field("reason", S, nullable=False),
+            pa.field("file_name", S, nullable=False),
+            pa.field("file_sha256", S, nullable=False),
+            pa.field("row_number", I64, nullable=False),
+            pa.field("falcon_operation_id", S),
+            pa.field("raw", S, nullable=False),
+            pa.field("ingest_id", S, nullable=False),
+            pa.field("quarantined_at", UTC_TS, nullable=False),
+        ]
+    ),
+)
+
+QUARANTINE_RESOLUTIONS = TableSpec(
+    "ledger",
+    "quarantine_resolutions",
+    pa.schema(
+        [
+            pa.field("quarantine_id", S, nullable=False),
+            pa.field("resolution", S, nullable=False),
+            pa.field("ingest_id", S, nullable=False),
+            pa.field("resolved_at", UTC_TS, nullable=False),
+        ]
+    ),
+)
+
+MERCHANT_CONTEXT = TableSpec(
+    "reference",
+    "merchant_context",
+    pa.schema(
+        [
+            pa.field("psp_id", S, nullable=False),
+            pa.field("local_merchant_id", S, nullable=False),
+            pa.field("shop_id", S, nullable=False),
+            pa.field("currency", S, nullable=False),
+            pa.field("merchant_id", S, nullable=False),
+            pa.field("balance_shop_id", S),
+            pa.field("fee_percent_micros", I64, nullable=False),
+            pa.field("fee_fixed_minor", I64, nullable=False),
+            pa.field("loaded_at", UTC_TS, nullable=False),
+        ]
+    ),
+)
+
+BALANCE_SNAPSHOTS = TableSpec(
+    "balances",
+    "balance_snapshots",
+    pa.schema(
+        [
+            pa.field("snapshot_id", S, nullable=False),
+            pa.field("snapshot_at", UTC_TS, nullable=False),
+            pa.field("lake_version", I64, nullable=False),
+            pa.field("merchant_id", S, nullable=False),
+            pa.field("currency", S, nullable=False),
+            pa.field("confirmed_minor", I64, nullable=False),
+            pa.field("settled_minor", I64, nullable=False),
+            pa.field("held_minor", I64, nullable=False),
+            pa.field("available_minor", I64, nullable=False),
+        ]
+    ),
+)
+
+CONFIRMED_OPERATIONS = _raw_feed("confirmed_operations")
+RECONCILED_OPERATIONS = _raw_feed("reconciled_operations")
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in (
+        CONFIRMED_OPERATIONS,
+        RECONCILED_OPERATIONS,
+        BALANCE_OPERATIONS,
+        LEDGER_QUARANTINE,
+        QUARANTINE_RESOLUTIONS,
+        MERCHANT_CONTEXT,
+        BALANCE_SNAPSHOTS,
+    )
+}

@@ -1,0 +1,260 @@
+"""Balances from the log: the cache in the operational DB, exact reads, as-of reads, replay."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ops_pipeline.db.schema import balance_cache, balance_cache_state, ledger_holds
+from ops_pipeline.errors import NotFound
+from ops_pipeline.lake.tables import BALANCE_OPERATIONS
+from ops_pipeline.money import to_major
+from ops_pipeline.workspace import Workspace
+
+LOG = BALANCE_OPERATIONS.name
+FOLD_COLUMNS = ["merchant_id", "currency", "source", "amount_minor"]
+
+
+def fold_sql(relation: str, where: str = "TRUE") -> str:
+    """Confirmed = CO + PAYOUT + ADJUSTMENT; settled = RO + PAYOUT + ADJUSTMENT (ARCHITECTURE section 5)."""
+    return f"""
+        SELECT merchant_id, currency,
+               coalesce(sum(amount_minor) FILTER (WHERE source <> 'RO'), 0)::BIGINT AS confirmed_minor,
+               coalesce(sum(amount_minor) FILTER (WHERE source <> 'CO'), 0)::BIGINT AS settled_minor,
+               count(*)::BIGINT AS entries
+        FROM {relation} WHERE {where}
+        GROUP BY merchant_id, currency
+    """
+
+
+def fold(entries: pa.Table) -> pl.DataFrame:
+    """Per (merchant, currency) sums of a set of log entries."""
+    con = duckdb.connect()
+    con.register("entries", entries)
+    return con.sql(fold_sql("entries")).pl()
+
+
+@dataclass(frozen=True)
+class Balance:
+    merchant_id: str
+    currency: str
+    confirmed_minor: int
+    settled_minor: int
+    held_minor: int
+    as_of: datetime
+    lake_version: int
+
+    @property
+    def available_minor(self) -> int:
+        return self.settled_minor - self.held_minor
+
+    def to_dict(self) -> dict:
+        """Major units as exact decimal strings, as the API and the CLI show them."""
+        out = asdict(self)
+        for name in ("confirmed", "settled", "held", "available"):
+            out.pop(f"{name}_minor", None)
+            minor = getattr(self, f"{name}_minor")
+            out[f"{name}_balance" if name in ("confirmed", "settled") else name] = str(to_major(minor, self.currency))
+        out["as_of"] = self.as_of.isoformat()
+        return out
+
+
+# -- cache -------------------------------------------------------------------------------------------
+
+def _upsert(conn: Connection, rows: list[dict]) -> None:
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(balance_cache).values(rows)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["merchant_id", "currency"],
+            set_={
+                "confirmed_minor": balance_cache.c.confirmed_minor + stmt.excluded.confirmed_minor,
+                "settled_minor": balance_cache.c.settled_minor + stmt.excluded.settled_minor,
+                "entries": balance_cache.c.entries + stmt.excluded.entries,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+    )
+
+
+def apply_to_cache(ws: Workspace, deltas: pl.DataFrame, from_version: int, to_version: int) -> bool:
+    """Add folded entries of commits (from_version, to_version] to the cache, if it stands at from_version.
+
+    Compare-and-set on the version: two processes can never apply the same commits twice.
+    """
+    now = datetime.now(UTC)
+    rows = [dict(r, updated_at=now) for r in deltas.iter_rows(named=True)]
+    with ws.engine.begin() as conn:
+        moved = conn.execute(
+            update(balance_cache_state)
+            .where(balance_cache_state.c.id == 1, balance_cache_state.c.applied_version == from_version)
+            .values(applied_version=to_version, updated_at=now)
+        ).rowcount
+        if moved != 1:
+            conn.rollback()
+            return False
+        for start in range(0, len(rows), 5000):
+            _upsert(conn, rows[start : start + 5000])
+    return True
+
+
+def cached_version(ws: Workspace) -> int:
+    with ws.engine.connect() as conn:
+        return conn.execute(select(balance_cache_state.c.applied_version)).scalar_one()
+
+
+def refresh_cache(ws: Workspace) -> tuple[int, int]:
+    """Fold the commits the cache has not seen; cost grows with new entries only. Returns (version, new entries)."""
+    while True:
+        applied = cached_version(ws)
+        latest = ws.lake.latest_version(LOG)
+        if latest <= applied:
+            return applied, 0
+        deltas = fold(ws.lake.changes(LOG, applied, latest, FOLD_COLUMNS))
+        if apply_to_cache(ws, deltas, applied, latest):
+            return latest, int(deltas["entries"].sum() or 0)
+
+
+# -- reads -------------------------------------------------------------------------------------------
+
+def _active_holds(now: datetime):
+    return and_(
+        ledger_holds.c.status == "active",
+        or_(ledger_holds.c.expires_at.is_(None), ledger_holds.c.expires_at > now),
+    )
+
+
+def held_by_currency(conn: Connection, merchant_id: str, now: datetime) -> dict[str, int]:
+    rows = conn.execute(
+        select(ledger_holds.c.currency, func.sum(ledger_holds.c.amount_minor))
+        .where(ledger_holds.c.merchant_id == merchant_id, _active_holds(now))
+        .group_by(ledger_holds.c.currency)
+    )
+    return {currency: int(total) for currency, total in rows}
+
+
+def _held_at(conn: Connection, merchant_id: str, at: datetime) -> dict[str, int]:
+    h = ledger_holds.c
+    rows = conn.execute(
+        select(h.currency, func.sum(h.amount_minor))
+        .where(
+            h.merchant_id == merchant_id,
+            h.created_at <= at,
+            or_(h.ended_at.is_(None), h.ended_at > at),
+            or_(h.expires_at.is_(None), h.expires_at > at),
+        )
+        .group_by(h.currency)
+    )
+    return {currency: int(total) for currency, total in rows}
+
+
+def get_balances(ws: Workspace, merchant_id: str, currency: str | None = None) -> list[Balance]:
+    """Exact balances now: the cache plus any log entries committed after it."""
+    now = datetime.now(UTC)
+    c, s = balance_cache.c, balance_cache_state.c
+    with ws.engine.connect() as conn:
+        rows = conn.execute(
+            select(s.applied_version, c.currency, c.confirmed_minor, c.settled_minor)
+            .select_from(balance_cache_state.outerjoin(balance_cache, c.merchant_id == merchant_id))
+            .where(s.id == 1)
+        ).all()
+        held = held_by_currency(conn, merchant_id, now)
+    applied = rows[0].applied_version
+    sums = {r.currency: [r.confirmed_minor, r.settled_minor] for r in rows if r.currency is not None}
+    latest = ws.lake.latest_version(LOG)
+    if latest > applied:
+        new = pl.from_arrow(ws.lake.changes(LOG, applied, latest, FOLD_COLUMNS)).filter(
+            pl.col("merchant_id") == merchant_id
+        )
+        for r in fold(new.to_arrow()).iter_rows(named=True):
+            total = sums.setdefault(r["currency"], [0, 0])
+            total[0] += r["confirmed_minor"]
+            total[1] += r["settled_minor"]
+    return _balances(merchant_id, currency, sums, held, now, max(latest, applied))
+
+
+def _balances(merchant_id, currency, sums, held, as_of, version) -> list[Balance]:
+    for cur in held:
+        sums.setdefault(cur, [0, 0])
+    out = [
+        Balance(merchant_id, cur, conf, sett, held.get(cur, 0), as_of, version)
+        for cur, (conf, sett) in sorted(sums.items())
+        if currency is None or cur == currency
+    ]
+    if not out:
+        what = f"merchant_id: {merchant_id!r}" + (f" has no {currency} balance" if currency else " has no balances")
+        raise NotFound(what)
+    return out
+
+
+def balances_as_of(ws: Workspace, merchant_id: str, at: datetime, currency: str | None = None) -> list[Balance]:
+    """Balances from the log for operations dated up to `at`, with the holds active at `at`."""
+    con = duckdb.connect()
+    version = ws.lake.latest_version(LOG)
+    rel = ws.lake.relation(con, LOG, version)
+    folded = con.sql(
+        fold_sql(rel, "merchant_id = $m AND operation_date <= $at"), params={"m": merchant_id, "at": at}
+    ).fetchall()
+    sums = {cur: [conf, sett] for _, cur, conf, sett, _ in folded}
+    with ws.engine.connect() as conn:
+        held = _held_at(conn, merchant_id, at)
+    return _balances(merchant_id, currency, sums, held, at, version)
+
+
+# -- replay ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RebuildResult:
+    version: int
+    entries: int
+    balances: int
+    differences: list[dict]
+    seconds: float
+
+
+def replay(ws: Workspace, version: int) -> pl.DataFrame:
+    """Fold the whole log as of `version` into fresh balances."""
+    con = duckdb.connect()
+    rel = ws.lake.relation(con, LOG, version)
+    return con.sql(fold_sql(rel)).pl()
+
+
+def rebuild(ws: Workspace) -> RebuildResult:
+    """Replay the whole log and compare with the cache at the same version; lists every difference."""
+    start = time.perf_counter()
+    refresh_cache(ws)
+    with ws.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":  # cache rows and version from one snapshot
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        version = conn.execute(select(balance_cache_state.c.applied_version)).scalar_one()
+        cache = pl.DataFrame(
+            [tuple(r) for r in conn.execute(
+                select(balance_cache.c.merchant_id, balance_cache.c.currency, balance_cache.c.confirmed_minor,
+                       balance_cache.c.settled_minor, balance_cache.c.entries))],
+            schema={"merchant_id": pl.String, "currency": pl.String, "confirmed_minor": pl.Int64,
+                    "settled_minor": pl.Int64, "entries": pl.Int64},
+            orient="row",
+        )
+    fresh = replay(ws, version) if version >= 0 else cache.head(0)
+    joined = fresh.join(cache, on=["merchant_id", "currency"], how="full", coalesce=True, suffix="_cache")
+    diffs = joined.filter(
+        pl.any_horizontal(
+            pl.col(c).fill_null(0) != pl.col(f"{c}_cache").fill_null(0)
+            for c in ("confirmed_minor", "settled_minor", "entries")
+        )
+    )
+    return RebuildResult(
+        version=version,
+        entries=int(fresh["entries"].sum() or 0),
+        balances=len(fresh),
+        differences=diffs.sort("merchant_id", "currency").to_dicts(),
+        seconds=time.perf_counter() - start,
+    )

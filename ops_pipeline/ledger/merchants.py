@@ -1,0 +1,101 @@
+"""Merchant context: maps (psp, local merchant, shop, currency) to the global merchant and its fee rule."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+
+from ops_pipeline import audit
+from ops_pipeline.errors import InvalidInput
+from ops_pipeline.lake.tables import MERCHANT_CONTEXT
+from ops_pipeline.ledger.reading import read_table
+from ops_pipeline.money import currency_exponents, to_minor
+from ops_pipeline.workspace import Workspace
+
+KEY = ("psp_id", "local_merchant_id", "shop_id", "currency")
+COLUMNS = (*KEY, "merchant_id", "balance_shop_id", "fee_percent", "fee_fixed")
+_PERCENT = re.compile(r"^\s*(\d{1,2})(?:\.(\d{0,6}))?\s*$")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    loaded: int
+    replaced: int
+    total: int
+    version: int
+
+
+def percent_micros(text: str | None) -> int:
+    """'2.9' -> 2_900_000 millionths of a percent; 0 <= percent < 100, at most 6 decimals."""
+    match = _PERCENT.match(text or "0")
+    if not match:
+        raise InvalidInput(f"fee_percent: {text!r} is not a percentage from 0 to 99.999999")
+    return int(match.group(1)) * 1_000_000 + int((match.group(2) or "").ljust(6, "0"))
+
+
+def _parse_rows(df: pl.DataFrame) -> list[dict]:
+    rows, errors = [], []
+    exps = currency_exponents()
+    for row in df.iter_rows(named=True):
+        where = f"row {row['row_number']}"
+        try:
+            for column in (*KEY, "merchant_id"):
+                if not (row[column] or "").strip():
+                    raise InvalidInput(f"{column}: value is missing")
+            if row["currency"] not in exps:
+                raise InvalidInput(f"currency: {row['currency']!r} is not an ISO 4217 currency with minor units")
+            rows.append(
+                {
+                    **{c: row[c].strip() for c in (*KEY, "merchant_id")},
+                    "balance_shop_id": (row["balance_shop_id"] or "").strip() or None,
+                    "fee_percent_micros": percent_micros(row["fee_percent"]),
+                    "fee_fixed_minor": to_minor(row["fee_fixed"] or "0", row["currency"], field="fee_fixed"),
+                }
+            )
+        except InvalidInput as exc:
+            errors.append(f"{where}: {exc}")
+    if errors:
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise InvalidInput("merchant context not loaded: " + "; ".join(errors[:5]) + more)
+    keys = [tuple(r[c] for c in KEY) for r in rows]
+    if len(set(keys)) != len(keys):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise InvalidInput(f"merchant context not loaded: key {dict(zip(KEY, dup, strict=True))} appears twice")
+    return rows
+
+
+def current(ws: Workspace) -> pl.DataFrame:
+    """The merchant context in force (latest version of the table)."""
+    table = ws.lake.open(MERCHANT_CONTEXT.name)
+    if table is None:
+        return pl.from_arrow(MERCHANT_CONTEXT.schema.empty_table())
+    return pl.from_arrow(table.to_pyarrow_table())
+
+
+def load(ws: Workspace, path: Path, replace_all: bool = False, actor: str = "cli") -> LoadResult:
+    """Upsert rows by (psp_id, local_merchant_id, shop_id, currency); `replace_all` replaces the whole set.
+
+    All or nothing: any bad row refuses the file with a message naming the row, column and value.
+    """
+    df = read_table(path, COLUMNS, (*KEY, "merchant_id"))
+    new = pl.DataFrame(_parse_rows(df), schema={
+        **{c: pl.String for c in (*KEY, "merchant_id", "balance_shop_id")},
+        "fee_percent_micros": pl.Int64, "fee_fixed_minor": pl.Int64,
+    }).with_columns(loaded_at=pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")))
+    with ws.lock("merchant_context"):
+        old = current(ws)
+        kept = old.head(0) if replace_all else old.join(new.select(KEY), on=list(KEY), how="anti")
+        replaced = len(old) - len(kept)
+        merged = pl.concat([kept, new.select(old.columns)])
+        version = ws.lake.overwrite(MERCHANT_CONTEXT.name, merged.to_arrow())
+        with ws.engine.begin() as conn:
+            audit.record(
+                conn, actor=actor, entity_type="merchant_context", entity_id=path.name, action="load",
+                before={"rows": len(old)},
+                after={"rows": len(merged), "loaded": len(new), "replaced": replaced, "lake_version": version},
+            )
+    return LoadResult(loaded=len(new), replaced=replaced, total=len(merged), version=version)

@@ -1,0 +1,118 @@
+"""One settings object, read from the environment, for the CLI, the API and the Dagster code location."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from ops_pipeline.errors import InvalidInput
+
+# S3 settings: ours first, then the standard AWS names.
+_S3_OPTIONS = {
+    "AWS_ENDPOINT_URL": ("OPS_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
+    "AWS_REGION": ("OPS_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+    "AWS_ACCESS_KEY_ID": ("OPS_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+    "AWS_SECRET_ACCESS_KEY": ("OPS_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+    "AWS_ALLOW_HTTP": ("OPS_S3_ALLOW_HTTP", "AWS_ALLOW_HTTP"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how to reach partners; see ARCHITECTURE section 2."""
+
+    home: Path
+    database_url: str
+    lake_uri: str
+    timezone: str = "UTC"
+    lake_storage_options: Mapping[str, str] = field(default_factory=dict)
+    bank_url: str | None = None
+    partner_url: str | None = None
+    smtp_url: str | None = None
+    webhook_url: str | None = None
+    jwt_public_key: str | None = None
+    _jwt_secret: str | None = None
+    _encryption_key: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        home = Path(env.get("OPS_HOME") or "./.ops").resolve()
+        tz = env.get("OPS_TIMEZONE") or "UTC"
+        try:
+            ZoneInfo(tz)
+        except Exception as exc:
+            raise InvalidInput(f"OPS_TIMEZONE: {tz!r} is not an IANA time zone name") from exc
+        lake_uri = env.get("OPS_LAKE_URI") or str(home / "lake")
+        options: dict[str, str] = {}
+        if lake_uri.startswith("s3://"):
+            for option, names in _S3_OPTIONS.items():
+                value = next((env[n] for n in names if env.get(n)), None)
+                if value:
+                    options[option] = value
+            options.setdefault("AWS_REGION", "us-east-1")
+            options["conditional_put"] = "etag"
+        return cls(
+            home=home,
+            database_url=env.get("OPS_DATABASE_URL") or f"sqlite:///{home / 'ops.db'}",
+            lake_uri=lake_uri.rstrip("/"),
+            timezone=tz,
+            lake_storage_options=options,
+            bank_url=env.get("OPS_BANK_URL") or None,
+            partner_url=env.get("OPS_PARTNER_URL") or None,
+            smtp_url=env.get("OPS_SMTP_URL") or None,
+            webhook_url=env.get("OPS_WEBHOOK_URL") or None,
+            jwt_public_key=env.get("OPS_JWT_PUBLIC_KEY") or None,
+            _jwt_secret=env.get("OPS_JWT_SECRET") or None,
+            _encryption_key=env.get("OPS_ENCRYPTION_KEY") or None,
+        )
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def jwt_secret(self) -> str:
+        """HS256 key: `OPS_JWT_SECRET`, else one generated once per `OPS_HOME`."""
+        return self._jwt_secret or _home_secret(self.home, "jwt_secret")
+
+    @property
+    def encryption_key(self) -> str:
+        """Fernet key for fields encrypted at rest: `OPS_ENCRYPTION_KEY`, else one per `OPS_HOME`."""
+        if self._encryption_key:
+            return self._encryption_key
+        from cryptography.fernet import Fernet
+
+        return _home_secret(self.home, "encryption_key", lambda: Fernet.generate_key().decode())
+
+
+def _home_secret(home: Path, name: str, make=lambda: secrets.token_urlsafe(48)) -> str:
+    path = home / "secrets" / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(make())
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)  # first writer wins, atomically
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()

@@ -1,0 +1,56 @@
+"""A workspace ties the settings to their operational database and lake; every entry point builds one."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine, insert, select
+
+from ops_pipeline.db import make_engine, upgrade
+from ops_pipeline.db.schema import balance_cache_state
+from ops_pipeline.lake import TABLES, Lake
+from ops_pipeline.locks import writer_lock
+from ops_pipeline.settings import Settings
+
+
+class Workspace:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.lake = Lake(settings.lake_uri, dict(settings.lake_storage_options))
+
+    @classmethod
+    def from_env(cls) -> Workspace:
+        return cls(Settings.from_env())
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.database_url)
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    def init(self) -> None:
+        """Create or upgrade the DB schema, the lake tables and the workspace folders (idempotent)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        for kind in ("confirmed", "reconciled"):
+            (self.settings.landing_dir / kind).mkdir(parents=True, exist_ok=True)
+        upgrade(self.engine)
+        with self.engine.begin() as conn:
+            if conn.execute(select(balance_cache_state.c.id)).first() is None:
+                conn.execute(
+                    insert(balance_cache_state).values(id=1, applied_version=-1, updated_at=datetime.now(UTC))
+                )
+        for spec in TABLES.values():
+            self.lake.ensure(spec)
+
+    def lock(self, name: str) -> AbstractContextManager[None]:
+        """Exclusive writer lock, e.g. `ledger` around check-then-append of the transaction log."""
+        return writer_lock(self.engine, name, self.home / "locks")
+
+    def dispose(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
