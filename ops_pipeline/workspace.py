@@ -51,6 +51,8 @@ class Workspace:
         """Exclusive writer lock, e.g. `ledger` around check-then-append of the transaction log."""
         return writer_lock(self.engine, name, self.home / "locks")
 
-    def dispose(self) -> None:
+    def close(self) -> None:
+        """Drop pooled connections and Delta handles (an S3 handle alive at exit aborts the process)."""
+        self.lake.close()
         if "engine" in self.__dict__:
             self.engine.dispose()

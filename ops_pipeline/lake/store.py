@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterable
 
@@ -23,6 +24,10 @@ class Lake:
         self.uri = uri.rstrip("/")
         self.storage_options = dict(storage_options or {})
         self._handles: dict[str, DeltaTable] = {}
+
+    def close(self) -> None:
+        self._handles.clear()
+        gc.collect()
 
     @property
     def is_local(self) -> bool:

@@ -85,7 +85,7 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
                 balances.refresh_cache(ws)
         new_q = _append_quarantine(ws, con, df, rejects, source, file_name, file_sha, ingest_id, started)
         done = status.filter(pl.col("status") != "conflict")["row_number"]
-        resolved = _resolve(ws, con, file_sha, done, ingest_id, started)
+        resolved = _resolve(ws, con, source, file_sha, done, ingest_id, started)
     counts = status["status"].value_counts()
     count = dict(zip(counts["status"], counts["count"], strict=True))
     result = IngestResult(
@@ -202,10 +202,11 @@ def _split(con, ingest_id: str, recorded_at: datetime) -> pa.Table:
     """, params={"recorded_at": recorded_at, "ingest_id": ingest_id}).to_arrow_table()
 
 
-def quarantine_id(file_sha: str, row_number: int | pl.Expr):
+def quarantine_id(source: str, file_sha: str, row_number: int | pl.Expr):
+    """Deterministic id of a rejected row: its source, file content hash and row number."""
     if isinstance(row_number, pl.Expr):
-        return pl.format("{}-{}", pl.lit(file_sha[:16]), row_number)
-    return f"{file_sha[:16]}-{row_number}"
+        return pl.format("{}-{}-{}", pl.lit(source), pl.lit(file_sha[:16]), row_number)
+    return f"{source}-{file_sha[:16]}-{row_number}"
 
 
 def _append_quarantine(ws, con, df, rejects, source, file_name, file_sha, ingest_id, at) -> int:
@@ -213,13 +214,14 @@ def _append_quarantine(ws, con, df, rejects, source, file_name, file_sha, ingest
     if not len(rejects):
         return 0
     rel = ws.lake.relation(con, LEDGER_QUARANTINE.name)
-    seen = con.sql(f"SELECT row_number FROM {rel} WHERE file_sha256 = ?", params=[file_sha]).pl()
+    seen = con.sql(f"SELECT row_number FROM {rel} WHERE file_sha256 = ? AND source = ?",
+                   params=[file_sha, source]).pl()
     rows = rejects.join(seen, on="row_number", how="anti").join(df, on="row_number")
     if not len(rows):
         return 0
     raw = rows.select(pl.struct(INPUT_COLUMNS).struct.json_encode().alias("raw"))["raw"]
     out = rows.select(
-        quarantine_id(file_sha, pl.col("row_number")).alias("quarantine_id"),
+        quarantine_id(source, file_sha, pl.col("row_number")).alias("quarantine_id"),
         pl.lit(source).alias("source"), "reason_code", "reason", pl.lit(file_name).alias("file_name"),
         pl.lit(file_sha).alias("file_sha256"), "row_number", "falcon_operation_id",
         pl.lit(ingest_id).alias("ingest_id"), pl.lit(at).cast(pl.Datetime("us", "UTC")).alias("quarantined_at"),
@@ -228,16 +230,16 @@ def _append_quarantine(ws, con, df, rejects, source, file_name, file_sha, ingest
     return len(out)
 
 
-def _resolve(ws, con, file_sha: str, done: pl.Series, ingest_id: str, at: datetime) -> int:
+def _resolve(ws, con, source: str, file_sha: str, done: pl.Series, ingest_id: str, at: datetime) -> int:
     """Mark quarantined rows of this file that now went in (or were already in) as resolved."""
     q = ws.lake.relation(con, LEDGER_QUARANTINE.name)
     r = ws.lake.relation(con, QUARANTINE_RESOLUTIONS.name)
     con.register("done_rows", pl.DataFrame({"row_number": done}).to_arrow())
     ids = con.sql(f"""
         SELECT quarantine_id FROM {q}
-        WHERE file_sha256 = ? AND row_number IN (SELECT row_number FROM done_rows)
+        WHERE file_sha256 = ? AND source = ? AND row_number IN (SELECT row_number FROM done_rows)
           AND quarantine_id NOT IN (SELECT quarantine_id FROM {r})
-    """, params=[file_sha]).pl()
+    """, params=[file_sha, source]).pl()
     if not len(ids):
         return 0
     ws.lake.append(QUARANTINE_RESOLUTIONS.name, ids.with_columns(

@@ -1,0 +1,48 @@
+"""DuckDB over the lake: every Delta table as `lake_<name>`, and the analyst views of `sql/views`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ops_pipeline.lake import TABLES
+from ops_pipeline.money import currency_exponents
+from ops_pipeline.workspace import Workspace
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+
+def currencies_table() -> pa.Table:
+    from decimal import Decimal
+
+    exps = currency_exponents()
+    return pa.table({
+        "code": list(exps),
+        "exponent": list(exps.values()),
+        "unit": pa.array([Decimal(1).scaleb(-e) for e in exps.values()], pa.decimal128(38, 4)),
+    })
+
+
+def connect(ws: Workspace, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the lake views; pass `con` to add them to an existing connection."""
+    con = con or duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("currencies_arrow", currencies_table())
+    con.execute("CREATE OR REPLACE TEMP TABLE currencies AS SELECT * FROM currencies_arrow")
+    con.unregister("currencies_arrow")
+    for name in TABLES:
+        ws.lake.relation(con, name)
+    for path in sorted((SQL_DIR / "views").glob("*.sql")):
+        con.execute(path.read_text())
+    return con
+
+
+def view_names() -> list[str]:
+    names = []
+    for path in sorted((SQL_DIR / "views").glob("*.sql")):
+        for line in path.read_text().splitlines():
+            if line.upper().startswith("CREATE OR REPLACE VIEW"):
+                names.append(line.split()[4])
+    return names

@@ -1,0 +1,1 @@
+"""`ops-pipeline dev`: placeholder until the Dagster code location lands."""

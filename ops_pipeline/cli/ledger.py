@@ -1,0 +1,197 @@
+"""`ops-pipeline merchants ...` and `ops-pipeline ledger ...`."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from ops_pipeline.cli import Context, cli, pass_ctx
+from ops_pipeline.cli.output import emit, progress
+from ops_pipeline.errors import InvalidInput
+from ops_pipeline.ledger import KINDS, balances, holds, ingest, merchants, snapshots
+from ops_pipeline.ledger.entries import Entry, post_entries
+from ops_pipeline.money import to_major, to_minor
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
+                      show_default=True)
+BALANCE_COLUMNS = ["merchant_id", "currency", "confirmed_balance", "settled_balance", "held", "available", "as_of"]
+
+
+def parse_time(value: str, tz) -> datetime:
+    """ISO 8601 date or date-time; without an offset it is local to OPS_TIMEZONE."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"timestamp: {value!r} is not an ISO 8601 date or date-time") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).astimezone(UTC)
+
+
+@cli.group("merchants")
+def merchants_group() -> None:
+    """Merchant context: which global merchant and fee rule a local operation belongs to."""
+
+
+@merchants_group.command("load")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--replace-all", is_flag=True, help="Replace the whole context instead of upserting by key.")
+@pass_ctx
+def merchants_load(ctx: Context, file: Path, replace_all: bool) -> None:
+    """Load or replace merchant context rows from CSV, JSONL or Parquet."""
+    ctx.ws.init()
+    r = merchants.load(ctx.ws, file, replace_all=replace_all)
+    click.echo(f"merchant context: {r.loaded} rows loaded ({r.replaced} replaced), {r.total} in force")
+
+
+@cli.group("ledger")
+def ledger_group() -> None:
+    """The balances ledger: ingest, balances, holds, replay."""
+
+
+@ledger_group.command("ingest")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--kind", type=click.Choice(list(KINDS)), required=True, help="confirmed (CO) or reconciled (RO)")
+@pass_ctx
+def ledger_ingest(ctx: Context, files: tuple[Path, ...], kind: str) -> None:
+    """Split operations and append them to the log; idempotent."""
+    ctx.ws.init()
+    with progress(files, "ingesting") as bar:
+        for path in bar:
+            r = ingest.ingest_file(ctx.ws, path, kind)
+            click.echo(
+                f"{r.file_name}: {r.rows} rows, {r.ingested} ingested ({r.entries} entries), "
+                f"{r.duplicates} duplicate, {r.quarantined} quarantined ({r.newly_quarantined} new)"
+                + (f", {r.resolved} resolved" if r.resolved else "")
+            )
+
+
+@ledger_group.command("balance")
+@click.argument("merchant_id")
+@click.option("--currency", help="Only this currency.")
+@click.option("--as-of", "as_of", help="Balance from the log for operations dated up to this time.")
+@FORMAT
+@pass_ctx
+def ledger_balance(ctx: Context, merchant_id: str, currency: str | None, as_of: str | None, fmt: str) -> None:
+    """Confirmed, settled, held and available balances of one merchant."""
+    if as_of:
+        found = balances.balances_as_of(ctx.ws, merchant_id, parse_time(as_of, ctx.ws.settings.tz), currency)
+    else:
+        found = balances.get_balances(ctx.ws, merchant_id, currency)
+    emit(BALANCE_COLUMNS, ([b.to_dict()[c] for c in BALANCE_COLUMNS] for b in found), fmt)
+
+
+@ledger_group.command("rebuild")
+@pass_ctx
+def ledger_rebuild(ctx: Context) -> int:
+    """Replay the whole log into fresh balances and compare with the cache (exit 1 on any difference)."""
+    r = balances.rebuild(ctx.ws)
+    click.echo(f"replayed {r.entries} entries into {r.balances} balances at log version {r.version} "
+               f"in {r.seconds:.2f}s")
+    if not r.differences:
+        click.echo("cache matches the log")
+        return 0
+    click.echo(f"{len(r.differences)} differences (minor units, replay vs cache):")
+    emit(["merchant_id", "currency", "confirmed", "confirmed_cache", "settled", "settled_cache"],
+         ([d["merchant_id"], d["currency"], d["confirmed_minor"], d["confirmed_minor_cache"],
+           d["settled_minor"], d["settled_minor_cache"]] for d in r.differences))
+    return 1
+
+
+@ledger_group.command("reprocess")
+@pass_ctx
+def ledger_reprocess(ctx: Context) -> None:
+    """Retry quarantined rows whose cause may be gone (e.g. merchant context now present)."""
+    results = ingest.reprocess(ctx.ws)
+    done = sum(r.ingested + r.duplicates for r in results)
+    still = sum(r.quarantined for r in results)
+    click.echo(f"reprocessed {sum(r.rows for r in results)} quarantined rows from {len(results)} files: "
+               f"{done} now in the ledger, {still} still quarantined")
+
+
+@ledger_group.command("hold")
+@click.argument("merchant_id")
+@click.option("--currency", required=True)
+@click.option("--amount", required=True, help="Major units, e.g. 12.50")
+@click.option("--id", "hold_id", help="Hold id (idempotency key); generated if absent.")
+@click.option("--expires-in", type=int, help="Seconds until the hold is released automatically.")
+@click.option("--reason")
+@pass_ctx
+def ledger_hold(ctx: Context, merchant_id, currency, amount, hold_id, expires_in, reason) -> None:
+    """Reserve part of the available balance."""
+    expires = datetime.now(UTC) + timedelta(seconds=expires_in) if expires_in else None
+    h = holds.place_hold(ctx.ws, merchant_id, currency, to_minor(amount, currency, allow_zero=False),
+                         actor="cli", hold_id=hold_id, expires_at=expires, reason=reason)
+    click.echo(f"hold {h.hold_id}: {to_major(h.amount_minor, currency)} {currency} held for {merchant_id}"
+               + (f" until {h.expires_at.isoformat()}" if h.expires_at else ""))
+
+
+@ledger_group.command("release")
+@click.argument("hold_id")
+@click.option("--reason")
+@pass_ctx
+def ledger_release(ctx: Context, hold_id: str, reason: str | None) -> None:
+    """Release a hold."""
+    h = holds.end_hold(ctx.ws, hold_id, actor="cli", reason=reason)
+    click.echo(f"hold {h.hold_id}: released {to_major(h.amount_minor, h.currency)} {h.currency}")
+
+
+@ledger_group.command("adjust")
+@click.argument("merchant_id")
+@click.option("--currency", required=True)
+@click.option("--amount", required=True, help="Signed major units: 10.00 credits, -10.00 debits.")
+@click.option("--reference", required=True, help="Why: ticket, case or document reference.")
+@click.option("--id", "entry_id", help="Idempotency key; generated if absent.")
+@pass_ctx
+def ledger_adjust(ctx: Context, merchant_id, currency, amount, reference, entry_id) -> None:
+    """Append an ADJUSTMENT entry (the ledger is never edited; corrections are new entries)."""
+    negative = amount.strip().startswith("-")
+    minor = to_minor(amount.strip().lstrip("+-"), currency, allow_zero=False)
+    entry = Entry("ADJUSTMENT", entry_id or f"adj-{uuid.uuid4()}", merchant_id, currency,
+                  -minor if negative else minor, "adjustment", reference)
+    r = post_entries(ctx.ws, [entry], ingest_id=f"cli-adjust-{uuid.uuid4()}")
+    state = "posted" if r.posted else "already posted"
+    click.echo(f"adjustment {entry.entry_id}: {amount} {currency} for {merchant_id} {state}")
+
+
+@ledger_group.command("snapshot")
+@pass_ctx
+def ledger_snapshot(ctx: Context) -> None:
+    """Fold new entries into the cache and append a balance snapshot to the lake."""
+    s = snapshots.write_snapshot(ctx.ws)
+    click.echo(f"snapshot {s.snapshot_id}: {s.balances} balances at log version {s.lake_version} "
+               f"({s.new_entries} new entries folded)")
+
+
+@ledger_group.command("expire-holds")
+@pass_ctx
+def ledger_expire_holds(ctx: Context) -> None:
+    """Mark holds past their expiry as expired."""
+    click.echo(f"{holds.expire_holds(ctx.ws)} holds expired")
+
+
+@ledger_group.command("turnover")
+@click.option("--month", help="YYYY-MM; all months if absent.")
+@click.option("--merchant", "merchant_id")
+@FORMAT
+@pass_ctx
+def ledger_turnover(ctx: Context, month: str | None, merchant_id: str | None, fmt: str) -> None:
+    """End-of-month turnover per merchant, currency and source."""
+    from ops_pipeline import analytics
+
+    where, params = ["TRUE"], {}
+    if month:
+        try:
+            params["month"] = datetime.strptime(month, "%Y-%m").date()
+        except ValueError:
+            raise InvalidInput(f"month: {month!r} is not YYYY-MM") from None
+        where.append("month = $month")
+    if merchant_id:
+        where.append("merchant_id = $merchant")
+        params["merchant"] = merchant_id
+    con = analytics.connect(ctx.ws)
+    rel = con.sql(f"SELECT * FROM monthly_turnover WHERE {' AND '.join(where)} ORDER BY ALL", params=params)
+    emit(rel.columns, rel.fetchall(), fmt)
+    sys.stdout.flush()

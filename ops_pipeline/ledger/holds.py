@@ -1,0 +1,127 @@
+"""Holds reserve part of `available` (fund-out, disbursements, manual) with an id and an optional expiry."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+
+from ops_pipeline import audit
+from ops_pipeline.db.schema import balance_cache, ledger_holds
+from ops_pipeline.errors import Conflict, InsufficientFunds, InvalidInput, NotFound
+from ops_pipeline.ledger.balances import get_balances, held_by_currency
+from ops_pipeline.money import to_major
+from ops_pipeline.workspace import Workspace
+
+ACTIVE, RELEASED, EXPIRED, CAPTURED = "active", "released", "expired", "captured"
+
+
+@dataclass(frozen=True)
+class Hold:
+    hold_id: str
+    merchant_id: str
+    currency: str
+    amount_minor: int
+    status: str
+    created_at: datetime
+    expires_at: datetime | None
+    reason: str | None = None
+    reference: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "hold_id": self.hold_id, "merchant_id": self.merchant_id, "currency": self.currency,
+            "amount": str(to_major(self.amount_minor, self.currency)), "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "reason": self.reason, "reference": self.reference,
+        }
+
+
+def _hold(row) -> Hold:
+    m = row._mapping
+    return Hold(**{k: m[k] for k in Hold.__dataclass_fields__})
+
+
+def get_hold(ws: Workspace, hold_id: str) -> Hold:
+    with ws.engine.connect() as conn:
+        row = conn.execute(select(ledger_holds).where(ledger_holds.c.hold_id == hold_id)).first()
+    if row is None:
+        raise NotFound(f"hold_id: {hold_id!r} does not exist")
+    return _hold(row)
+
+
+def place_hold(ws: Workspace, merchant_id: str, currency: str, amount_minor: int, *, actor: str,
+               hold_id: str | None = None, expires_at: datetime | None = None, reason: str | None = None,
+               reference: str | None = None) -> Hold:
+    """Reserve `amount_minor` of the available balance; the same `hold_id` again is a no-op."""
+    if amount_minor <= 0:
+        raise InvalidInput("amount: must be positive")
+    now = datetime.now(UTC)
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput(f"expires_at: {expires_at.isoformat()} is not in the future")
+    hold_id = hold_id or str(uuid.uuid4())
+    try:
+        settled = get_balances(ws, merchant_id, currency)[0].settled_minor
+    except NotFound:
+        settled = 0
+    with ws.engine.begin() as conn:
+        # Serialize holds per balance: row lock on PostgreSQL, BEGIN IMMEDIATE on SQLite.
+        conn.execute(
+            select(balance_cache.c.merchant_id)
+            .where(balance_cache.c.merchant_id == merchant_id, balance_cache.c.currency == currency)
+            .with_for_update()
+        )
+        existing = conn.execute(select(ledger_holds).where(ledger_holds.c.hold_id == hold_id)).first()
+        if existing is not None:
+            same = (existing.merchant_id, existing.currency, existing.amount_minor) == (
+                merchant_id, currency, amount_minor)
+            if not same:
+                raise Conflict(f"hold_id: {hold_id!r} already exists with other values")
+            return _hold(existing)
+        held = held_by_currency(conn, merchant_id, now).get(currency, 0)
+        available = settled - held
+        if amount_minor > available:
+            raise InsufficientFunds(
+                f"amount: {to_major(amount_minor, currency)} {currency} exceeds the available "
+                f"{to_major(available, currency)} {currency} of merchant {merchant_id!r}"
+            )
+        values = dict(hold_id=hold_id, merchant_id=merchant_id, currency=currency, amount_minor=amount_minor,
+                      status=ACTIVE, reason=reason, reference=reference, created_by=actor, created_at=now,
+                      expires_at=expires_at)
+        conn.execute(ledger_holds.insert().values(**values))
+        audit.record(conn, actor=actor, entity_type="hold", entity_id=hold_id, action="place", after=values,
+                     reason=reason)
+        return Hold(**{k: values[k] for k in Hold.__dataclass_fields__})
+
+
+def end_hold(ws: Workspace, hold_id: str, *, actor: str, status: str = RELEASED, reason: str | None = None) -> Hold:
+    """Release (or mark captured) an active hold; ending an already ended hold is refused."""
+    now = datetime.now(UTC)
+    with ws.engine.begin() as conn:
+        row = conn.execute(select(ledger_holds).where(ledger_holds.c.hold_id == hold_id)).first()
+        if row is None:
+            raise NotFound(f"hold_id: {hold_id!r} does not exist")
+        if row.status != ACTIVE:
+            raise Conflict(f"hold_id: {hold_id!r} is already {row.status}")
+        conn.execute(update(ledger_holds).where(ledger_holds.c.hold_id == hold_id).values(
+            status=status, ended_at=now, ended_by=actor, end_reason=reason))
+        audit.record(conn, actor=actor, entity_type="hold", entity_id=hold_id, action=status,
+                     before={"status": row.status}, after={"status": status}, reason=reason)
+    return get_hold(ws, hold_id)
+
+
+def expire_holds(ws: Workspace, now: datetime | None = None, actor: str = "system:hold-expiry") -> int:
+    """Mark holds past their expiry as expired (reads already ignore them); returns how many."""
+    now = now or datetime.now(UTC)
+    h = ledger_holds.c
+    with ws.engine.begin() as conn:
+        due = conn.execute(select(h.hold_id).where(h.status == ACTIVE, h.expires_at <= now)).scalars().all()
+        for hold_id in due:
+            conn.execute(update(ledger_holds).where(h.hold_id == hold_id, h.status == ACTIVE).values(
+                status=EXPIRED, ended_at=now, ended_by=actor, end_reason="expired"))
+            audit.record(conn, actor=actor, entity_type="hold", entity_id=hold_id, action=EXPIRED,
+                         before={"status": ACTIVE}, after={"status": EXPIRED})
+    return len(due)
