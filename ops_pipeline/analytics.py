@@ -18,11 +18,13 @@ def currencies_table() -> pa.Table:
     from decimal import Decimal
 
     exps = currency_exponents()
-    return pa.table({
-        "code": list(exps),
-        "exponent": list(exps.values()),
-        "unit": pa.array([Decimal(1).scaleb(-e) for e in exps.values()], pa.decimal128(38, 4)),
-    })
+    return pa.table(
+        {
+            "code": list(exps),
+            "exponent": list(exps.values()),
+            "unit": pa.array([Decimal(1).scaleb(-e) for e in exps.values()], pa.decimal128(38, 4)),
+        }
+    )
 
 
 def connect(ws: Workspace, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:

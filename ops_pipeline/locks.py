@@ -1,4 +1,4 @@
-"""Cross-process writer locks: a PostgreSQL advisory lock in production, a file lock on the embedded default."""
+"""Cross-process writer locks: a PostgreSQL advisory lock in production, a file lock when embedded."""
 
 from __future__ import annotations
 

@@ -26,7 +26,9 @@ def exponent(currency: str) -> int:
         raise InvalidInput(f"currency: {currency!r} is not an ISO 4217 currency") from None
 
 
-def to_minor(value: str | int | Decimal, currency: str, field: str = "amount", allow_zero: bool = True) -> int:
+def to_minor(
+    value: str | int | Decimal, currency: str, field: str = "amount", allow_zero: bool = True
+) -> int:
     """Parse a non-negative major-unit amount into minor units, refusing more decimals than allowed."""
     exp = exponent(currency)
     text = format(value, "f") if isinstance(value, Decimal) else str(value)

@@ -17,8 +17,16 @@ MERCHANTS = [
     ("psp2", "lm3", "s9", "BHD", "M3", "", "1.25", "0.005"),
     ("psp2", "lm4", "s1", "EUR", "M4", "", "0", "0"),
 ]
-MERCHANT_COLUMNS = ("psp_id", "local_merchant_id", "shop_id", "currency", "merchant_id", "balance_shop_id",
-                    "fee_percent", "fee_fixed")
+MERCHANT_COLUMNS = (
+    "psp_id",
+    "local_merchant_id",
+    "shop_id",
+    "currency",
+    "merchant_id",
+    "balance_shop_id",
+    "fee_percent",
+    "fee_fixed",
+)
 SHOPS = {m[4]: m[:4] for m in MERCHANTS}
 
 
@@ -30,13 +38,28 @@ def write_merchants(path: Path, rows=MERCHANTS) -> Path:
     return path
 
 
-def op(op_id: str, amount: str, merchant: str = "M1", type: str = "capture",
-       date: str = "2026-11-01T10:00:00Z", ref: str | None = None, **override) -> dict:
+def op(
+    op_id: str,
+    amount: str,
+    merchant: str = "M1",
+    type: str = "capture",
+    date: str = "2026-11-01T10:00:00Z",
+    ref: str | None = None,
+    **override,
+) -> dict:
     """One operation row for merchant `merchant` of the sample context."""
     psp, lm, shop, currency = SHOPS[merchant]
-    row = {"falcon_operation_id": op_id, "external_reference": ref or f"ref-{op_id}", "type": type,
-           "amount": amount, "currency": currency, "operation_date": date, "psp_id": psp,
-           "local_merchant_id": lm, "shop_id": shop}
+    row = {
+        "falcon_operation_id": op_id,
+        "external_reference": ref or f"ref-{op_id}",
+        "type": type,
+        "amount": amount,
+        "currency": currency,
+        "operation_date": date,
+        "psp_id": psp,
+        "local_merchant_id": lm,
+        "shop_id": shop,
+    }
     row.update(override)
     return row
 

@@ -16,9 +16,18 @@ from ops_pipeline.ledger import KINDS, balances, holds, ingest, merchants, snaps
 from ops_pipeline.ledger.entries import Entry, post_entries
 from ops_pipeline.money import to_major, to_minor
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-                      show_default=True)
-BALANCE_COLUMNS = ["merchant_id", "currency", "confirmed_balance", "settled_balance", "held", "available", "as_of"]
+FORMAT = click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
+BALANCE_COLUMNS = [
+    "merchant_id",
+    "currency",
+    "confirmed_balance",
+    "settled_balance",
+    "held",
+    "available",
+    "as_of",
+]
 
 
 def parse_time(value: str, tz) -> datetime:
@@ -53,7 +62,9 @@ def ledger_group() -> None:
 
 @ledger_group.command("ingest")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--kind", type=click.Choice(list(KINDS)), required=True, help="confirmed (CO) or reconciled (RO)")
+@click.option(
+    "--kind", type=click.Choice(list(KINDS)), required=True, help="confirmed (CO) or reconciled (RO)"
+)
 @pass_ctx
 def ledger_ingest(ctx: Context, files: tuple[Path, ...], kind: str) -> None:
     """Split operations and append them to the log; idempotent."""
@@ -88,15 +99,28 @@ def ledger_balance(ctx: Context, merchant_id: str, currency: str | None, as_of: 
 def ledger_rebuild(ctx: Context) -> int:
     """Replay the whole log into fresh balances and compare with the cache (exit 1 on any difference)."""
     r = balances.rebuild(ctx.ws)
-    click.echo(f"replayed {r.entries} entries into {r.balances} balances at log version {r.version} "
-               f"in {r.seconds:.2f}s")
+    click.echo(
+        f"replayed {r.entries} entries into {r.balances} balances at log version {r.version} "
+        f"in {r.seconds:.2f}s"
+    )
     if not r.differences:
         click.echo("cache matches the log")
         return 0
     click.echo(f"{len(r.differences)} differences (minor units, replay vs cache):")
-    emit(["merchant_id", "currency", "confirmed", "confirmed_cache", "settled", "settled_cache"],
-         ([d["merchant_id"], d["currency"], d["confirmed_minor"], d["confirmed_minor_cache"],
-           d["settled_minor"], d["settled_minor_cache"]] for d in r.differences))
+    emit(
+        ["merchant_id", "currency", "confirmed", "confirmed_cache", "settled", "settled_cache"],
+        (
+            [
+                d["merchant_id"],
+                d["currency"],
+                d["confirmed_minor"],
+                d["confirmed_minor_cache"],
+                d["settled_minor"],
+                d["settled_minor_cache"],
+            ]
+            for d in r.differences
+        ),
+    )
     return 1
 
 
@@ -107,8 +131,10 @@ def ledger_reprocess(ctx: Context) -> None:
     results = ingest.reprocess(ctx.ws)
     done = sum(r.ingested + r.duplicates for r in results)
     still = sum(r.quarantined for r in results)
-    click.echo(f"reprocessed {sum(r.rows for r in results)} quarantined rows from {len(results)} files: "
-               f"{done} now in the ledger, {still} still quarantined")
+    click.echo(
+        f"reprocessed {sum(r.rows for r in results)} quarantined rows from {len(results)} files: "
+        f"{done} now in the ledger, {still} still quarantined"
+    )
 
 
 @ledger_group.command("hold")
@@ -122,10 +148,20 @@ def ledger_reprocess(ctx: Context) -> None:
 def ledger_hold(ctx: Context, merchant_id, currency, amount, hold_id, expires_in, reason) -> None:
     """Reserve part of the available balance."""
     expires = datetime.now(UTC) + timedelta(seconds=expires_in) if expires_in else None
-    h = holds.place_hold(ctx.ws, merchant_id, currency, to_minor(amount, currency, allow_zero=False),
-                         actor="cli", hold_id=hold_id, expires_at=expires, reason=reason)
-    click.echo(f"hold {h.hold_id}: {to_major(h.amount_minor, currency)} {currency} held for {merchant_id}"
-               + (f" until {h.expires_at.isoformat()}" if h.expires_at else ""))
+    h = holds.place_hold(
+        ctx.ws,
+        merchant_id,
+        currency,
+        to_minor(amount, currency, allow_zero=False),
+        actor="cli",
+        hold_id=hold_id,
+        expires_at=expires,
+        reason=reason,
+    )
+    click.echo(
+        f"hold {h.hold_id}: {to_major(h.amount_minor, currency)} {currency} held for {merchant_id}"
+        + (f" until {h.expires_at.isoformat()}" if h.expires_at else "")
+    )
 
 
 @ledger_group.command("release")
@@ -149,8 +185,15 @@ def ledger_adjust(ctx: Context, merchant_id, currency, amount, reference, entry_
     """Append an ADJUSTMENT entry (the ledger is never edited; corrections are new entries)."""
     negative = amount.strip().startswith("-")
     minor = to_minor(amount.strip().lstrip("+-"), currency, allow_zero=False)
-    entry = Entry("ADJUSTMENT", entry_id or f"adj-{uuid.uuid4()}", merchant_id, currency,
-                  -minor if negative else minor, "adjustment", reference)
+    entry = Entry(
+        "ADJUSTMENT",
+        entry_id or f"adj-{uuid.uuid4()}",
+        merchant_id,
+        currency,
+        -minor if negative else minor,
+        "adjustment",
+        reference,
+    )
     r = post_entries(ctx.ws, [entry], ingest_id=f"cli-adjust-{uuid.uuid4()}")
     state = "posted" if r.posted else "already posted"
     click.echo(f"adjustment {entry.entry_id}: {amount} {currency} for {merchant_id} {state}")
@@ -161,8 +204,10 @@ def ledger_adjust(ctx: Context, merchant_id, currency, amount, reference, entry_
 def ledger_snapshot(ctx: Context) -> None:
     """Fold new entries into the cache and append a balance snapshot to the lake."""
     s = snapshots.write_snapshot(ctx.ws)
-    click.echo(f"snapshot {s.snapshot_id}: {s.balances} balances at log version {s.lake_version} "
-               f"({s.new_entries} new entries folded)")
+    click.echo(
+        f"snapshot {s.snapshot_id}: {s.balances} balances at log version {s.lake_version} "
+        f"({s.new_entries} new entries folded)"
+    )
 
 
 @ledger_group.command("expire-holds")

@@ -15,8 +15,8 @@ from ops_pipeline.cli.output import emit
 def init(ctx: Context) -> None:
     """Create or upgrade the operational DB schema and the lake tables (idempotent)."""
     ctx.ws.init()
-    s = ctx.ws.settings
-    click.echo(f"workspace ready: database {ctx.ws.engine.url.render_as_string(hide_password=True)}, lake {s.lake_uri}")
+    database = ctx.ws.engine.url.render_as_string(hide_password=True)
+    click.echo(f"workspace ready: database {database}, lake {ctx.ws.settings.lake_uri}")
 
 
 @cli.command("demo")
@@ -33,7 +33,9 @@ def demo(ctx: Context, operations: int, merchant_count: int, seed: int) -> None:
 
 @cli.command("sql")
 @click.argument("query", required=False)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
+)
 @pass_ctx
 def sql(ctx: Context, query: str | None, fmt: str) -> None:
     """DuckDB SQL over the lake views; without QUERY, an interactive shell (statements end with ';')."""
@@ -55,8 +57,11 @@ def sql(ctx: Context, query: str | None, fmt: str) -> None:
     if query:
         run(query)
         return
-    click.echo("ops-pipeline sql: views " + ", ".join(analytics.view_names()) + ". End statements with ';', "
-               "quit with Ctrl-D.", err=True)
+    click.echo(
+        "ops-pipeline sql: views " + ", ".join(analytics.view_names()) + ". End statements with ';', "
+        "quit with Ctrl-D.",
+        err=True,
+    )
     buffer = ""
     while True:
         try:
@@ -82,8 +87,15 @@ def api(host: str, port: int, workers: int) -> None:
     """Serve the REST API."""
     import uvicorn
 
-    uvicorn.run("ops_pipeline.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        "ops_pipeline.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 @cli.command("token")

@@ -49,13 +49,13 @@ class PostResult:
 
 
 def post_entries(ws: Workspace, entries: list[Entry], ingest_id: str) -> PostResult:
-    """Append entries in one commit; an entry id seen before with the same content is a no-op, else a conflict."""
+    """Append entries in one commit; a known entry id with the same content is a no-op, else a conflict."""
     if not entries:
         return PostResult(0, 0, ws.lake.latest_version(BALANCE_OPERATIONS.name))
     now = datetime.now(UTC)
-    rows = pa.Table.from_pylist([
-        {**asdict(e), "falcon_operation_id": e.entry_id, "external_reference": e.reference} for e in entries
-    ])
+    rows = pa.Table.from_pylist(
+        [{**asdict(e), "falcon_operation_id": e.entry_id, "external_reference": e.reference} for e in entries]
+    )
     with ws.lock("ledger"):
         con = duckdb.connect()
         log = ws.lake.relation(con, BALANCE_OPERATIONS.name)
@@ -63,9 +63,10 @@ def post_entries(ws: Workspace, entries: list[Entry], ingest_id: str) -> PostRes
         con.execute("SET TimeZone = 'UTC'")
         key = "(md5_number_lower(source || ':' || falcon_operation_id) >> 1)::BIGINT"
         stored = con.sql(f"""
-            SELECT p.falcon_operation_id, {', '.join(f'p.{c} AS new_{c}, l.{c} AS old_{c}' for c in COMPARED)}
-            FROM posted p JOIN {log} l ON l.op_key = {key.replace('source', 'p.source')
-                                                       .replace('falcon_operation_id', 'p.falcon_operation_id')}
+            SELECT p.falcon_operation_id, {", ".join(f"p.{c} AS new_{c}, l.{c} AS old_{c}" for c in COMPARED)}
+            FROM posted p JOIN {log} l ON l.op_key = {
+            key.replace("source", "p.source").replace("falcon_operation_id", "p.falcon_operation_id")
+        }
                  AND l.source = p.source AND l.falcon_operation_id = p.falcon_operation_id
         """).fetchall()
         seen = set()
@@ -74,13 +75,16 @@ def post_entries(ws: Workspace, entries: list[Entry], ingest_id: str) -> PostRes
             if any(values[i] != values[i + 1] for i in range(0, len(values), 2)):
                 raise Conflict(f"entry_id: {entry_id!r} was already posted with different content")
             seen.add(entry_id)
-        new = con.sql(f"""
+        new = con.sql(
+            f"""
             SELECT uuidv7()::VARCHAR AS uuid, external_reference, amount_minor, currency, type,
                    falcon_operation_id, source, operation_date, $now AS recorded_at,
                    NULL AS local_merchant_id, NULL AS shop_id, NULL AS balance_shop_id, NULL AS psp_id,
                    merchant_id, {key} AS op_key, $ingest_id AS ingest_id
             FROM posted WHERE falcon_operation_id NOT IN (SELECT unnest($seen::VARCHAR[]))
-        """, params={"now": now, "ingest_id": ingest_id, "seen": sorted(seen)}).to_arrow_table()
+        """,
+            params={"now": now, "ingest_id": ingest_id, "seen": sorted(seen)},
+        ).to_arrow_table()
         before = ws.lake.latest_version(BALANCE_OPERATIONS.name)
         version = before
         if new.num_rows:

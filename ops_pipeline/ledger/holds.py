@@ -32,11 +32,15 @@ class Hold:
 
     def to_dict(self) -> dict:
         return {
-            "hold_id": self.hold_id, "merchant_id": self.merchant_id, "currency": self.currency,
-            "amount": str(to_major(self.amount_minor, self.currency)), "status": self.status,
+            "hold_id": self.hold_id,
+            "merchant_id": self.merchant_id,
+            "currency": self.currency,
+            "amount": str(to_major(self.amount_minor, self.currency)),
+            "status": self.status,
             "created_at": self.created_at.isoformat(),
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "reason": self.reason, "reference": self.reference,
+            "reason": self.reason,
+            "reference": self.reference,
         }
 
 
@@ -53,9 +57,18 @@ def get_hold(ws: Workspace, hold_id: str) -> Hold:
     return _hold(row)
 
 
-def place_hold(ws: Workspace, merchant_id: str, currency: str, amount_minor: int, *, actor: str,
-               hold_id: str | None = None, expires_at: datetime | None = None, reason: str | None = None,
-               reference: str | None = None) -> Hold:
+def place_hold(
+    ws: Workspace,
+    merchant_id: str,
+    currency: str,
+    amount_minor: int,
+    *,
+    actor: str,
+    hold_id: str | None = None,
+    expires_at: datetime | None = None,
+    reason: str | None = None,
+    reference: str | None = None,
+) -> Hold:
     """Reserve `amount_minor` of the available balance; the same `hold_id` again is a no-op."""
     if amount_minor <= 0:
         raise InvalidInput("amount: must be positive")
@@ -77,7 +90,10 @@ def place_hold(ws: Workspace, merchant_id: str, currency: str, amount_minor: int
         existing = conn.execute(select(ledger_holds).where(ledger_holds.c.hold_id == hold_id)).first()
         if existing is not None:
             same = (existing.merchant_id, existing.currency, existing.amount_minor) == (
-                merchant_id, currency, amount_minor)
+                merchant_id,
+                currency,
+                amount_minor,
+            )
             if not same:
                 raise Conflict(f"hold_id: {hold_id!r} already exists with other values")
             return _hold(existing)
@@ -88,16 +104,34 @@ def place_hold(ws: Workspace, merchant_id: str, currency: str, amount_minor: int
                 f"amount: {to_major(amount_minor, currency)} {currency} exceeds the available "
                 f"{to_major(available, currency)} {currency} of merchant {merchant_id!r}"
             )
-        values = dict(hold_id=hold_id, merchant_id=merchant_id, currency=currency, amount_minor=amount_minor,
-                      status=ACTIVE, reason=reason, reference=reference, created_by=actor, created_at=now,
-                      expires_at=expires_at)
+        values = dict(
+            hold_id=hold_id,
+            merchant_id=merchant_id,
+            currency=currency,
+            amount_minor=amount_minor,
+            status=ACTIVE,
+            reason=reason,
+            reference=reference,
+            created_by=actor,
+            created_at=now,
+            expires_at=expires_at,
+        )
         conn.execute(ledger_holds.insert().values(**values))
-        audit.record(conn, actor=actor, entity_type="hold", entity_id=hold_id, action="place", after=values,
-                     reason=reason)
+        audit.record(
+            conn,
+            actor=actor,
+            entity_type="hold",
+            entity_id=hold_id,
+            action="place",
+            after=values,
+            reason=reason,
+        )
         return Hold(**{k: values[k] for k in Hold.__dataclass_fields__})
 
 
-def end_hold(ws: Workspace, hold_id: str, *, actor: str, status: str = RELEASED, reason: str | None = None) -> Hold:
+def end_hold(
+    ws: Workspace, hold_id: str, *, actor: str, status: str = RELEASED, reason: str | None = None
+) -> Hold:
     """Release (or mark captured) an active hold; ending an already ended hold is refused."""
     now = datetime.now(UTC)
     with ws.engine.begin() as conn:
@@ -106,10 +140,21 @@ def end_hold(ws: Workspace, hold_id: str, *, actor: str, status: str = RELEASED,
             raise NotFound(f"hold_id: {hold_id!r} does not exist")
         if row.status != ACTIVE:
             raise Conflict(f"hold_id: {hold_id!r} is already {row.status}")
-        conn.execute(update(ledger_holds).where(ledger_holds.c.hold_id == hold_id).values(
-            status=status, ended_at=now, ended_by=actor, end_reason=reason))
-        audit.record(conn, actor=actor, entity_type="hold", entity_id=hold_id, action=status,
-                     before={"status": row.status}, after={"status": status}, reason=reason)
+        conn.execute(
+            update(ledger_holds)
+            .where(ledger_holds.c.hold_id == hold_id)
+            .values(status=status, ended_at=now, ended_by=actor, end_reason=reason)
+        )
+        audit.record(
+            conn,
+            actor=actor,
+            entity_type="hold",
+            entity_id=hold_id,
+            action=status,
+            before={"status": row.status},
+            after={"status": status},
+            reason=reason,
+        )
     return get_hold(ws, hold_id)
 
 
@@ -120,8 +165,18 @@ def expire_holds(ws: Workspace, now: datetime | None = None, actor: str = "syste
     with ws.engine.begin() as conn:
         due = conn.execute(select(h.hold_id).where(h.status == ACTIVE, h.expires_at <= now)).scalars().all()
         for hold_id in due:
-            conn.execute(update(ledger_holds).where(h.hold_id == hold_id, h.status == ACTIVE).values(
-                status=EXPIRED, ended_at=now, ended_by=actor, end_reason="expired"))
-            audit.record(conn, actor=actor, entity_type="hold", entity_id=hold_id, action=EXPIRED,
-                         before={"status": ACTIVE}, after={"status": EXPIRED})
+            conn.execute(
+                update(ledger_holds)
+                .where(h.hold_id == hold_id, h.status == ACTIVE)
+                .values(status=EXPIRED, ended_at=now, ended_by=actor, end_reason="expired")
+            )
+            audit.record(
+                conn,
+                actor=actor,
+                entity_type="hold",
+                entity_id=hold_id,
+                action=EXPIRED,
+                before={"status": ACTIVE},
+                after={"status": EXPIRED},
+            )
     return len(due)

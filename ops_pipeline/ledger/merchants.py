@@ -47,7 +47,9 @@ def _parse_rows(df: pl.DataFrame) -> list[dict]:
                 if not (row[column] or "").strip():
                     raise InvalidInput(f"{column}: value is missing")
             if row["currency"] not in exps:
-                raise InvalidInput(f"currency: {row['currency']!r} is not an ISO 4217 currency with minor units")
+                raise InvalidInput(
+                    f"currency: {row['currency']!r} is not an ISO 4217 currency with minor units"
+                )
             rows.append(
                 {
                     **{c: row[c].strip() for c in (*KEY, "merchant_id")},
@@ -64,7 +66,9 @@ def _parse_rows(df: pl.DataFrame) -> list[dict]:
     keys = [tuple(r[c] for c in KEY) for r in rows]
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
-        raise InvalidInput(f"merchant context not loaded: key {dict(zip(KEY, dup, strict=True))} appears twice")
+        raise InvalidInput(
+            f"merchant context not loaded: key {dict(zip(KEY, dup, strict=True))} appears twice"
+        )
     return rows
 
 
@@ -82,10 +86,14 @@ def load(ws: Workspace, path: Path, replace_all: bool = False, actor: str = "cli
     All or nothing: any bad row refuses the file with a message naming the row, column and value.
     """
     df = read_table(path, COLUMNS, (*KEY, "merchant_id"))
-    new = pl.DataFrame(_parse_rows(df), schema={
-        **{c: pl.String for c in (*KEY, "merchant_id", "balance_shop_id")},
-        "fee_percent_micros": pl.Int64, "fee_fixed_minor": pl.Int64,
-    }).with_columns(loaded_at=pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")))
+    new = pl.DataFrame(
+        _parse_rows(df),
+        schema={
+            **{c: pl.String for c in (*KEY, "merchant_id", "balance_shop_id")},
+            "fee_percent_micros": pl.Int64,
+            "fee_fixed_minor": pl.Int64,
+        },
+    ).with_columns(loaded_at=pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")))
     with ws.lock("merchant_context"):
         old = current(ws)
         kept = old.head(0) if replace_all else old.join(new.select(KEY), on=list(KEY), how="anti")
@@ -94,8 +102,17 @@ def load(ws: Workspace, path: Path, replace_all: bool = False, actor: str = "cli
         version = ws.lake.overwrite(MERCHANT_CONTEXT.name, merged.to_arrow())
         with ws.engine.begin() as conn:
             audit.record(
-                conn, actor=actor, entity_type="merchant_context", entity_id=path.name, action="load",
+                conn,
+                actor=actor,
+                entity_type="merchant_context",
+                entity_id=path.name,
+                action="load",
                 before={"rows": len(old)},
-                after={"rows": len(merged), "loaded": len(new), "replaced": replaced, "lake_version": version},
+                after={
+                    "rows": len(merged),
+                    "loaded": len(new),
+                    "replaced": replaced,
+                    "lake_version": version,
+                },
             )
     return LoadResult(loaded=len(new), replaced=replaced, total=len(merged), version=version)

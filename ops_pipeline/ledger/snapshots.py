@@ -37,15 +37,29 @@ def write_snapshot(ws: Workspace) -> Snapshot:
     c, h = balance_cache.c, ledger_holds.c
     with ws.engine.connect() as conn:
         cache = pl.DataFrame(
-            [tuple(r) for r in conn.execute(select(c.merchant_id, c.currency, c.confirmed_minor, c.settled_minor))],
-            schema={"merchant_id": pl.String, "currency": pl.String, "confirmed_minor": pl.Int64,
-                    "settled_minor": pl.Int64}, orient="row",
+            [
+                tuple(r)
+                for r in conn.execute(select(c.merchant_id, c.currency, c.confirmed_minor, c.settled_minor))
+            ],
+            schema={
+                "merchant_id": pl.String,
+                "currency": pl.String,
+                "confirmed_minor": pl.Int64,
+                "settled_minor": pl.Int64,
+            },
+            orient="row",
         )
         held = pl.DataFrame(
-            [tuple(r) for r in conn.execute(
-                select(h.merchant_id, h.currency, func.sum(h.amount_minor))
-                .where(_active_holds(now)).group_by(h.merchant_id, h.currency))],
-            schema={"merchant_id": pl.String, "currency": pl.String, "held_minor": pl.Int64}, orient="row",
+            [
+                tuple(r)
+                for r in conn.execute(
+                    select(h.merchant_id, h.currency, func.sum(h.amount_minor))
+                    .where(_active_holds(now))
+                    .group_by(h.merchant_id, h.currency)
+                )
+            ],
+            schema={"merchant_id": pl.String, "currency": pl.String, "held_minor": pl.Int64},
+            orient="row",
         )
     snapshot_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     rows = (
@@ -53,7 +67,8 @@ def write_snapshot(ws: Workspace) -> Snapshot:
         .with_columns(pl.col("confirmed_minor", "settled_minor", "held_minor").fill_null(0))
         .with_columns(
             available_minor=pl.col("settled_minor") - pl.col("held_minor"),
-            snapshot_id=pl.lit(snapshot_id), snapshot_at=pl.lit(now).cast(pl.Datetime("us", "UTC")),
+            snapshot_id=pl.lit(snapshot_id),
+            snapshot_at=pl.lit(now).cast(pl.Datetime("us", "UTC")),
             lake_version=pl.lit(version, pl.Int64),
         )
         .sort("merchant_id", "currency")
@@ -94,7 +109,9 @@ def check_fee_rules(ws: Workspace) -> CheckResult:
         WHERE o.source IN ('CO', 'RO') GROUP BY ALL ORDER BY entries DESC
     """).pl()
     total = int(missing["entries"].sum() or 0)
-    return CheckResult(total == 0, f"{total} CO/RO entries without a fee rule", total, missing.head(20).to_dicts())
+    return CheckResult(
+        total == 0, f"{total} CO/RO entries without a fee rule", total, missing.head(20).to_dicts()
+    )
 
 
 def check_replay(ws: Workspace) -> CheckResult:
@@ -103,5 +120,6 @@ def check_replay(ws: Workspace) -> CheckResult:
     return CheckResult(
         not result.differences,
         f"{len(result.differences)} differences over {result.balances} balances at version {result.version}",
-        len(result.differences), result.differences[:20],
+        len(result.differences),
+        result.differences[:20],
     )

@@ -72,8 +72,9 @@ def _schema_failures(df: pl.DataFrame) -> pl.DataFrame:
         operation_schema().validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases.filter(pl.col("index").is_not_null())
+        row_numbers = df["row_number"]  # pandera reports positions; rows may be sparse (reprocess)
         rows = [
-            (int(index) + 1, *_describe(check, column, value))
+            (row_numbers[int(index)], *_describe(check, column, value))
             for index, check, column, value in cases.select("index", "check", "column", "failure_case").iter_rows()
         ]
         return reasons_frame(rows)

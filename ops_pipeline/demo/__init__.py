@@ -1,0 +1,1 @@
+"""`ops-pipeline demo`: a realistic sample world and one end-to-end run of every pipeline."""

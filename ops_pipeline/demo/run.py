@@ -1,0 +1,158 @@
+"""Run the demo: build the world, run every ledger pipeline once, print what a user wants to see."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from ops_pipeline import analytics
+from ops_pipeline.demo.world import build_world
+from ops_pipeline.ledger import balances, holds, ingest, merchants, snapshots
+from ops_pipeline.ledger.entries import Entry, post_entries
+from ops_pipeline.money import exponent
+from ops_pipeline.workspace import Workspace
+
+
+def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Callable[[str], None]) -> None:
+    started = time.perf_counter()
+    ws.init()
+    home = ws.settings.home
+    start = (datetime.now(UTC) - timedelta(days=31)).date().replace(day=1)
+    echo(f"Building a sample world in {home / 'demo'}: {merchants} merchants, ~{operations:,} operations ...")
+    world = build_world(home / "demo", operations, merchants, seed, start)
+    loaded = merchants_module_load(ws, world.merchants_file)
+    echo(f"  merchant context: {loaded} shops (3 more arrive late)")
+
+    totals = {"rows": 0, "ingested": 0, "duplicates": 0, "quarantined": 0, "entries": 0}
+    echo(f"Ingesting {len(world.days) - 1} days of confirmed (CO) and reconciled (RO) operations ...")
+    for _day, co, ro in world.days[:-1]:
+        for path, kind in ((co, "confirmed"), (ro, "reconciled")):
+            r = ingest.ingest_file(ws, path, kind)
+            for k in totals:
+                totals[k] += getattr(r, k if k != "quarantined" else "newly_quarantined")
+    echo(
+        f"  {totals['rows']:,} rows -> {totals['ingested']:,} operations ingested as "
+        f"{totals['entries']:,} log "
+        f"entries, {totals['duplicates']:,} duplicates, {totals['quarantined']:,} quarantined"
+    )
+
+    # The same file again: nothing changes (idempotent ingest).
+    again = ingest.ingest_file(ws, world.days[0][1], "confirmed")
+    echo(f"  re-ingesting {world.days[0][1].name}: {again.ingested} ingested, {again.duplicates} duplicates")
+
+    merchants_module_load(ws, world.late_merchants_file)
+    results = ingest.reprocess(ws)
+    echo(
+        f"Late merchant context loaded; reprocess: {sum(r.ingested for r in results)} quarantined operations "
+        f"now in the ledger"
+    )
+
+    _ops_actions(ws, echo)
+    snap = snapshots.write_snapshot(ws)
+    check = balances.rebuild(ws)
+    echo(f"Balance snapshot {snap.snapshot_id}: {snap.balances} balances at log version {snap.lake_version}")
+    echo(
+        f"Replay check: {check.entries:,} entries replayed in {check.seconds:.2f}s, "
+        f"{len(check.differences)} differences with the cache"
+    )
+
+    last_day, co, ro = world.days[-1]
+    for path, kind in ((co, "confirmed"), (ro, "reconciled")):
+        target = ws.settings.landing_dir / kind / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    _summary(ws, echo)
+    reports = _reports(ws)
+    echo("")
+    echo(f"Reports written to {reports}")
+    echo(f"Files of {last_day} wait in {ws.settings.landing_dir}/ for the Dagster landing sensor.")
+    echo("Next:")
+    echo("  make dev                      # Dagster UI on http://127.0.0.1:3000 and the REST API on :8000")
+    echo('  .venv/bin/ops-pipeline sql "SELECT * FROM merchant_balances ORDER BY available DESC LIMIT 5"')
+    echo("  .venv/bin/ops-pipeline ledger balance MER-0001")
+    echo(f"Demo finished in {time.perf_counter() - started:.1f}s.")
+
+
+def merchants_module_load(ws: Workspace, path) -> int:
+    return merchants.load(ws, path, actor="demo").loaded
+
+
+def _ops_actions(ws: Workspace, echo) -> None:
+    """What ops do by hand: hold part of a balance, correct one with an adjustment."""
+    con = analytics.connect(ws)
+    top = con.sql("""
+        SELECT merchant_id, currency FROM balance_operations WHERE source = 'RO'
+        GROUP BY ALL ORDER BY sum(amount_minor) DESC LIMIT 2
+    """).fetchall()
+    (m1, c1), (m2, c2) = top
+    [b] = balances.get_balances(ws, m1, c1)
+    hold = holds.place_hold(
+        ws,
+        m1,
+        c1,
+        b.available_minor // 4,
+        actor="demo",
+        hold_id=f"demo-hold-{m1}",
+        expires_at=datetime.now(UTC) + timedelta(days=2),
+        reason="risk review",
+    )
+    post_entries(
+        ws,
+        [Entry("ADJUSTMENT", f"demo-adj-{m2}", m2, c2, -500, "adjustment", "TICKET-1042")],
+        ingest_id="demo",
+    )
+    echo(
+        f"Ops: held {hold.to_dict()['amount']} {c1} of {m1} for a risk review; adjusted {m2} by -500 minor "
+        f"units ({c2}) for ticket TICKET-1042"
+    )
+
+
+def _summary(ws: Workspace, echo) -> None:
+    con = analytics.connect(ws)
+    echo("")
+    echo("Largest available balances per currency (merchant_balances view):")
+    rows = con.sql("""
+        SELECT merchant_id, currency, confirmed_balance, settled_balance, held, available
+        FROM merchant_balances
+        QUALIFY row_number() OVER (PARTITION BY currency ORDER BY available DESC) <= 2
+        ORDER BY currency, available DESC
+    """)
+    _print(echo, rows.columns, [[*r[:2], *(_exact(v, r[1]) for v in r[2:])] for r in rows.fetchall()])
+    echo("")
+    echo("Quarantine (ledger_quarantine view):")
+    rows = con.sql("""
+        SELECT reason_code, status, count(*) AS rows FROM ledger_quarantine GROUP BY ALL ORDER BY ALL
+    """)
+    _print(echo, rows.columns, rows.fetchall())
+
+
+def _exact(value: Decimal, currency: str) -> Decimal:
+    """A view's DECIMAL(38,4) shown with the currency's own decimals (exact: they are zeros)."""
+    return value.quantize(Decimal(1).scaleb(-exponent(currency)))
+
+
+def _print(echo, columns, rows) -> None:
+    cells = [[str(v) for v in r] for r in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    echo("  " + "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for r in cells:
+        echo("  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+
+
+def _reports(ws: Workspace):
+    folder = ws.settings.reports_dir / date.today().isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    con = analytics.connect(ws)
+    for name, query in (
+        ("merchant_balances", "SELECT * FROM merchant_balances ORDER BY merchant_id, currency"),
+        ("monthly_turnover", "SELECT * FROM monthly_turnover ORDER BY ALL"),
+        (
+            "quarantine",
+            "SELECT reason_code, reason, file_name, row_number, status FROM ledger_quarantine ORDER BY ALL",
+        ),
+    ):
+        con.sql(query).write_csv(str(folder / f"{name}.csv"))
+    return folder

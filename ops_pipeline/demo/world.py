@@ -1,0 +1,146 @@
+"""A deterministic sample world: merchants on several PSPs and currencies, a month of operations with
+refunds, late reconciliations and a sprinkle of bad rows, as daily CO and RO files."""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from ops_pipeline.lake.tables import INPUT_COLUMNS
+from ops_pipeline.money import exponent
+
+PSPS = ("psp-adyen", "psp-stripe", "psp-checkout", "psp-worldline")
+CURRENCIES = (("EUR", 0.55), ("USD", 0.2), ("GBP", 0.12), ("JPY", 0.08), ("BHD", 0.05))
+MERCHANT_COLUMNS = (
+    "psp_id",
+    "local_merchant_id",
+    "shop_id",
+    "currency",
+    "merchant_id",
+    "balance_shop_id",
+    "fee_percent",
+    "fee_fixed",
+)
+TYPICAL_AMOUNT = {"EUR": 60, "USD": 70, "GBP": 50, "JPY": 8000, "BHD": 25}
+
+
+@dataclass
+class World:
+    """Files of the world, in the order they arrive."""
+
+    merchants_file: Path
+    late_merchants_file: Path
+    days: list[tuple[date, Path, Path]] = field(default_factory=list)  # (day, CO file, RO file)
+    operations: int = 0
+    bad_rows: int = 0
+
+
+def _money(rng: random.Random, currency: str) -> str:
+    exp = exponent(currency)
+    major = Decimal(str(round(rng.lognormvariate(0, 0.9) * TYPICAL_AMOUNT[currency], exp)))
+    return f"{max(major, Decimal(1).scaleb(-exp)):.{exp}f}"
+
+
+def _write(path: Path, columns, rows) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    return path
+
+
+def build_world(folder: Path, operations: int, merchants: int, seed: int, start: date) -> World:
+    """Write merchant context and 30 days of CO/RO files under `folder`."""
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    shops = []
+    for m in range(1, merchants + 1):
+        currency = rng.choices([c for c, _ in CURRENCIES], [w for _, w in CURRENCIES])[0]
+        for s in range(rng.choice((1, 1, 2, 3))):
+            psp = rng.choice(PSPS)
+            fee_percent = rng.choice(("1.4", "1.9", "2.5", "2.9", "0"))
+            fee_fixed = "0" if currency == "JPY" else rng.choice(("0", "0.10", "0.25"))
+            if currency == "BHD" and fee_fixed != "0":
+                fee_fixed = "0.050"
+            shops.append(
+                (
+                    psp,
+                    f"lm-{m:04d}",
+                    f"shop-{m:04d}-{s}",
+                    currency,
+                    f"MER-{m:04d}",
+                    f"bs-{m:04d}",
+                    fee_percent,
+                    fee_fixed,
+                )
+            )
+    late = shops[-3:]  # their context arrives after their first operations: quarantined, then reprocessed
+    world = World(
+        _write(folder / "merchants.csv", MERCHANT_COLUMNS, shops[:-3]),
+        _write(folder / "merchants_late.csv", MERCHANT_COLUMNS, late),
+    )
+    days = 30
+    per_day = max(1, operations // days)
+    pending_ro: dict[int, list[list[str]]] = {}
+    captures: list[list[str]] = []
+    serial = 0
+    for d in range(days):
+        day = start + timedelta(days=d)
+        co_rows = []
+        for _ in range(per_day):
+            serial += 1
+            shop = rng.choice(shops)
+            currency = shop[3]
+            at = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(seconds=rng.randrange(86400))
+            if captures and rng.random() < 0.08:
+                original = rng.choice(captures)
+                refund = Decimal(original[3]) * Decimal(rng.choice(("1", "0.5")))
+                row = [
+                    f"op-{serial:09d}",
+                    original[1],
+                    "refund",
+                    f"{refund.quantize(Decimal(1).scaleb(-exponent(original[4])))}",
+                    original[4],
+                    at.isoformat().replace("+00:00", "Z"),
+                    *original[6:],
+                ]
+            else:
+                row = [
+                    f"op-{serial:09d}",
+                    f"psp-ref-{rng.getrandbits(40):010x}",
+                    "capture",
+                    _money(rng, currency),
+                    currency,
+                    at.isoformat().replace("+00:00", "Z"),
+                    *shop[:3],
+                ]
+                captures.append(row)
+            co_rows.append(row)
+            if rng.random() > 0.03:  # 3% never reconciled (yet)
+                pending_ro.setdefault(d + rng.choice((1, 1, 2, 3, 5)), []).append(row)
+        world.bad_rows += _spoil(rng, co_rows, serial)
+        world.operations += len(co_rows)
+        co = _write(folder / f"co_{day:%Y%m%d}.csv", INPUT_COLUMNS, co_rows)
+        ro = _write(folder / f"ro_{day:%Y%m%d}.csv", INPUT_COLUMNS, pending_ro.pop(d, []))
+        world.days.append((day, co, ro))
+    return world
+
+
+def _spoil(rng: random.Random, rows: list[list[str]], serial: int) -> int:
+    """Append a few bad rows of every kind the ledger must quarantine."""
+    good = rows[0]
+    bad = [
+        [f"bad-{serial}-1", "r", "capture", "-12.00", "EUR", good[5], *good[6:]],
+        [f"bad-{serial}-2", "r", "capture", "10.00", "XYZ", good[5], *good[6:]],
+        [f"bad-{serial}-3", "r", "chargeback", "10.00", good[4], good[5], *good[6:]],
+        [f"bad-{serial}-4", "r", "capture", "10.00", good[4], "2026-02-30T10:00:00Z", *good[6:]],
+        [f"bad-{serial}-5", "r", "capture", "10.12345", good[4], good[5], *good[6:]],
+        [good[0], good[1], good[2], str(Decimal(good[3]) + 1), *good[4:]],  # conflicting duplicate
+    ]
+    chosen = rng.sample(bad, rng.choice((0, 1, 2)))
+    rows.extend(chosen)
+    return len(chosen)
