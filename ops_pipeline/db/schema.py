@@ -4,7 +4,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -12,6 +11,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+from ops_pipeline.db.types import UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -30,7 +31,7 @@ balance_cache = Table(
     Column("confirmed_minor", BigInteger, nullable=False),
     Column("settled_minor", BigInteger, nullable=False),
     Column("entries", BigInteger, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 balance_cache_state = Table(
@@ -38,7 +39,7 @@ balance_cache_state = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("applied_version", BigInteger, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 # Reservations of part of a balance (fund-out, disbursements, manual holds).
@@ -53,9 +54,9 @@ ledger_holds = Table(
     Column("reason", Text),
     Column("reference", String(128)),
     Column("created_by", String(128), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True)),
-    Column("ended_at", DateTime(timezone=True)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime()),
+    Column("ended_at", UTCDateTime()),
     Column("ended_by", String(128)),
     Column("end_reason", Text),
     Index("ix_ledger_holds_active", "merchant_id", "currency", "status"),
@@ -66,7 +67,7 @@ audit_log = Table(
     "audit_log",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
     Column("actor", String(128), nullable=False),
     Column("entity_type", String(32), nullable=False),
     Column("entity_id", String(128), nullable=False),
@@ -90,6 +91,6 @@ ingest_runs = Table(
     Column("duplicates", BigInteger, nullable=False),
     Column("quarantined", BigInteger, nullable=False),
     Column("lake_version", BigInteger),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=False),
 )
