@@ -20,21 +20,32 @@ PG_ADMIN_URL = os.environ.get("OPS_TEST_PG_URL", "postgresql+psycopg2://postgres
 
 
 @pytest.fixture
-def pg_url():
-    """A fresh PostgreSQL schema for one test, dropped afterwards; the URL pins search_path to it."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+def pg_schemas():
+    """Make fresh PostgreSQL schemas (returns a URL whose search_path is pinned to one); all dropped afterwards."""
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # unreachable server is a failure, not a skip
-        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is unreachable: {exc}")
-    try:
-        yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
+    made = []
+
+    def make() -> str:
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        except Exception as exc:  # unreachable server is a failure, not a skip
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is unreachable: {exc}")
+        made.append(schema)
+        return f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+
+    yield make
+    with admin.connect() as conn:
+        for schema in made:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_schemas):
+    """A fresh PostgreSQL schema for one test, dropped afterwards."""
+    return pg_schemas()
 
 
 def make_settings(home: Path, database_url: str | None = None, **env: str) -> Settings:
