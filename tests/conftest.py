@@ -21,7 +21,7 @@ PG_ADMIN_URL = os.environ.get("OPS_TEST_PG_URL", "postgresql+psycopg2://postgres
 
 @pytest.fixture
 def pg_schemas():
-    """Make fresh PostgreSQL schemas (returns a URL whose search_path is pinned to one); all dropped afterwards."""
+    """Makes fresh PostgreSQL schemas (a URL with search_path pinned to one); all dropped afterwards."""
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     made = []
 

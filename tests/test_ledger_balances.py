@@ -67,7 +67,7 @@ def test_holds_expire_by_themselves_and_the_sweeper_records_it(funded):
 
 
 def test_hold_on_a_merchant_without_balance_is_insufficient(ws):
-    with pytest.raises(InsufficientFunds, match="exceeds the available 0.00 EUR"):
+    with pytest.raises(InsufficientFunds, match=r"exceeds the available 0\.00 EUR"):
         holds.place_hold(ws, "M4", "EUR", 1, actor="a")
 
 
