@@ -1,0 +1,43 @@
+"""Jobs of the ledger: what runs together when a sensor or a schedule fires."""
+
+import dagster as dg
+
+from assets.ledger import BALANCE_CACHE, BALANCE_SNAPSHOT, ingest_landing_files
+from assets.ledger_checks import LEDGER_CHECKS
+from ops_pipeline.ledger import holds
+from resources.ops import OpsResource
+
+ledger_ingest_job = dg.define_asset_job(
+    "ledger_ingest_job",
+    selection=dg.AssetSelection.assets(ingest_landing_files).without_checks(),
+    description="Ingest operation files (by default every file waiting in the landing folders).",
+)
+
+balance_snapshot_job = dg.define_asset_job(
+    "balance_snapshot_job",
+    selection=dg.AssetSelection.assets(BALANCE_CACHE, BALANCE_SNAPSHOT).without_checks(),
+    description="Fold new log entries into the balance cache and append a balance snapshot.",
+)
+
+ledger_checks_job = dg.define_asset_job(
+    "ledger_checks_job",
+    selection=dg.AssetSelection.checks(*LEDGER_CHECKS),
+    description="Whole-log checks: replay equals cache, unique operation keys, fee rules present.",
+)
+
+
+@dg.op
+def expire_due_holds(context: dg.OpExecutionContext, ops: OpsResource) -> int:
+    """Mark holds past their expiry as expired (balances already ignore them)."""
+    with ops.workspace() as ws:
+        expired = holds.expire_holds(ws, actor="dagster:expire_holds_job")
+    context.log.info(f"{expired} holds expired")
+    return expired
+
+
+@dg.job(description="Mark holds past their expiry as expired, with an audit record each.")
+def expire_holds_job() -> None:
+    expire_due_holds()
+
+
+LEDGER_JOBS = [ledger_ingest_job, balance_snapshot_job, ledger_checks_job, expire_holds_job]

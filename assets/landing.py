@@ -1,0 +1,71 @@
+"""The landing folders: files dropped in `OPS_HOME/landing/<kind>/` wait there until ingested, then move
+to `OPS_HOME/landing/archive/<kind>/`. Writers should write elsewhere (or under a dot-name) and rename in."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ops_pipeline.ledger import KINDS
+from ops_pipeline.ledger.reading import READERS
+from ops_pipeline.settings import Settings
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: Path
+    kind: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @property
+    def run_key(self) -> str:
+        """Same file, same content stamp, same key: a repeated sensor tick never launches it twice."""
+        return f"{self.kind}:{self.path.name}:{self.mtime_ns}:{self.size}"
+
+    @property
+    def arrival(self) -> tuple[int, str, str]:
+        """Order of arrival: the inode change time moves on create, write and rename (unlike mtime,
+        which `mv` or `cp -p` keep), so a file moved in with an old mtime still comes after the cursor."""
+        return (self.ctime_ns, self.kind, self.path.name)
+
+
+def landing_files(settings: Settings) -> list[LandingFile]:
+    """Files waiting in the landing folders (readable types, no dot-names), in order of arrival."""
+    files = []
+    for kind in KINDS:
+        folder = settings.landing_dir / kind
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if path.name.startswith(".") or path.suffix.lower() not in READERS:
+                continue
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # taken by a run meanwhile
+                continue
+            if path.is_file():
+                files.append(LandingFile(path, kind, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return sorted(files, key=lambda f: f.arrival)
+
+
+def archive_dir(settings: Settings, kind: str) -> Path:
+    return settings.landing_dir / "archive" / kind
+
+
+def archive(settings: Settings, path: Path, kind: str) -> Path:
+    """Move an ingested file to the archive under its name; `name.1.csv`, `name.2.csv`... if taken."""
+    folder = archive_dir(settings, kind)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while True:
+        target = folder / (path.name if n == 0 else f"{path.stem}.{n}{path.suffix}")
+        try:
+            os.link(path, target)  # fails if taken: never overwrites
+        except FileExistsError:
+            n += 1
+            continue
+        path.unlink()
+        return target

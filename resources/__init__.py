@@ -1,0 +1,1 @@
+"""Dagster resources of the ops-pipeline code location, and the instance storage its dagster.yaml names."""
