@@ -17,6 +17,7 @@ _S3_OPTIONS = {
     "AWS_REGION": ("OPS_S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
     "AWS_ACCESS_KEY_ID": ("OPS_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
     "AWS_SECRET_ACCESS_KEY": ("OPS_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+    "AWS_SESSION_TOKEN": ("OPS_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"),
     "AWS_ALLOW_HTTP": ("OPS_S3_ALLOW_HTTP", "AWS_ALLOW_HTTP"),
 }
 
@@ -55,7 +56,9 @@ class Settings:
                 if value:
                     options[option] = value
             options.setdefault("AWS_REGION", "us-east-1")
-            options["conditional_put"] = "etag"
+            if options.get("AWS_ENDPOINT_URL", "").startswith("http://"):
+                options.setdefault("AWS_ALLOW_HTTP", "true")
+            options["conditional_put"] = "etag"  # put-if-absent commits: writers need no lock table
         return cls(
             home=home,
             database_url=env.get("OPS_DATABASE_URL") or f"sqlite:///{home / 'ops.db'}",

@@ -47,12 +47,13 @@ def sql(ctx: Context, query: str | None, fmt: str) -> None:
     con = analytics.connect(ctx.ws)
 
     def run(statement: str) -> None:
-        try:
+        try:  # DuckDB raises some errors only while fetching
             rel = con.sql(statement)
+            rows = rel.fetchall() if rel is not None else None
         except duckdb.Error as exc:
             raise InvalidInput(f"query: {str(exc).splitlines()[0]}") from None
         if rel is not None:
-            emit(rel.columns, rel.fetchall(), fmt)
+            emit(rel.columns, rows, fmt)
 
     if query:
         run(query)

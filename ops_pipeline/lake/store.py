@@ -5,9 +5,12 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Iterable
+from contextlib import suppress
+from urllib.parse import urlsplit
 
 import duckdb
 import pyarrow as pa
+import pyarrow.fs as pa_fs
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
@@ -24,9 +27,12 @@ class Lake:
         self.uri = uri.rstrip("/")
         self.storage_options = dict(storage_options or {})
         self._handles: dict[str, DeltaTable] = {}
+        self._s3: pa_fs.S3FileSystem | None = None
 
     def close(self) -> None:
+        """Drop the cached Delta handles and the S3 client, so none outlives the workspace."""
         self._handles.clear()
+        self._s3 = None
         gc.collect()
 
     @property
@@ -58,7 +64,7 @@ class Lake:
     def ensure(self, spec: TableSpec) -> None:
         """Create the table empty with its schema if it does not exist (idempotent)."""
         if self.open(spec.name) is None:
-            try:
+            with suppress(CommitFailedError):  # another process created it first
                 write_deltalake(
                     self.table_uri(spec.name),
                     spec.schema.empty_table(),
@@ -66,39 +72,33 @@ class Lake:
                     configuration=TABLE_CONFIG,
                     storage_options=self.storage_options,
                 )
-            except CommitFailedError:
-                pass  # another process created it first
 
     def append(self, name: str, data: pa.Table, attempts: int = 5) -> int:
-        """Append in one commit (all rows or none); retries on a concurrent-commit conflict."""
-        spec = TABLES[name]
-        data = data.select(spec.schema.names).cast(spec.schema)
-        for attempt in range(attempts):
+        """Append in one commit (all rows or none) and return the version of that commit.
+
+        Concurrent writers are safe: delta-rs commits with put-if-absent (`conditional_put=etag` on S3)
+        and rebases a blind append onto commits that won the race; a conflict left over is retried here.
+        """
+        for attempt in range(attempts - 1):
             try:
-                write_deltalake(
-                    self.table_uri(name),
-                    data,
-                    mode="append",
-                    configuration=TABLE_CONFIG,
-                    storage_options=self.storage_options,
-                )
-                break
+                return self._write(name, data, "append")
             except CommitFailedError:
-                if attempt == attempts - 1:
-                    raise
                 time.sleep(0.05 * 2**attempt)
-        return self.open(name).version()
+        return self._write(name, data, "append")
 
     def overwrite(self, name: str, data: pa.Table) -> int:
+        return self._write(name, data, "overwrite")
+
+    def _write(self, name: str, data: pa.Table, mode: str) -> int:
         spec = TABLES[name]
-        write_deltalake(
-            self.table_uri(name),
-            data.select(spec.schema.names).cast(spec.schema),
-            mode="overwrite",
-            configuration=TABLE_CONFIG,
-            storage_options=self.storage_options,
-        )
-        return self.open(name).version()
+        data = data.select(spec.schema.names).cast(spec.schema)
+        table = self.open(name)
+        if table is None:
+            write_deltalake(self.table_uri(name), data, mode=mode, configuration=TABLE_CONFIG,
+                            storage_options=self.storage_options)
+            return self.open(name).version()
+        write_deltalake(table, data, mode=mode)
+        return table.version()  # the handle now stands at our own commit, not at a later one
 
     def changes(self, name: str, after_version: int, upto_version: int, columns: list[str]) -> pa.Table:
         """Rows inserted by the commits in (after_version, upto_version]."""
@@ -114,7 +114,7 @@ class Lake:
         """Register table `name` in `con` as `lake_<name>` and return that name.
 
         Local tables are read straight from their Parquet files (fast, valid for these append-only
-        tables); object storage goes through the Delta reader's Arrow dataset.
+        tables); object storage goes through an Arrow dataset of the table's files.
         """
         view = f"lake_{name}"
         spec = TABLES[name]
@@ -122,10 +122,39 @@ class Lake:
         if table is None or not (files := table.file_uris()):
             con.register(view, spec.schema.empty_table())
         elif self.is_local:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_parquet({_sql_list(files)})")
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_parquet({_sql_list(files)})"
+            )
         else:
-            con.register(view, table.to_pyarrow_dataset())
+            con.register(view, table.to_pyarrow_dataset(filesystem=self._arrow_filesystem(name)))
         return view
+
+    def _arrow_filesystem(self, name: str) -> pa_fs.FileSystem | None:
+        """pyarrow's native S3 client rooted at table `name`; None (the Delta reader's own) for other stores.
+
+        The Delta reader's filesystem calls back into Python from Arrow's I/O threads: a DuckDB scan
+        stopped early (LIMIT, an error) leaves such reads queued, and they crash the interpreter at exit.
+        """
+        url = urlsplit(self.table_uri(name))
+        if url.scheme not in ("s3", "s3a"):
+            return None
+        if self._s3 is None:
+            self._s3 = _s3_filesystem(self.storage_options)
+        return pa_fs.SubTreeFileSystem(f"{url.netloc}{url.path}", self._s3)
+
+
+def _s3_filesystem(options: dict[str, str]) -> pa_fs.S3FileSystem:
+    """The same endpoint, region and credentials as the Delta storage options (default chain if absent)."""
+    option = {k.upper(): v for k, v in options.items()}.get
+    endpoint = urlsplit(option("AWS_ENDPOINT_URL", ""))
+    return pa_fs.S3FileSystem(
+        access_key=option("AWS_ACCESS_KEY_ID"),
+        secret_key=option("AWS_SECRET_ACCESS_KEY"),
+        session_token=option("AWS_SESSION_TOKEN"),
+        region=option("AWS_REGION"),
+        endpoint_override=endpoint.netloc or None,
+        scheme=endpoint.scheme or "https",
+    )
 
 
 def _sql_list(items: Iterable[str]) -> str:
