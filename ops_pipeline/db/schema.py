@@ -7,9 +7,11 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
+    text,
 )
 
 from ops_pipeline.db.types import UTCDateTime
@@ -93,4 +95,94 @@ ingest_runs = Table(
     Column("lake_version", BigInteger),
     Column("started_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime(), nullable=False),
+)
+
+
+# -- ops job queue -----------------------------------------------------------------------------------
+
+
+def _job_columns() -> list[Column]:
+    """Columns shared by the live queue and its archive."""
+    return [
+        Column("type", String(64), nullable=False),
+        Column("attributes", JSON, nullable=False),
+        Column("priority", SmallInteger, nullable=False),  # 1 High, 2 Medium, 3 Low: claim order is ascending
+        Column("state", String(24), nullable=False),
+        Column("expires_at", UTCDateTime()),
+        Column("created_by", String(128), nullable=False),
+        Column("created_by_kind", String(16), nullable=False),  # person | service | rule
+        Column("idempotency_key", String(200)),
+        Column("attempts", Integer, nullable=False),
+        Column("max_attempts", Integer, nullable=False),
+        Column("run_at", UTCDateTime(), nullable=False),  # not claimed before (retry backoff)
+        Column("lease_owner", String(128)),
+        Column("lease_expires_at", UTCDateTime()),
+        Column("progress", JSON, nullable=False),  # action name -> result, so retries skip done actions
+        Column("last_error", Text),
+        Column("approved_by", String(128)),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        Column("started_at", UTCDateTime()),
+        Column("finished_at", UTCDateTime()),
+    ]
+
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    *_job_columns(),
+    # Claim order (High first, then oldest) over claimable rows only.
+    Index(
+        "ix_jobs_claim",
+        "priority",
+        "id",
+        postgresql_where=text("state = 'Created'"),
+        sqlite_where=text("state = 'Created'"),
+    ),
+    Index(
+        "ix_jobs_lease",
+        "lease_expires_at",
+        postgresql_where=text("state = 'In Progress'"),
+        sqlite_where=text("state = 'In Progress'"),
+    ),
+    Index(
+        "ix_jobs_expiry",
+        "expires_at",
+        postgresql_where=text("expires_at IS NOT NULL"),
+        sqlite_where=text("expires_at IS NOT NULL"),
+    ),
+    # One live job per idempotency key; finished jobs leave this table.
+    Index(
+        "uq_jobs_idempotency_key",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+    ),
+    Index("ix_jobs_type_state", "type", "state"),
+    sqlite_autoincrement=True,  # ids are never reused, though finished rows leave the table
+)
+
+jobs_archive = Table(
+    "jobs_archive",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    *_job_columns(),
+    Column("archived_at", UTCDateTime(), nullable=False),
+    Index("ix_jobs_archive_created", "created_at"),
+    Index("ix_jobs_archive_idempotency_key", "idempotency_key"),
+)
+
+job_history = Table(
+    "job_history",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("job_id", BigInteger, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("from_state", String(24)),
+    Column("to_state", String(24), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text),
+    Index("ix_job_history_job", "job_id", "id"),
 )

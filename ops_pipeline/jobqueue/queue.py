@@ -1,0 +1,631 @@
+"""The queue engine: enqueue, claim, progress, finish, approvals, rescue and expiry over the `jobs` tables.
+
+Live jobs stay in `jobs`; a job that finishes (Completed, Failed, Expired) moves to `jobs_archive` in the
+same transaction, so the table that claims scan stays small. Every transition appends to `job_history`.
+PostgreSQL claims and completes in one statement each (`FOR UPDATE SKIP LOCKED` over the partial index
+`ix_jobs_claim`); SQLite runs the same operations inside its write-locking transactions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ops_pipeline.db.schema import job_history, jobs, jobs_archive
+from ops_pipeline.errors import Conflict, InvalidInput, NotFound, OpsError
+from ops_pipeline.jobqueue.model import (
+    CREATOR_KINDS,
+    FINISHED,
+    PRIORITIES,
+    Job,
+    NewJob,
+    State,
+    check_transition,
+    priority_rank,
+)
+
+JOB_COLUMNS = [c.name for c in jobs.columns]
+_COLS = ", ".join(JOB_COLUMNS)
+
+
+class FourEyes(OpsError):
+    code = "FOUR_EYES"
+    http_status = 403
+
+
+class LeaseLost(Conflict):
+    code = "LEASE_LOST"
+
+
+@dataclass(frozen=True)
+class Filters:
+    state: str | None = None
+    type: str | None = None
+    priority: str | None = None
+    created_by: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+class JobQueue:
+    """One queue over an engine; `clock` and `rng` are injectable so tests control time and jitter."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        backoff_base: float = 2.0,
+        backoff_cap: float = 300.0,
+        rng: random.Random | None = None,
+    ):
+        self.engine = engine
+        self.clock = clock
+        self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
+        self.rng = rng or random.Random()
+        self.postgres = engine.dialect.name == "postgresql"
+
+    # -- creating ------------------------------------------------------------------------------------
+
+    def _values(self, new: NewJob, now: datetime) -> dict[str, Any]:
+        if new.expires_at is not None and new.expires_at <= now:
+            raise InvalidInput(f"expires_at: {new.expires_at.isoformat()} is not in the future")
+        if new.created_by_kind not in CREATOR_KINDS:
+            raise InvalidInput(
+                f"created_by_kind: {new.created_by_kind!r} is not one of {', '.join(CREATOR_KINDS)}"
+            )
+        if new.max_attempts < 1:
+            raise InvalidInput(f"max_attempts: {new.max_attempts} must be at least 1")
+        state = State.AWAITING_APPROVAL if new.needs_approval else State.CREATED
+        return dict(
+            type=new.type,
+            attributes=new.attributes,
+            priority=priority_rank(new.priority),
+            state=state.value,
+            expires_at=new.expires_at,
+            created_by=new.created_by,
+            created_by_kind=new.created_by_kind,
+            idempotency_key=new.idempotency_key,
+            attempts=0,
+            max_attempts=new.max_attempts,
+            run_at=now,
+            progress={},
+            created_at=now,
+            updated_at=now,
+        )
+
+    def enqueue(self, new: NewJob) -> tuple[Job, bool]:
+        """Create a job; with an idempotency key that a live job holds, return that job instead (False)."""
+        now = self.clock()
+        values = self._values(new, now)
+        with self.engine.begin() as conn:
+            job_id = conn.execute(self._insert([values]).returning(jobs.c.id)).scalar()
+            if job_id is None:  # the key is held by a live job
+                row = conn.execute(select(jobs).where(jobs.c.idempotency_key == new.idempotency_key)).one()
+                return Job.from_row(row), False
+            self._history(conn, [job_id], None, values["state"], new.created_by, "created", now)
+        return self.get(job_id), True
+
+    def enqueue_many(self, batch: Sequence[NewJob]) -> list[int]:
+        """Create many jobs in one transaction; jobs whose idempotency key is live are skipped."""
+        now = self.clock()
+        rows = [self._values(new, now) for new in batch]
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(self._insert(rows).returning(jobs.c.id)).scalars())
+            if self.postgres:
+                conn.execute(
+                    text("""
+                        INSERT INTO job_history (job_id, at, from_state, to_state, actor, reason)
+                        SELECT id, :now, NULL, state, created_by, 'created' FROM jobs WHERE id = ANY(:ids)
+                    """),
+                    {"now": now, "ids": ids},
+                )
+            else:
+                for state in {r["state"] for r in rows}:
+                    mine = conn.execute(
+                        select(jobs.c.id, jobs.c.created_by).where(jobs.c.id.in_(ids), jobs.c.state == state)
+                    ).all()
+                    self._history(
+                        conn, [i for i, _ in mine], None, state, [c for _, c in mine], "created", now
+                    )
+        return ids
+
+    def _insert(self, rows: list[dict[str, Any]]):
+        dialect_insert = pg_insert if self.postgres else sqlite_insert
+        return (
+            dialect_insert(jobs)
+            .values(rows)
+            .on_conflict_do_nothing(
+                index_elements=["idempotency_key"], index_where=jobs.c.idempotency_key.is_not(None)
+            )
+        )
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        """A job (live or archived) with its history."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+            archived = row is None
+            if archived:
+                row = conn.execute(select(jobs_archive).where(jobs_archive.c.id == job_id)).first()
+            if row is None:
+                raise NotFound(f"job {job_id}: does not exist")
+            history = (
+                conn.execute(
+                    select(
+                        job_history.c.at,
+                        job_history.c.from_state,
+                        job_history.c.to_state,
+                        job_history.c.actor,
+                        job_history.c.reason,
+                    )
+                    .where(job_history.c.job_id == job_id)
+                    .order_by(job_history.c.id)
+                )
+                .mappings()
+                .all()
+            )
+        job = Job.from_row(row, archived=archived)
+        return Job(**{**job.__dict__, "history": [dict(h) for h in history]})
+
+    def list(self, filters: Filters, after_id: int | None = None, limit: int = 50) -> list[Job]:
+        """Jobs matching `filters`, newest first, strictly older than `after_id` (the cursor)."""
+        if filters.state is not None and filters.state not in {s.value for s in State}:
+            raise InvalidInput(f"state: {filters.state!r} is not one of {', '.join(s.value for s in State)}")
+        selects = []
+        for table, finished in ((jobs, False), (jobs_archive, True)):
+            if filters.state and (State(filters.state) in FINISHED) != finished:
+                continue
+            c = table.c
+            cond = [c.id < after_id] if after_id else []
+            for value, column in (
+                (filters.state, c.state),
+                (filters.type, c.type),
+                (filters.created_by, c.created_by),
+            ):
+                if value is not None:
+                    cond.append(column == value)
+            if filters.priority is not None:
+                cond.append(c.priority == priority_rank(filters.priority))
+            if filters.created_from is not None:
+                cond.append(c.created_at >= filters.created_from)
+            if filters.created_to is not None:
+                cond.append(c.created_at < filters.created_to)
+            cols = [getattr(c, n) for n in JOB_COLUMNS]
+            selects.append(select(*cols, literal(finished).label("archived")).where(and_(True, *cond)))
+        query = union_all(*selects).subquery() if len(selects) > 1 else selects[0].subquery()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(query).order_by(query.c.id.desc()).limit(limit)).all()
+        out = []
+        for row in rows:
+            m = dict(row._mapping)
+            archived = bool(m.pop("archived"))
+            out.append(Job.from_row(_Row(m), archived=archived))
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Live jobs per state (the archive is not counted)."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(jobs.c.state, func.count()).group_by(jobs.c.state)).all())
+
+    def claimable(self, types: Iterable[str] | None = None) -> int:
+        """How many jobs a worker could claim now."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).select_from(jobs).where(self._claimable(now, types))
+            ).scalar_one()
+
+    # -- working -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _claimable(now: datetime, types: Iterable[str] | None):
+        cond = [
+            jobs.c.state == State.CREATED.value,
+            jobs.c.run_at <= now,
+            or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
+        ]
+        if types is not None:
+            cond.append(jobs.c.type.in_(list(types)))
+        return and_(*cond)
+
+    def claim(
+        self, worker: str, limit: int = 1, types: Iterable[str] | None = None, lease_seconds: float = 60.0
+    ) -> list[Job]:
+        """Move up to `limit` claimable jobs to In Progress, leased to `worker`: High first, then oldest."""
+        now = self.clock()
+        lease = now + timedelta(seconds=lease_seconds)
+        pick = (
+            select(jobs.c.id)
+            .where(self._claimable(now, types))
+            .order_by(jobs.c.priority, jobs.c.id)
+            .limit(limit)
+        )
+        if self.postgres:
+            pick = pick.with_for_update(skip_locked=True)
+        claim = (
+            update(jobs)
+            .where(jobs.c.id.in_(pick.scalar_subquery()))
+            .values(
+                state=State.IN_PROGRESS.value,
+                lease_owner=worker,
+                lease_expires_at=lease,
+                attempts=jobs.c.attempts + 1,
+                updated_at=now,
+                started_at=func.coalesce(jobs.c.started_at, now),
+            )
+            .returning(*jobs.c)
+        )
+        with self.engine.begin() as conn:
+            rows = conn.execute(claim).all()
+            if rows:
+                self._history(
+                    conn, [r.id for r in rows], State.CREATED, State.IN_PROGRESS, worker, "claimed", now
+                )
+        return sorted((Job.from_row(r) for r in rows), key=lambda j: (PRIORITIES[j.priority], j.id))
+
+    def heartbeat(self, job_ids: Sequence[int], worker: str, lease_seconds: float = 60.0) -> int:
+        """Extend the leases `worker` still holds; returns how many it holds."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            return conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id.in_(job_ids),
+                    jobs.c.lease_owner == worker,
+                    jobs.c.state == State.IN_PROGRESS.value,
+                )
+                .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
+            ).rowcount
+
+    def save_progress(self, job_id: int, worker: str, progress: dict[str, Any]) -> None:
+        """Record the actions done so far; refused once the lease is lost, so a rescued job is not touched."""
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id, jobs.c.lease_owner == worker, jobs.c.state == State.IN_PROGRESS.value
+                )
+                .values(progress=progress, updated_at=self.clock())
+            ).rowcount
+        if updated != 1:
+            raise LeaseLost(f"job {job_id}: worker {worker!r} no longer holds it")
+
+    def complete(self, job_ids: Sequence[int], worker: str) -> list[int]:
+        """Finish jobs `worker` holds as Completed (archived); returns those it still held."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            return self._archive(
+                conn,
+                job_ids,
+                State.COMPLETED,
+                worker,
+                None,
+                now,
+                [jobs.c.state == State.IN_PROGRESS.value, jobs.c.lease_owner == worker],
+            )
+
+    def fail(self, job_id: int, worker: str, error: str, retryable: bool = True) -> Job:
+        """A failed attempt: back to Created after a backoff while attempts remain, else Failed (archived)."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            held = [
+                jobs.c.id == job_id,
+                jobs.c.state == State.IN_PROGRESS.value,
+                jobs.c.lease_owner == worker,
+            ]
+            row = conn.execute(select(jobs.c.attempts, jobs.c.max_attempts).where(*held)).first()
+            if row is None:
+                raise LeaseLost(f"job {job_id}: worker {worker!r} no longer holds it")
+            if retryable and row.attempts < row.max_attempts:
+                self._requeue(
+                    conn,
+                    [job_id],
+                    {job_id: row.attempts},
+                    worker,
+                    f"attempt {row.attempts} failed: {error}",
+                    error,
+                    now,
+                )
+            else:
+                reason = f"attempt {row.attempts} of {row.max_attempts} failed: {error}"
+                self._archive(conn, [job_id], State.FAILED, worker, reason, now, held, last_error=error)
+        return self.get(job_id)
+
+    def backoff(self, attempts: int) -> timedelta:
+        """Exponential backoff with jitter: base x 2^(attempts-1), capped, times 0.5..1.5."""
+        delay = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1))
+        return timedelta(seconds=delay * self.rng.uniform(0.5, 1.5))
+
+    def _requeue(
+        self,
+        conn: Connection,
+        job_ids,
+        attempts: dict[int, int],
+        actor: str,
+        reason: str,
+        error: str,
+        now: datetime,
+    ) -> None:
+        for job_id in job_ids:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(
+                    state=State.CREATED.value,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    last_error=error,
+                    run_at=now + self.backoff(attempts[job_id]),
+                    updated_at=now,
+                )
+            )
+        self._history(conn, list(job_ids), State.IN_PROGRESS, State.CREATED, actor, reason, now)
+
+    # -- people --------------------------------------------------------------------------------------
+
+    def _transition(self, job_id: int, operation: str, actor: str, reason: str | None, **values) -> Job:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.id == job_id).with_for_update()).first()
+            if row is None:  # finished: every operation but `retry` is refused
+                check_transition(job_id, self._archived_state(conn, job_id), operation)
+            target = check_transition(job_id, State(row.state), operation)
+            if operation == "approve" and actor == row.created_by:
+                raise FourEyes(f"job {job_id}: approver {actor!r} created it; another person must approve")
+            if target in FINISHED:
+                self._archive(
+                    conn, [job_id], target, actor, reason, now, [], last_error=values.get("last_error")
+                )
+            else:
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id)
+                    .values(state=target.value, updated_at=now, **values)
+                )
+                self._history(conn, [job_id], State(row.state), target, actor, reason, now)
+        return self.get(job_id)
+
+    def approve(self, job_id: int, actor: str) -> Job:
+        """Four eyes: a person other than the creator releases the job to the queue."""
+        return self._transition(job_id, "approve", actor, "approved", approved_by=actor)
+
+    def reject(self, job_id: int, actor: str, reason: str) -> Job:
+        if not (reason or "").strip():
+            raise InvalidInput("reason: a rejection needs a reason")
+        return self._transition(
+            job_id, "reject", actor, f"rejected: {reason}", last_error=f"rejected: {reason}"
+        )
+
+    def cancel(self, job_id: int, actor: str, reason: str | None = None) -> Job:
+        why = f"cancelled: {reason}" if reason else "cancelled"
+        return self._transition(job_id, "cancel", actor, why, last_error=why)
+
+    def retry(self, job_id: int, actor: str) -> Job:
+        """Bring a Failed job back to the queue with a fresh set of attempts."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(jobs_archive).where(jobs_archive.c.id == job_id).with_for_update()
+            ).first()
+            if row is None:  # live (or unknown): refused with its state
+                live = conn.execute(select(jobs.c.state).where(jobs.c.id == job_id)).scalar()
+                if live is None:
+                    raise NotFound(f"job {job_id}: does not exist")
+                check_transition(job_id, State(live), "retry")
+            check_transition(job_id, State(row.state), "retry")
+            values = {n: getattr(row, n) for n in JOB_COLUMNS}
+            values.update(
+                state=State.CREATED.value,
+                attempts=0,
+                run_at=now,
+                updated_at=now,
+                finished_at=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+            if values["idempotency_key"] is not None:
+                taken = conn.execute(
+                    select(jobs.c.id).where(jobs.c.idempotency_key == values["idempotency_key"])
+                )
+                if (other := taken.scalar()) is not None:
+                    raise Conflict(f"job {job_id}: idempotency key is held by live job {other}")
+            conn.execute(delete(jobs_archive).where(jobs_archive.c.id == job_id))
+            conn.execute(insert(jobs).values(values))
+            self._history(conn, [job_id], State.FAILED, State.CREATED, actor, "retry requested", now)
+        return self.get(job_id)
+
+    @staticmethod
+    def _archived_state(conn: Connection, job_id: int) -> State:
+        state = conn.execute(select(jobs_archive.c.state).where(jobs_archive.c.id == job_id)).scalar()
+        if state is None:
+            raise NotFound(f"job {job_id}: does not exist")
+        return State(state)
+
+    # -- housekeeping --------------------------------------------------------------------------------
+
+    def rescue(self) -> tuple[list[int], list[int]]:
+        """Jobs whose worker stopped heart-beating: back to the queue, or Failed after the last attempt."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            lost = conn.execute(
+                select(jobs.c.id, jobs.c.attempts, jobs.c.max_attempts, jobs.c.lease_owner)
+                .where(jobs.c.state == State.IN_PROGRESS.value, jobs.c.lease_expires_at < now)
+                .with_for_update(skip_locked=True)
+            ).all()
+            retry = [r for r in lost if r.attempts < r.max_attempts]
+            failed = [r.id for r in lost if r.attempts >= r.max_attempts]
+            for r in retry:
+                error = f"worker {r.lease_owner!r} stopped (lease expired)"
+                self._requeue(conn, [r.id], {r.id: r.attempts}, "rescuer", error, error, now)
+            if failed:
+                self._archive(
+                    conn,
+                    failed,
+                    State.FAILED,
+                    "rescuer",
+                    "lease expired after the last attempt",
+                    now,
+                    [jobs.c.state == State.IN_PROGRESS.value],
+                    last_error="worker stopped (lease expired)",
+                )
+        return [r.id for r in retry], failed
+
+    def sweep_expired(self) -> list[int]:
+        """Created or Awaiting Approval jobs past `expires_at` become Expired (archived)."""
+        now = self.clock()
+        waiting = [State.CREATED.value, State.AWAITING_APPROVAL.value]
+        with self.engine.begin() as conn:
+            due = list(
+                conn.execute(
+                    select(jobs.c.id)
+                    .where(jobs.c.state.in_(waiting), jobs.c.expires_at <= now)
+                    .with_for_update(skip_locked=True)
+                ).scalars()
+            )
+            if due:
+                self._archive(
+                    conn,
+                    due,
+                    State.EXPIRED,
+                    "sweeper",
+                    "expired before it ran",
+                    now,
+                    [jobs.c.state.in_(waiting)],
+                    last_error="expired",
+                )
+        return due
+
+    # -- shared steps --------------------------------------------------------------------------------
+
+    def _archive(
+        self,
+        conn: Connection,
+        job_ids: Sequence[int],
+        state: State,
+        actor: str,
+        reason: str | None,
+        now: datetime,
+        guard: list,
+        last_error: str | None = None,
+    ) -> list[int]:
+        """Move the jobs still matching `guard` to the archive as `state`, with history; returns their ids."""
+        if not job_ids:
+            return []
+        if self.postgres:
+            finished = {
+                "state": ":state",
+                "finished_at": ":now",
+                "updated_at": ":now",
+                "lease_owner": "NULL",
+                "lease_expires_at": "NULL",
+            }
+            if last_error is not None:
+                finished["last_error"] = ":error"
+            cols = ", ".join(finished.get(c, c) for c in JOB_COLUMNS)
+            where = " AND ".join(str(g.compile(conn, compile_kwargs={"literal_binds": True})) for g in guard)
+            result = conn.execute(
+                text(f"""
+                WITH done AS (DELETE FROM jobs WHERE id = ANY(:ids) {"AND " + where if where else ""}
+                              RETURNING {_COLS}),
+                     kept AS (INSERT INTO jobs_archive ({_COLS}, archived_at) SELECT {cols}, :now FROM done),
+                     noted AS (INSERT INTO job_history (job_id, at, from_state, to_state, actor, reason)
+                               SELECT id, :now, state, :state, :actor, :reason FROM done)
+                SELECT id FROM done
+            """),
+                {
+                    "ids": list(job_ids),
+                    "state": state.value,
+                    "now": now,
+                    "actor": actor,
+                    "reason": reason,
+                    "error": last_error,
+                },
+            )
+            return list(result.scalars())
+        rows = conn.execute(select(jobs).where(jobs.c.id.in_(job_ids), *guard)).all()
+        if not rows:
+            return []
+        archived = []
+        for row in rows:
+            values = {n: getattr(row, n) for n in JOB_COLUMNS}
+            values.update(
+                state=state.value,
+                finished_at=now,
+                updated_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+                archived_at=now,
+            )
+            if last_error is not None:
+                values["last_error"] = last_error
+            archived.append(values)
+        ids = [r.id for r in rows]
+        conn.execute(insert(jobs_archive), archived)
+        conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
+        for from_state in {r.state for r in rows}:
+            self._history(
+                conn,
+                [r.id for r in rows if r.state == from_state],
+                State(from_state),
+                state,
+                actor,
+                reason,
+                now,
+            )
+        return ids
+
+    @staticmethod
+    def _history(
+        conn: Connection,
+        job_ids: Sequence[int],
+        from_state,
+        to_state,
+        actor,
+        reason: str | None,
+        now: datetime,
+    ) -> None:
+        if not job_ids:
+            return
+        actors = actor if isinstance(actor, list) else [actor] * len(job_ids)
+        conn.execute(
+            insert(job_history),
+            [
+                {
+                    "job_id": i,
+                    "at": now,
+                    "from_state": from_state,
+                    "to_state": str(to_state),
+                    "actor": a,
+                    "reason": reason,
+                }
+                for i, a in zip(job_ids, actors, strict=True)
+            ],
+        )
+
+
+class _Row:
+    """Adapter giving a plain mapping the `_mapping` attribute `Job.from_row` reads."""
+
+    def __init__(self, mapping: dict[str, Any]):
+        self._mapping = mapping
