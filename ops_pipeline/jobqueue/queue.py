@@ -284,6 +284,33 @@ class JobQueue:
                 )
         return sorted((Job.from_row(r) for r in rows), key=lambda j: (PRIORITIES[j.priority], j.id))
 
+    def take(self, job_id: int, worker: str, lease_seconds: float = 3600.0) -> Job:
+        """Claim one given Created, unexpired job (a person taking a manual job)."""
+        now = self.clock()
+        job = self.get(job_id)
+        if job.expires_at is not None and job.expires_at <= now:
+            raise Conflict(
+                f"job {job_id}: expired at {job.expires_at.isoformat()}", code="ILLEGAL_TRANSITION"
+            )
+        return self._transition(
+            job_id,
+            "claim",
+            worker,
+            "taken by a person",
+            lease_owner=worker,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=jobs.c.attempts + 1,
+            started_at=func.coalesce(jobs.c.started_at, now),
+        )
+
+    def pending(self, types: Iterable[str]) -> int:
+        """Live jobs of `types` still to run: Created (also those waiting out a backoff) or In Progress."""
+        running = jobs.c.state.in_([State.CREATED.value, State.IN_PROGRESS.value])
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).select_from(jobs).where(jobs.c.type.in_(list(types)), running)
+            ).scalar_one()
+
     def heartbeat(self, job_ids: Sequence[int], worker: str, lease_seconds: float = 60.0) -> int:
         """Extend the leases `worker` still holds; returns how many it holds."""
         now = self.clock()
