@@ -20,11 +20,18 @@ def _text(value) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
+def _json(value):
+    """Numbers, booleans and null stay themselves; money (Decimal) and times become exact text."""
+    return value if value is None or isinstance(value, bool | int | str) else _text(value)
+
+
 def emit(columns: Sequence[str], rows: Iterable[Sequence], fmt: str = "table") -> None:
-    rows = [[_text(v) for v in row] for row in rows]
     if fmt == "json":
-        click.echo(json.dumps([dict(zip(columns, r, strict=True)) for r in rows], indent=2))
-    elif fmt == "csv":
+        out = [{c: _json(v) for c, v in zip(columns, row, strict=True)} for row in rows]
+        click.echo(json.dumps(out, indent=2))
+        return
+    rows = [[_text(v) for v in row] for row in rows]
+    if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from ops_pipeline import analytics
+from ops_pipeline.demo.jobs import run_jobs
 from ops_pipeline.demo.world import build_world
 from ops_pipeline.ledger import balances, holds, ingest, merchants, snapshots
 from ops_pipeline.ledger.entries import Entry, post_entries
@@ -59,6 +60,8 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
         f"{len(check.differences)} differences with the cache"
     )
 
+    run_jobs(ws, echo)
+
     last_day, co, ro = world.days[-1]
     for path, kind in ((co, "confirmed"), (ro, "reconciled")):
         target = ws.settings.landing_dir / kind / path.name
@@ -73,6 +76,7 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
     echo("  make dev                      # Dagster UI on http://127.0.0.1:3000 and the REST API on :8000")
     echo('  .venv/bin/ops-pipeline sql "SELECT * FROM merchant_balances ORDER BY available DESC LIMIT 5"')
     echo("  .venv/bin/ops-pipeline ledger balance MER-0001")
+    echo("  .venv/bin/ops-pipeline jobs list")
     echo(f"Demo finished in {time.perf_counter() - started:.1f}s.")
 
 
