@@ -29,6 +29,11 @@ class Workspace:
     def engine(self) -> Engine:
         return make_engine(self.settings.database_url)
 
+    @cached_property
+    def read_engine(self) -> Engine:
+        """The same pool for reads only: on SQLite they do not take the write lock."""
+        return self.engine.execution_options(read_only=True)
+
     @property
     def home(self) -> Path:
         return self.settings.home

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections.abc import Iterable
 from contextlib import suppress
@@ -57,9 +58,13 @@ class Lake:
             if handle is None:
                 return -1
             self._handles[name] = handle
-        else:
-            handle.update_incremental()
+        elif not self.is_local or os.path.exists(self._next_commit(name, handle.version())):
+            handle.update_incremental()  # local disk: only when a newer commit file exists (one stat)
         return handle.version()
+
+    def _next_commit(self, name: str, version: int) -> str:
+        root = self.table_uri(name).removeprefix("file://")
+        return f"{root}/_delta_log/{version + 1:020d}.json"
 
     def ensure(self, spec: TableSpec) -> None:
         """Create the table empty with its schema if it does not exist (idempotent)."""

@@ -1,0 +1,65 @@
+"""The FastAPI application: one workspace per app, correlation ids, uniform errors, the routers.
+
+`ops-pipeline api` serves it with `uvicorn.run("ops_pipeline.api.app:create_app", factory=True)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from ops_pipeline.api import balances, errors, jobs
+from ops_pipeline.api.auth import TokenVerifier
+from ops_pipeline.api.correlation import CorrelationIdMiddleware
+from ops_pipeline.api.deps import WorkspaceDep, db_limiter
+from ops_pipeline.errors import OpsError
+from ops_pipeline.settings import Settings
+from ops_pipeline.workspace import Workspace
+
+ROUTERS = (balances.router, jobs.router)
+
+
+class Unavailable(OpsError):
+    code = "UNAVAILABLE"
+    http_status = 503
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.ws = Workspace(settings)
+        app.state.db_limiter = db_limiter(app.state.ws)
+        try:
+            yield
+        finally:
+            app.state.ws.close()
+
+    app = FastAPI(
+        title="ops-pipeline",
+        summary="Operations platform for payment businesses: balances ledger, job queue, fund-out, tickets.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.verify_token = TokenVerifier(settings)
+    app.add_middleware(CorrelationIdMiddleware)
+    errors.install(app)
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["system"],
+                      responses=errors.error_responses(503))
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def healthz(ws: WorkspaceDep) -> dict[str, str]:
+    """Liveness and readiness: the operational database answers (no auth)."""
+    try:
+        with ws.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        raise Unavailable(f"database: unreachable ({type(exc).__name__})") from exc
+    return {"status": "ok"}

@@ -1,0 +1,62 @@
+"""`GET /api/balances/{merchant_id}`: exact balances at the moment of the call (cache + newer log entries)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from ops_pipeline.api.auth import require_roles
+from ops_pipeline.api.deps import WorkspaceDep, run_domain
+from ops_pipeline.api.errors import error_responses
+from ops_pipeline.ledger.balances import get_balances
+from ops_pipeline.money import exponent
+
+router = APIRouter(tags=["ledger"])
+
+Money = Annotated[str, Field(description="Exact decimal in major units, e.g. '86.30' (EUR), '1200' (JPY).")]
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
+
+
+class CurrencyBalance(CamelModel):
+    currency: str = Field(description="ISO 4217 code.")
+    confirmed_balance: Money
+    settled_balance: Money
+    held: Money
+    available: Money = Field(description="settled - held: the part that can be paid out.")
+    as_of: datetime
+
+
+class MerchantBalances(CamelModel):
+    merchant_id: str
+    balances: list[CurrencyBalance]
+    lake_version: int = Field(description="Version of the balance-operations log the figures include.")
+
+
+@router.get(
+    "/api/balances/{merchant_id}",
+    summary="Balances of one merchant",
+    dependencies=[Depends(require_roles("ops", "finance", "internal", merchant_self="merchant_id"))],
+    responses=error_responses(400, 401, 403, 404),
+)
+async def merchant_balances(
+    request: Request,
+    ws: WorkspaceDep,
+    merchant_id: Annotated[str, Path(max_length=64, description="Global merchant id (businessId).")],
+    currency: Annotated[str | None, Query(description="Only this ISO 4217 currency.")] = None,
+) -> MerchantBalances:
+    """Confirmed, settled, held and available balance per currency, exact at the time of the call."""
+    if currency is not None:
+        exponent(currency)
+    found = await run_domain(request, get_balances, ws, merchant_id, currency)
+    return MerchantBalances(
+        merchant_id=merchant_id,
+        balances=[b.to_dict() for b in found],
+        lake_version=found[0].lake_version,
+    )
