@@ -212,6 +212,9 @@ def test_real_server_exact_under_concurrent_writes(server, funded):
     readers = [threading.Thread(target=read) for _ in range(4)]
     for t in readers:
         t.start()
+    deadline = time.monotonic() + 30
+    while not seen and not problems and time.monotonic() < deadline:  # the base version is read first
+        time.sleep(0.01)
     for i in range(6):  # one commit each, 1.00 EUR out
         post_entries(ws, [Entry("PAYOUT", f"p{i}", "M1", "EUR", -100, "payout")], "test")
     time.sleep(0.2)
