@@ -2,7 +2,8 @@
 
 The same seed gives the same rows. Shops get skewed traffic (a few busy shops, a long tail), 85% of the
 operations are captures and the rest refunds, amounts are decimal text with the currency's decimals, dates
-are ISO 8601 text in UTC and about one row in ten thousand is bad (unknown merchant, bad amount or date).
+are ISO 8601 text in UTC and three rows in ten thousand are bad (unknown merchant, negative amount, or
+an impossible date).
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def operations(context: pl.DataFrame, first_id: int, n: int, seed: int) -> pl.Da
     minor = pl.col("units") * 10 ** exponent.clip(0, 2) // 100 + 1
     bad = pl.col("id") % BAD_EVERY
     out = ops.sort("id").select(
-        falcon_operation_id=pl.concat_str([pl.lit("op-"), (pl.col("id") + 10**12).cast(pl.String).str.slice(1)]),
+        falcon_operation_id=pl.concat_str([pl.lit("op-"),
+                                           (pl.col("id") + 10**12).cast(pl.String).str.slice(1)]),
         external_reference=pl.concat_str([pl.col("psp_id"), pl.lit("-"), (pl.col("id") * 7919 % 10**10)
                                           .cast(pl.String)]),
         type=pl.when(pl.col("refund")).then(pl.lit("refund")).otherwise(pl.lit("capture")),
