@@ -62,7 +62,8 @@ class Balance:
         for name in ("confirmed", "settled", "held", "available"):
             out.pop(f"{name}_minor", None)
             minor = getattr(self, f"{name}_minor")
-            out[f"{name}_balance" if name in ("confirmed", "settled") else name] = str(to_major(minor, self.currency))
+            key = f"{name}_balance" if name in ("confirmed", "settled") else name
+            out[key] = str(to_major(minor, self.currency))
         out["as_of"] = self.as_of.isoformat()
         return out
 
@@ -112,7 +113,10 @@ def cached_version(ws: Workspace) -> int:
 
 
 def refresh_cache(ws: Workspace) -> tuple[int, int]:
-    """Fold the commits the cache has not seen; cost grows with new entries only. Returns (version, new entries)."""
+    """Fold the commits the cache has not seen; cost grows with new entries only.
+
+    Returns (version, new entries).
+    """
     while True:
         applied = cached_version(ws)
         latest = ws.lake.latest_version(LOG)
@@ -160,7 +164,7 @@ def get_balances(ws: Workspace, merchant_id: str, currency: str | None = None) -
     """Exact balances now: the cache plus any log entries committed after it."""
     now = datetime.now(UTC)
     c, s = balance_cache.c, balance_cache_state.c
-    with ws.engine.connect() as conn:
+    with ws.read_engine.connect() as conn:
         rows = conn.execute(
             select(s.applied_version, c.currency, c.confirmed_minor, c.settled_minor)
             .select_from(balance_cache_state.outerjoin(balance_cache, c.merchant_id == merchant_id))
@@ -190,12 +194,15 @@ def _balances(merchant_id, currency, sums, held, as_of, version) -> list[Balance
         if currency is None or cur == currency
     ]
     if not out:
-        what = f"merchant_id: {merchant_id!r}" + (f" has no {currency} balance" if currency else " has no balances")
+        what = f"merchant_id: {merchant_id!r}" + (
+            f" has no {currency} balance" if currency else " has no balances")
         raise NotFound(what)
     return out
 
 
-def balances_as_of(ws: Workspace, merchant_id: str, at: datetime, currency: str | None = None) -> list[Balance]:
+def balances_as_of(
+    ws: Workspace, merchant_id: str, at: datetime, currency: str | None = None
+) -> list[Balance]:
     """Balances from the log for operations dated up to `at`, with the holds active at `at`."""
     con = duckdb.connect()
     version = ws.lake.latest_version(LOG)
