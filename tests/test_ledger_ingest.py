@@ -198,3 +198,16 @@ def test_bad_merchant_context_file_is_refused_whole(ws, tmp_path):
     assert "row 1: fee_fixed: '0.301' has 3 decimals, EUR allows 2" in str(err.value)
     assert "row 2: currency: 'ABC' is not an ISO 4217 currency" in str(err.value)
     assert len(merchants.current(ws)) == len(MERCHANTS)  # nothing changed
+
+
+def test_unknown_merchants_among_thousands_of_rows(ws, tmp_path):
+    """Regression: a large file with a few unknown merchant contexts in it (once a polars panic)."""
+    rows = [op(f"o{i}", f"{1 + i % 50}.00", merchant=("M1", "M2", "M3", "M4")[i % 4] if i % 4 != 1 else "M1")
+            for i in range(6000)]
+    for i in range(0, 6000, 600):
+        rows[i] = op(f"x{i}", "5.00", psp_id="psp-late")
+    rows[3001] = op("bad-date", "5.00", date="2026-02-30T10:00:00Z")
+    r = ingest.ingest_file(ws, write_ops(tmp_path / "big.csv", rows), "confirmed")
+    assert (r.ingested, r.quarantined) == (5989, 11)
+    codes = sorted({code for _, code, _, _ in quarantine(ws)})
+    assert codes == ["bad_date", "unknown_merchant"]

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 from sqlalchemy import insert
 
 from ops_pipeline.db.schema import ingest_runs
@@ -34,9 +34,23 @@ from ops_pipeline.money import to_major
 from ops_pipeline.workspace import Workspace
 
 RAW_TABLES = {"CO": CONFIRMED_OPERATIONS.name, "RO": RECONCILED_OPERATIONS.name}
-OP_KEY = "(md5_number_lower(source || ':' || falcon_operation_id) >> 1)::BIGINT"
+LOG = BALANCE_OPERATIONS.name
 CONTENT = ("type", "amount_minor", "currency", "operation_date", "external_reference", "psp_id",
            "local_merchant_id", "shop_id")
+BATCH_COLUMNS = ("row_number", *INPUT_COLUMNS, "amount_minor", "operation_ts", "merchant_id",
+                 "balance_shop_id", "fee_percent_micros", "fee_fixed_minor")
+ARROW = pl.CompatLevel.newest()  # polars -> Arrow without copying strings
+# op_key = (md5_number_lower(source || ':' || falcon_operation_id) >> 1)::BIGINT, the log's 63-bit key.
+# md5_number_lower reads bytes 8..15 of the digest little-endian: byte-swapping the big-endian hex of those
+# bytes gives the same number at half the cost.
+_MASKS = ("71777214294589695::UBIGINT", "281470681808895::UBIGINT", "4294967295::UBIGINT")
+MACROS = (
+    f"CREATE MACRO swap8(x) AS ((x & {_MASKS[0]}) << 8) | ((x >> 8) & {_MASKS[0]})",
+    f"CREATE MACRO swap16(x) AS ((x & {_MASKS[1]}) << 16) | ((x >> 16) & {_MASKS[1]})",
+    f"CREATE MACRO swap32(x) AS ((x & {_MASKS[2]}) << 32) | (x >> 32)",
+    "CREATE MACRO op_key(source, id) AS "
+    "(swap32(swap16(swap8(('0x' || substr(md5(source || ':' || id), 17, 16))::UBIGINT))) >> 1)::BIGINT",
+)
 
 
 @dataclass(frozen=True)
@@ -65,33 +79,38 @@ def ingest_file(ws: Workspace, path: Path, kind: str) -> IngestResult:
 
 def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, file_sha: str,
                 write_raw: bool = True) -> IngestResult:
-    """Ingest text rows (INPUT_COLUMNS + row_number) that came from the file with hash `file_sha`."""
+    """Ingest text rows (INPUT_COLUMNS + row_number) that came from the file with hash `file_sha`.
+
+    Commits, in this order: raw rows, log entries (one commit: all or nothing), quarantine, resolutions.
+    The raw rows are written in the background while the operations are checked and split.
+    """
     started = datetime.now(UTC)
     ingest_id = str(uuid.uuid4())
     context = merchants.current(ws).drop("loaded_at")
-    valid, rejects = validate_operations(df, context, ws.settings.timezone)
-    with ws.lock("ledger"):
-        con = duckdb.connect()
-        if write_raw:
-            _append_raw(ws, con, df, source, file_name, file_sha, ingest_id, started)
-        status, conflicts = _classify(ws, con, valid, source)
+    with ws.lock("ledger"), ThreadPoolExecutor(1) as background:
+        raw = (background.submit(_append_raw, ws, df, source, file_name, file_sha, ingest_id, started)
+               if write_raw else None)
+        rows, rejects = validate_operations(df, context, ws.settings.timezone)
+        con = _connect()
+        counts, conflicts = _classify(ws, con, rows, source)
         rejects = combine_reasons(pl.concat([rejects, conflicts])) if len(conflicts) else rejects
-        before = ws.lake.latest_version(BALANCE_OPERATIONS.name)
-        entries = _split(con, ingest_id, started)
+        _split(con, source, ingest_id, started)
+        deltas = con.sql(balances.fold_sql("entry_rows")).pl()  # the cache's sums, without the entries
+        entries = int(deltas["entries"].sum() or 0)
+        if raw:
+            raw.result()  # the raw rows are committed before the log, as without the background thread
+        before, _ = balances.refresh_cache(ws)  # cache and log at one version: the new entries fold onto it
         version = before
-        if entries.num_rows:
-            version = ws.lake.append(BALANCE_OPERATIONS.name, entries)
-            if not balances.apply_to_cache(ws, balances.fold(entries), before, version):
+        if entries:
+            version = ws.lake.append(LOG, con.sql("SELECT * FROM entries").to_arrow_reader().read_all())
+            if not balances.apply_to_cache(ws, deltas, before, version):
                 balances.refresh_cache(ws)
         new_q = _append_quarantine(ws, con, df, rejects, source, file_name, file_sha, ingest_id, started)
-        done = status.filter(pl.col("status") != "conflict")["row_number"]
-        resolved = _resolve(ws, con, source, file_sha, done, ingest_id, started)
-    counts = status["status"].value_counts()
-    count = dict(zip(counts["status"], counts["count"], strict=True))
+        resolved = _resolve(ws, con, source, file_sha, rows, conflicts, ingest_id, started)
     result = IngestResult(
-        ingest_id=ingest_id, kind=source, file_name=file_name, rows=len(df), ingested=count.get("new", 0),
-        duplicates=count.get("duplicate", 0), quarantined=len(rejects), newly_quarantined=new_q,
-        resolved=resolved, entries=entries.num_rows, lake_version=version,
+        ingest_id=ingest_id, kind=source, file_name=file_name, rows=len(df), ingested=counts.get("new", 0),
+        duplicates=counts.get("duplicate", 0), quarantined=len(rejects), newly_quarantined=new_q,
+        resolved=resolved, entries=entries, lake_version=version,
     )
     with ws.engine.begin() as conn:
         conn.execute(insert(ingest_runs).values(
@@ -102,9 +121,18 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
     return result
 
 
-def _append_raw(ws, con, df, source, file_name, file_sha, ingest_id, at) -> None:
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for macro in MACROS:
+        con.execute(macro)
+    return con
+
+
+def _append_raw(ws, df, source, file_name, file_sha, ingest_id, at) -> None:
     """Raw rows as received, once per file content."""
     table = RAW_TABLES[source]
+    con = duckdb.connect()
     rel = ws.lake.relation(con, table)
     if con.execute(f"SELECT count(*) FROM {rel} WHERE file_sha256 = ?", [file_sha]).fetchall()[0][0]:
         return
@@ -112,31 +140,60 @@ def _append_raw(ws, con, df, source, file_name, file_sha, ingest_id, at) -> None
         ingest_id=pl.lit(ingest_id), received_at=pl.lit(at).cast(pl.Datetime("us", "UTC")),
         file_name=pl.lit(file_name), file_sha256=pl.lit(file_sha),
     )
-    ws.lake.append(table, raw.to_arrow())
+    ws.lake.append(table, raw.to_arrow(compat_level=ARROW))
 
 
-def _classify(ws, con, valid: pl.DataFrame, source: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _classify(ws, con, rows: pl.DataFrame, source: str) -> tuple[dict[str, int], pl.DataFrame]:
     """Mark each valid row new, duplicate (same content as stored or earlier in the file) or conflict.
 
-    Leaves a temp table `new_ops` with the rows to append. Returns (row statuses, conflict reasons).
+    Leaves a view `new_ops` with the rows to append. Returns (count per status, conflict reasons). Only
+    rows whose key occurs twice in the file or is already in the log need their content compared (the
+    key is a hash of source and falcon_operation_id); every other valid row is new.
     """
-    log = ws.lake.relation(con, BALANCE_OPERATIONS.name)
-    batch = valid.select(
-        "row_number", *INPUT_COLUMNS, "amount_minor", pl.col("operation_ts").alias("parsed_date"),
-        "merchant_id", "balance_shop_id", "fee_percent_micros", "fee_fixed_minor",
-    ).with_columns(source=pl.lit(source))
-    con.register("valid_rows", batch.to_arrow())
+    batch = rows.select(*BATCH_COLUMNS, "valid")
+    con.register("batch_text", batch.select("falcon_operation_id").to_arrow(compat_level=ARROW))
+    keys = con.sql("SELECT op_key($source, falcon_operation_id) AS op_key FROM batch_text",
+                   params={"source": source}).pl()
+    con.register("batch_keys", keys.to_arrow())
+    log = ws.lake.relation(con, LOG)
+    hits = con.sql(f"SELECT DISTINCT op_key FROM {log} WHERE op_key IN (SELECT op_key FROM batch_keys)").pl()
+    key = pl.col("op_key")
+    doubt = (key.is_duplicated() | key.is_in(hits["op_key"].implode())) & pl.col("valid")
+    batch = batch.with_columns(keys).with_columns(_doubt=doubt)
+    doubtful = batch.filter("_doubt").drop("valid", "_doubt")
+    con.register("batch_rows", batch.to_arrow(compat_level=ARROW))
+    counts, conflicts, union = {}, reasons_frame([]), ""
+    if len(doubtful):
+        counts, conflicts = _compare(con, doubtful, hits, source, log)
+        union = "UNION ALL BY NAME SELECT * EXCLUDE (occurrence) FROM doubtful_new"
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE batch AS
-        SELECT * EXCLUDE (operation_date, parsed_date), parsed_date AS operation_date, {OP_KEY} AS op_key,
-               row_number() OVER (PARTITION BY falcon_operation_id ORDER BY row_number) AS occurrence
-        FROM valid_rows
+        CREATE OR REPLACE TEMP VIEW new_ops AS
+        SELECT * EXCLUDE (operation_date, operation_ts, valid, _doubt), operation_ts AS operation_date
+        FROM batch_rows WHERE valid AND NOT _doubt {union}
     """)
-    cols = ", ".join(CONTENT[1:])
+    clear = batch.select((pl.col("valid") & ~pl.col("_doubt")).sum()).item()
+    counts["new"] = counts.get("new", 0) + clear
+    return counts, conflicts
+
+
+def _compare(con, doubtful: pl.DataFrame, hits: pl.DataFrame, source: str,
+             log: str) -> tuple[dict[str, int], pl.DataFrame]:
+    """Classify rows whose key is in the log or twice in the file by comparing their content.
+
+    Leaves a temp table `doubtful_new` with those that are new. Returns (count per status, conflict reasons).
+    """
+    con.register("doubtful_rows", doubtful.to_arrow(compat_level=ARROW))
+    con.register("hits", hits.to_arrow())
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE batch AS
+        SELECT * EXCLUDE (operation_date, operation_ts), operation_ts AS operation_date,
+               row_number() OVER (PARTITION BY falcon_operation_id ORDER BY row_number) AS occurrence
+        FROM doubtful_rows
+    """)
+    cols = ", ".join(c for c in CONTENT if c not in ("type", "amount_minor"))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE stored AS
-        WITH hits AS (SELECT DISTINCT op_key FROM {log} WHERE op_key IN (SELECT op_key FROM batch))
-        SELECT falcon_operation_id, type, abs(amount_minor) AS amount_minor, {cols.replace('amount_minor, ', '')}
+        SELECT falcon_operation_id, type, abs(amount_minor) AS amount_minor, {cols}
         FROM {log}
         WHERE op_key IN (SELECT op_key FROM hits) AND source = $source AND type <> 'psp_fee'
     """, {"source": source})
@@ -157,12 +214,12 @@ def _classify(ws, con, valid: pl.DataFrame, source: str) -> tuple[pl.DataFrame, 
         FROM batch b JOIN ref r USING (falcon_operation_id)
     """)
     con.execute("""
-        CREATE OR REPLACE TEMP TABLE new_ops AS
+        CREATE OR REPLACE TEMP TABLE doubtful_new AS
         SELECT b.* FROM batch b JOIN classified c USING (row_number) WHERE c.status = 'new'
     """)
-    status = con.sql("SELECT row_number, status FROM classified").pl()
+    counts = dict(con.sql("SELECT status, count(*) FROM classified GROUP BY status").fetchall())
     bad = con.sql("SELECT * FROM classified WHERE status = 'conflict'").pl()
-    return status, reasons_frame([(r["row_number"], "conflicting_duplicate", _conflict(r, source))
+    return counts, reasons_frame([(r["row_number"], "conflicting_duplicate", _conflict(r, source))
                                   for r in bad.iter_rows(named=True)])
 
 
@@ -173,33 +230,43 @@ def _conflict(row: dict, source: str) -> str:
         old, new = row[f"stored_{c}"], row[f"got_{c}"]
         if old != new:
             if c == "amount_minor":
-                c, old, new = "amount", to_major(old, row["stored_currency"]), to_major(new, row["got_currency"])
+                old, new = to_major(old, row["stored_currency"]), to_major(new, row["got_currency"])
+                c = "amount"
             diffs.append(f"{c} {_show(old)} vs {_show(new)}")
     return (f"falcon_operation_id: {row['falcon_operation_id']!r} already {where} (source {source}) "
             f"with different content: {', '.join(diffs)}")
 
 
 def _show(value) -> str:
-    return value.isoformat() if isinstance(value, datetime) else repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return repr(value) if isinstance(value, str) else str(value)
 
 
-def _split(con, ingest_id: str, recorded_at: datetime) -> pa.Table:
-    """Captures: +amount and, if the fee is not zero, -fee as psp_fee; refunds: -amount."""
-    con.execute("SET TimeZone = 'UTC'")
-    common = ("currency, falcon_operation_id, source, operation_date, $recorded_at AS recorded_at, "
-              "local_merchant_id, shop_id, balance_shop_id, psp_id, merchant_id, op_key, $ingest_id AS ingest_id")
-    return con.sql(f"""
-        SELECT uuidv7()::VARCHAR AS uuid, external_reference,
+def _split(con, source: str, ingest_id: str, recorded_at: datetime) -> None:
+    """Leave views `entries` (log rows) and `entry_rows` (the same without uuids) over `new_ops`.
+
+    Captures give +amount and, if the fee is not zero, -fee as psp_fee; refunds give -amount.
+    """
+    common = (f"currency, falcon_operation_id, '{source}' AS source, operation_date, "
+              f"'{recorded_at.isoformat()}'::TIMESTAMPTZ AS recorded_at, local_merchant_id, shop_id, "
+              f"balance_shop_id, psp_id, merchant_id, op_key, '{ingest_id}' AS ingest_id")
+    # fee = round_half_up(amount x percent_micros / 10^8) + fixed, with amount = hi x 10^8 + lo so that no
+    # product leaves BIGINT (captures and percentages are never negative)
+    fee = ("(amount_minor // 100000000) * fee_percent_micros"
+           " + ((amount_minor % 100000000) * fee_percent_micros + 50000000) // 100000000 + fee_fixed_minor")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP VIEW entry_rows AS
+        SELECT external_reference,
                CASE WHEN type = 'refund' THEN -amount_minor ELSE amount_minor END AS amount_minor,
                type, {common}
         FROM new_ops
         UNION ALL
-        SELECT uuidv7()::VARCHAR, external_reference, -fee, 'psp_fee', {common}
-        FROM (SELECT *, ((amount_minor::HUGEINT * fee_percent_micros + 50000000) // 100000000)::BIGINT
-                        + fee_fixed_minor AS fee
-              FROM new_ops WHERE type = 'capture')
+        SELECT external_reference, -fee, 'psp_fee', {common}
+        FROM (SELECT *, {fee} AS fee FROM new_ops WHERE type = 'capture')
         WHERE fee <> 0
-    """, params={"recorded_at": recorded_at, "ingest_id": ingest_id}).to_arrow_table()
+    """)
+    con.execute("CREATE OR REPLACE TEMP VIEW entries AS SELECT uuidv7()::VARCHAR AS uuid, * FROM entry_rows")
 
 
 def quarantine_id(source: str, file_sha: str, row_number: int | pl.Expr):
@@ -216,7 +283,8 @@ def _append_quarantine(ws, con, df, rejects, source, file_name, file_sha, ingest
     rel = ws.lake.relation(con, LEDGER_QUARANTINE.name)
     seen = con.sql(f"SELECT row_number FROM {rel} WHERE file_sha256 = ? AND source = ?",
                    params=[file_sha, source]).pl()
-    rows = rejects.join(seen, on="row_number", how="anti").join(df, on="row_number")
+    fresh = rejects.join(seen, on="row_number", how="anti")
+    rows = fresh.join(df.filter(pl.col("row_number").is_in(fresh["row_number"].implode())), on="row_number")
     if not len(rows):
         return 0
     raw = rows.select(pl.struct(INPUT_COLUMNS).struct.json_encode().alias("raw"))["raw"]
@@ -224,22 +292,27 @@ def _append_quarantine(ws, con, df, rejects, source, file_name, file_sha, ingest
         quarantine_id(source, file_sha, pl.col("row_number")).alias("quarantine_id"),
         pl.lit(source).alias("source"), "reason_code", "reason", pl.lit(file_name).alias("file_name"),
         pl.lit(file_sha).alias("file_sha256"), "row_number", "falcon_operation_id",
-        pl.lit(ingest_id).alias("ingest_id"), pl.lit(at).cast(pl.Datetime("us", "UTC")).alias("quarantined_at"),
+        pl.lit(ingest_id).alias("ingest_id"),
+        pl.lit(at).cast(pl.Datetime("us", "UTC")).alias("quarantined_at"),
     ).with_columns(raw=raw)
     ws.lake.append(LEDGER_QUARANTINE.name, out.to_arrow())
     return len(out)
 
 
-def _resolve(ws, con, source: str, file_sha: str, done: pl.Series, ingest_id: str, at: datetime) -> int:
+def _resolve(ws, con, source: str, file_sha: str, rows: pl.DataFrame, conflicts: pl.DataFrame,
+             ingest_id: str, at: datetime) -> int:
     """Mark quarantined rows of this file that now went in (or were already in) as resolved."""
     q = ws.lake.relation(con, LEDGER_QUARANTINE.name)
     r = ws.lake.relation(con, QUARANTINE_RESOLUTIONS.name)
-    con.register("done_rows", pl.DataFrame({"row_number": done}).to_arrow())
-    ids = con.sql(f"""
-        SELECT quarantine_id FROM {q}
-        WHERE file_sha256 = ? AND source = ? AND row_number IN (SELECT row_number FROM done_rows)
-          AND quarantine_id NOT IN (SELECT quarantine_id FROM {r})
+    open_rows = con.sql(f"""
+        SELECT quarantine_id, row_number FROM {q}
+        WHERE file_sha256 = ? AND source = ? AND quarantine_id NOT IN (SELECT quarantine_id FROM {r})
     """, params=[file_sha, source]).pl()
+    if not len(open_rows):
+        return 0
+    done = open_rows.join(rows.select("row_number", "valid"), on="row_number").filter(
+        pl.col("valid") & ~pl.col("row_number").is_in(conflicts["row_number"].implode()))
+    ids = done.select("quarantine_id")
     if not len(ids):
         return 0
     ws.lake.append(QUARANTINE_RESOLUTIONS.name, ids.with_columns(
@@ -262,7 +335,8 @@ def reprocess(ws: Workspace) -> list[IngestResult]:
     for (source, file_name, file_sha), group in pending.group_by(
         "source", "file_name", "file_sha256", maintain_order=True
     ):
-        rows = pl.DataFrame([json.loads(x) for x in group["raw"]], schema={c: pl.String for c in INPUT_COLUMNS})
+        rows = pl.DataFrame([json.loads(x) for x in group["raw"]],
+                            schema={c: pl.String for c in INPUT_COLUMNS})
         rows = rows.with_columns(row_number=group["row_number"])
         results.append(ingest_rows(ws, rows, source, file_name, file_sha, write_raw=False))
     return results

@@ -5,8 +5,8 @@ Every rejected row gets a `reason_code` and a `reason` naming the column and the
 
 from __future__ import annotations
 
-import polars as pl
 import pandera.polars as pa
+import polars as pl
 
 from ops_pipeline.ledger import OPERATION_TYPES
 from ops_pipeline.money import currency_exponents
@@ -17,6 +17,9 @@ _ISO_DATE = r"^\s*\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?\s*(Z|
 REQUIRED = ("falcon_operation_id", "type", "amount", "currency", "operation_date", "psp_id",
             "local_merchant_id", "shop_id")
 MERCHANT_KEY = ("psp_id", "local_merchant_id", "shop_id", "currency")
+# The usual shapes (ASCII only) that the fast path parses: amounts below 10^14 with at most 4 decimals, UTC.
+_SIMPLE_AMOUNT = r"^[0-9]{1,14}(\.[0-9]{0,4})?$"
+_SIMPLE_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$"
 
 
 def _matches(pattern: str, name: str) -> pa.Check:
@@ -40,8 +43,8 @@ def _positive() -> pa.Check:
 
 
 def operation_schema() -> pa.DataFrameSchema:
-    text = {c: pa.Column(str, nullable=c not in REQUIRED) for c in ("falcon_operation_id", "external_reference",
-                                                                    "psp_id", "local_merchant_id", "shop_id")}
+    text = {c: pa.Column(str, nullable=c not in REQUIRED)
+            for c in ("falcon_operation_id", "external_reference", "psp_id", "local_merchant_id", "shop_id")}
     return pa.DataFrameSchema(
         {
             **text,
@@ -75,7 +78,8 @@ def _schema_failures(df: pl.DataFrame) -> pl.DataFrame:
         row_numbers = df["row_number"]  # pandera reports positions; rows may be sparse (reprocess)
         rows = [
             (row_numbers[int(index)], *_describe(check, column, value))
-            for index, check, column, value in cases.select("index", "check", "column", "failure_case").iter_rows()
+            for index, check, column, value in cases.select("index", "check", "column", "failure_case")
+            .iter_rows()
         ]
         return reasons_frame(rows)
     return reasons_frame([])
@@ -104,39 +108,73 @@ def parse_timestamp(expr: pl.Expr, tz: str) -> pl.Expr:
     return pl.coalesce(with_offset.dt.cast_time_unit("us"), local.dt.convert_time_zone("UTC"))
 
 
-def currencies_frame() -> pl.DataFrame:
-    exps = currency_exponents()
-    return pl.DataFrame(
-        {
-            "currency": list(exps),
-            "exponent": list(exps.values()),
-            "scale": [10**e for e in exps.values()],
-            "frac_div": [10 ** (MAX_EXPONENT - e) for e in exps.values()],
-        },
-        schema={"currency": pl.String, "exponent": pl.Int64, "scale": pl.Int64, "frac_div": pl.Int64},
+def _with_context(df: pl.DataFrame, merchants: pl.DataFrame) -> pl.DataFrame:
+    """Add the currency's exponent, scale and frac_div and the merchant context fields (null when unknown).
+
+    A left join on the four key columns. (A faster lookup by gathering context values with null indices
+    for unknown merchants made polars 2.1 panic later on the gathered strings.)
+    """
+    exponent = pl.col("currency").replace_strict(currency_exponents(), default=None, return_dtype=pl.Int64)
+    return (
+        df.join(merchants, on=list(MERCHANT_KEY), how="left", maintain_order="left")
+        .with_columns(exponent=exponent)
+        .with_columns(
+            scale=pl.lit(10, pl.Int64).pow(pl.col("exponent")),
+            frac_div=pl.lit(10, pl.Int64).pow(MAX_EXPONENT - pl.col("exponent")),
+        )
     )
 
 
-def validate_operations(df: pl.DataFrame, merchants: pl.DataFrame, tz: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split rows into (valid rows with `amount_minor`, `operation_ts` and merchant fields, rejections)."""
-    failures = [_schema_failures(df)]
+def _parse_general(df: pl.DataFrame, tz: str) -> pl.DataFrame:
+    """Add `decimals`, `amount_minor` and `operation_ts`, parsed from any text as the rules define them."""
     text = pl.col("amount").str.strip_chars().str.strip_prefix("+")
     frac = text.str.extract(r"\.(\d*)$", 1).fill_null("").str.strip_chars_end("0")
-    parsed = (
-        df.join(currencies_frame(), on="currency", how="left")
-        .join(merchants, on=list(MERCHANT_KEY), how="left")
-        .with_columns(
+    return (
+        df.with_columns(
             decimals=frac.str.len_chars(),
             whole=text.str.extract(r"^(\d*)", 1).str.replace(r"^$", "0").cast(pl.Int64, strict=False),
             frac4=frac.str.slice(0, MAX_EXPONENT).str.pad_end(MAX_EXPONENT, "0").cast(pl.Int64, strict=False),
             operation_ts=parse_timestamp(pl.col("operation_date"), tz),
         )
         .with_columns(amount_minor=pl.col("whole") * pl.col("scale") + pl.col("frac4") // pl.col("frac_div"))
+        .drop("whole", "frac4")
     )
+
+
+def _parse_simple(df: pl.DataFrame) -> pl.DataFrame:
+    """Add `amount_minor` and `operation_ts` to rows in the usual shape, and `_odd`: rows this cannot settle.
+
+    With the amount as an integer of 10^-4 units (e4): whole * scale + frac4 // frac_div == e4 // frac_div,
+    and the amount has more decimals than allowed exactly when e4 is not a multiple of frac_div. Rows not
+    in the usual shape, with too many decimals or with an impossible date are `_odd`: the general parser
+    decides them (and words their reasons).
+    """
+    date = pl.col("operation_date")
+    simple = pl.col("amount").str.contains(_SIMPLE_AMOUNT) & date.str.contains(_SIMPLE_DATE)
+    e4 = pl.col("amount").cast(pl.Decimal(18, MAX_EXPONENT), strict=False).to_physical().cast(pl.Int64)
+    ts = date.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%SZ", strict=False)
+    return df.with_columns(_e4=pl.when(simple).then(e4), operation_ts=pl.when(simple).then(ts)).with_columns(
+        amount_minor=pl.col("_e4") // pl.col("frac_div"),
+        _odd=pl.col("operation_ts").is_null() | (pl.col("_e4") % pl.col("frac_div") != 0).fill_null(False),
+    ).drop("_e4")
+
+
+def validate_operations(
+    df: pl.DataFrame, merchants: pl.DataFrame, tz: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Check every row: (rows with `valid`, `amount_minor`, `operation_ts` and merchant fields, rejections).
+
+    Rows in the usual shape (plain amount with at most 4 decimals, `YYYY-MM-DDTHH:MM:SSZ`) take a fast path
+    that gives the same values; every other row goes through the general parser. Rows are flagged, not
+    filtered: a filter would copy millions of rows to drop a few.
+    """
+    failures = [_schema_failures(df)]
+    parsed = _parse_simple(_with_context(df, merchants))
+    odd = _parse_general(parsed.filter("_odd"), tz)
     known = pl.col("exponent").is_not_null() & pl.col("amount").is_not_null()
     failures.append(
         _derived(
-            parsed,
+            odd,
             known & (pl.col("decimals") > pl.col("exponent")) & pl.col("amount").str.contains(_NUMBER),
             "too_many_decimals",
             pl.format("amount: '{}' has {} decimals, {} allows {}", pl.col("amount").str.strip_chars(),
@@ -145,25 +183,28 @@ def validate_operations(df: pl.DataFrame, merchants: pl.DataFrame, tz: str) -> t
     )
     failures.append(
         _derived(
-            parsed,
+            odd,
             pl.col("operation_ts").is_null() & pl.col("operation_date").str.contains(_ISO_DATE),
             "bad_date",
             pl.format("operation_date: '{}' is not a valid date-time", "operation_date"),
         )
     )
-    complete_key = pl.all_horizontal(pl.col(c).is_not_null() for c in MERCHANT_KEY) & pl.col("exponent").is_not_null()
+    complete_key = pl.all_horizontal(pl.col(c).is_not_null() for c in (*MERCHANT_KEY, "exponent"))
     failures.append(
         _derived(
             parsed,
             complete_key & pl.col("merchant_id").is_null(),
             "unknown_merchant",
-            pl.format("merchant context: no row for psp_id='{}', local_merchant_id='{}', shop_id='{}', currency='{}'",
-                      *MERCHANT_KEY),
+            pl.format("merchant context: no row for psp_id='{}', local_merchant_id='{}', shop_id='{}', "
+                      "currency='{}'", *MERCHANT_KEY),
         )
     )
     rejects = combine_reasons(pl.concat(failures))
-    valid = parsed.join(rejects.select("row_number"), on="row_number", how="anti")
-    return valid, rejects
+    if len(odd):  # the general parser's values into their rows (odd rows are in the order of `parsed`)
+        at = parsed.select(pl.arg_where("_odd")).to_series()
+        parsed = parsed.with_columns(parsed[c].scatter(at, odd[c]) for c in ("amount_minor", "operation_ts"))
+    valid = ~pl.col("row_number").is_in(rejects["row_number"].implode())
+    return parsed.drop("_odd").with_columns(valid=valid), rejects
 
 
 def _derived(df: pl.DataFrame, condition: pl.Expr, code: str, message: pl.Expr) -> pl.DataFrame:
@@ -176,7 +217,9 @@ def combine_reasons(reasons: pl.DataFrame) -> pl.DataFrame:
     """One row per rejected input row: the most basic reason code first, every message joined."""
     rank = {code: i for i, code in enumerate(PRIORITY)}
     return (
-        reasons.with_columns(rank=pl.col("reason_code").replace_strict(rank, default=len(rank), return_dtype=pl.Int64))
+        reasons.with_columns(
+            rank=pl.col("reason_code").replace_strict(rank, default=len(rank), return_dtype=pl.Int64)
+        )
         .sort("row_number", "rank")
         .group_by("row_number", maintain_order=True)
         .agg(pl.col("reason_code").first(), pl.col("reason").str.join("; "))
