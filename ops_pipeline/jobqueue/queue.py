@@ -2,14 +2,17 @@
 
 Live jobs stay in `jobs`; a job that finishes (Completed, Failed, Expired) moves to `jobs_archive` in the
 same transaction, so the table that claims scan stays small. Every transition appends to `job_history`.
-PostgreSQL claims and completes in one statement each (`FOR UPDATE SKIP LOCKED` over the partial index
-`ix_jobs_claim`); SQLite runs the same operations inside its write-locking transactions.
+PostgreSQL enqueues, claims and completes in one statement each (claims: `FOR UPDATE SKIP LOCKED` over the
+partial index `ix_jobs_claim`), and `vacuum` (housekeeping) clears the dead rows claims would otherwise walk
+over; SQLite runs the same operations inside its write-locking transactions.
 """
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +27,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     union_all,
     update,
 )
@@ -32,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ops_pipeline.db.schema import job_history, jobs, jobs_archive
+from ops_pipeline.db.types import UTCDateTime
 from ops_pipeline.errors import Conflict, InvalidInput, NotFound, OpsError
 from ops_pipeline.jobqueue.model import (
     CREATOR_KINDS,
@@ -46,6 +49,133 @@ from ops_pipeline.jobqueue.model import (
 
 JOB_COLUMNS = [c.name for c in jobs.columns]
 _COLS = ", ".join(JOB_COLUMNS)
+_DATETIMES = [i for i, c in enumerate(jobs.columns) if isinstance(c.type, UTCDateTime)]
+
+# PostgreSQL runs the hot paths (enqueue_many, claim, complete) as one statement each, sent through the
+# driver's cursor in autocommit mode: the statement is its own transaction, so one round trip, and none of
+# SQLAlchemy's per-statement work, which cost more CPU than the rest of a claim. Statements use the
+# driver's %(name)s parameters.
+
+# A batch this big can change the table more than the planner's statistics know: with the old ones, a
+# claim may sort every Created row instead of walking `ix_jobs_claim` (milliseconds instead of microseconds).
+ANALYZE_AFTER = 1000
+# Every claim and finish leaves a dead row version in `jobs`, and dead entries in `ix_jobs_claim` that each
+# claim walks over until VACUUM removes them: claims slow down in proportion. Autovacuum does this where it
+# runs; `vacuum` (housekeeping) makes sure of it once this many have piled up.
+VACUUM_AFTER = 10_000
+_PG_NEW = {  # column -> array type: what `_values` varies per job; the rest is the same for all
+    "type": "text",
+    "attributes": "text",
+    "priority": "smallint",
+    "state": "text",
+    "expires_at": "timestamptz",
+    "created_by": "text",
+    "created_by_kind": "text",
+    "idempotency_key": "text",
+    "max_attempts": "int",
+}
+
+
+def _pg_enqueue(returning: str) -> str:
+    """Insert the jobs given as arrays (skipping live idempotency keys) and their history."""
+    return f"""
+        WITH new AS (
+            INSERT INTO jobs ({", ".join(_PG_NEW)}, attempts, run_at, progress, created_at, updated_at)
+            SELECT {", ".join(f"{c}::json" if c == "attributes" else c for c in _PG_NEW)},
+                   0, %(now)s, '{{}}', %(now)s, %(now)s
+            FROM unnest({", ".join(f"%({c})s::{t}[]" for c, t in _PG_NEW.items())})
+                 AS new({", ".join(_PG_NEW)})
+            ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            RETURNING *
+        ), noted AS (
+            INSERT INTO job_history (job_id, at, from_state, to_state, actor, reason)
+            SELECT id, %(now)s, NULL, state, created_by, 'created' FROM new
+        )
+        SELECT {returning} FROM new ORDER BY id
+    """
+
+
+def _pg_claim(types_filter: str) -> str:
+    """Pick (`FOR UPDATE SKIP LOCKED` over `ix_jobs_claim`), claim and record; returns the claimed jobs."""
+    return f"""
+        WITH picked AS (
+            SELECT id FROM jobs
+            WHERE state = '{State.CREATED}' AND run_at <= %(now)s
+                  AND (expires_at IS NULL OR expires_at > %(now)s) {types_filter}
+            ORDER BY priority, id
+            LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED
+        ), claimed AS (
+            UPDATE jobs SET state = '{State.IN_PROGRESS}', lease_owner = %(worker)s,
+                            lease_expires_at = %(lease)s, attempts = jobs.attempts + 1, updated_at = %(now)s,
+                            started_at = coalesce(jobs.started_at, %(now)s)
+            FROM picked WHERE jobs.id = picked.id
+            RETURNING jobs.*
+        ), noted AS (
+            INSERT INTO job_history (job_id, at, from_state, to_state, actor, reason)
+            SELECT id, %(now)s, '{State.CREATED}', '{State.IN_PROGRESS}', %(worker)s, 'claimed' FROM claimed
+        )
+        SELECT {_COLS} FROM claimed
+    """
+
+
+def _pg_archive(guard: str, last_error: bool) -> str:
+    """Move the jobs `%(ids)s` still matching `guard` to the archive as `%(state)s`, with their history."""
+    finished = {
+        "state": "%(state)s",
+        "finished_at": "%(now)s",
+        "updated_at": "%(now)s",
+        "lease_owner": "NULL",
+        "lease_expires_at": "NULL",
+    }
+    if last_error:
+        finished["last_error"] = "%(error)s"
+    cols = ", ".join(finished.get(c, c) for c in JOB_COLUMNS)
+    return f"""
+        WITH done AS (DELETE FROM jobs WHERE id = ANY(%(ids)s) {"AND " + guard if guard else ""}
+                      RETURNING {_COLS}),
+             kept AS (INSERT INTO jobs_archive ({_COLS}, archived_at) SELECT {cols}, %(now)s FROM done),
+             noted AS (INSERT INTO job_history (job_id, at, from_state, to_state, actor, reason)
+                       SELECT id, %(now)s, state, %(state)s, %(actor)s, %(reason)s FROM done)
+        SELECT id FROM done
+    """
+
+
+_PG_ENQUEUE = _pg_enqueue("id")
+_PG_ENQUEUE_ONE = _pg_enqueue(_COLS)
+_PG_LIVE_KEY = f"SELECT {_COLS} FROM jobs WHERE idempotency_key = %(key)s"
+_PG_CLAIM = _pg_claim("")
+_PG_CLAIM_TYPES = _pg_claim("AND type = ANY(%(types)s)")
+_PG_COMPLETE = _pg_archive(f"state = '{State.IN_PROGRESS}' AND lease_owner = %(actor)s", last_error=False)
+
+
+def _pg_array(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal (`{"a","b",NULL}`): parsed once by the server, however long. Values that
+    repeat (types, states, creators) are quoted once."""
+    quoted: dict[Any, str] = {None: "NULL"}
+    items = []
+    for v in values:
+        if isinstance(v, dict):
+            items.append(_pg_quote(json.dumps(v)))
+            continue
+        item = quoted.get(v)
+        if item is None:
+            item = quoted[v] = _pg_quote(v.isoformat() if isinstance(v, datetime) else str(v))
+        items.append(item)
+    return "{" + ",".join(items) + "}"
+
+
+def _pg_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _pg_job(values: tuple) -> Job:
+    """A job from a driver's row (columns in `JOB_COLUMNS` order), times in UTC as `UTCDateTime` gives."""
+    row = list(values)
+    for i in _DATETIMES:
+        if row[i] is not None:
+            row[i] = row[i].astimezone(UTC)
+    return Job.from_row(_Row(dict(zip(JOB_COLUMNS, row, strict=True))))
 
 
 class FourEyes(OpsError):
@@ -84,6 +214,19 @@ class JobQueue:
         self.rng = rng or random.Random()
         self.postgres = engine.dialect.name == "postgresql"
 
+    @contextmanager
+    def _pg_cursor(self) -> Iterator[Any]:
+        """A driver cursor in autocommit mode (see `_PG_ENQUEUE`), on a connection of the engine's pool."""
+        with self.engine.connect() as conn:
+            driver = conn.connection.dbapi_connection
+            driver.autocommit = True
+            try:
+                with driver.cursor() as cursor:
+                    yield cursor
+            finally:
+                if not driver.closed:  # a lost connection is dropped by the pool (its next ping fails)
+                    driver.autocommit = False
+
     # -- creating ------------------------------------------------------------------------------------
 
     def _values(self, new: NewJob, now: datetime) -> dict[str, Any]:
@@ -117,6 +260,8 @@ class JobQueue:
         """Create a job; with an idempotency key that a live job holds, return that job instead (False)."""
         now = self.clock()
         values = self._values(new, now)
+        if self.postgres:
+            return self._enqueue_pg(values, now)
         with self.engine.begin() as conn:
             job_id = conn.execute(self._insert([values]).returning(jobs.c.id)).scalar()
             if job_id is None:  # the key is held by a live job
@@ -125,28 +270,52 @@ class JobQueue:
             self._history(conn, [job_id], None, values["state"], new.created_by, "created", now)
         return self.get(job_id), True
 
+    def _enqueue_pg(self, values: dict[str, Any], now: datetime) -> tuple[Job, bool]:
+        """One round trip: the job and its history inserted, the job returned with that history."""
+        params = {
+            **{c: _pg_array([values[c]]) for c in _PG_NEW},
+            "now": now,
+            "key": values["idempotency_key"],
+        }
+        with self._pg_cursor() as cursor:
+            while True:
+                cursor.execute(_PG_ENQUEUE_ONE, params)
+                if (row := cursor.fetchone()) is not None:
+                    job = _pg_job(row)
+                    created = {
+                        "at": now.astimezone(UTC),
+                        "from_state": None,
+                        "to_state": job.state.value,
+                        "actor": job.created_by,
+                        "reason": "created",
+                    }
+                    return Job(**{**job.__dict__, "history": [created]}), True
+                cursor.execute(_PG_LIVE_KEY, params)  # the key is held by a live job
+                if (row := cursor.fetchone()) is not None:
+                    return _pg_job(row), False
+                # that job finished in between: its key is free again
+
     def enqueue_many(self, batch: Sequence[NewJob]) -> list[int]:
         """Create many jobs in one transaction; jobs whose idempotency key is live are skipped."""
         now = self.clock()
         rows = [self._values(new, now) for new in batch]
+        if not rows:
+            return []
+        if self.postgres:  # the rows as array literals; the jobs and their history in one statement
+            arrays = {c: _pg_array(r[c] for r in rows) for c in _PG_NEW}
+            with self._pg_cursor() as cursor:
+                cursor.execute(_PG_ENQUEUE, {**arrays, "now": now})
+                ids = [i for (i,) in cursor.fetchall()]
+                if len(rows) >= ANALYZE_AFTER:
+                    cursor.execute("ANALYZE jobs")
+            return ids
         with self.engine.begin() as conn:
             ids = list(conn.execute(self._insert(rows).returning(jobs.c.id)).scalars())
-            if self.postgres:
-                conn.execute(
-                    text("""
-                        INSERT INTO job_history (job_id, at, from_state, to_state, actor, reason)
-                        SELECT id, :now, NULL, state, created_by, 'created' FROM jobs WHERE id = ANY(:ids)
-                    """),
-                    {"now": now, "ids": ids},
-                )
-            else:
-                for state in {r["state"] for r in rows}:
-                    mine = conn.execute(
-                        select(jobs.c.id, jobs.c.created_by).where(jobs.c.id.in_(ids), jobs.c.state == state)
-                    ).all()
-                    self._history(
-                        conn, [i for i, _ in mine], None, state, [c for _, c in mine], "created", now
-                    )
+            for state in {r["state"] for r in rows}:
+                mine = conn.execute(
+                    select(jobs.c.id, jobs.c.created_by).where(jobs.c.id.in_(ids), jobs.c.state == state)
+                ).all()
+                self._history(conn, [i for i, _ in mine], None, state, [c for _, c in mine], "created", now)
         return ids
 
     def _insert(self, rows: list[dict[str, Any]]):
@@ -236,6 +405,20 @@ class JobQueue:
                 select(func.count()).select_from(jobs).where(self._claimable(now, types))
             ).scalar_one()
 
+    def peek(self, limit: int, types: Iterable[str] | None = None) -> list[tuple[int, datetime]]:
+        """(id, updated_at) of the next `limit` jobs a claim would take, in claim order; nothing is locked.
+
+        `updated_at` changes with every transition, so the pair names one claimable turn of a job."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(jobs.c.id, jobs.c.updated_at)
+                .where(self._claimable(now, types))
+                .order_by(jobs.c.priority, jobs.c.id)
+                .limit(limit)
+            ).all()
+        return [(r.id, r.updated_at) for r in rows]
+
     # -- working -------------------------------------------------------------------------------------
 
     @staticmethod
@@ -255,14 +438,25 @@ class JobQueue:
         """Move up to `limit` claimable jobs to In Progress, leased to `worker`: High first, then oldest."""
         now = self.clock()
         lease = now + timedelta(seconds=lease_seconds)
+        if self.postgres:
+            params = {"now": now, "lease": lease, "worker": worker, "limit": limit}
+            sql = _PG_CLAIM
+            if types is not None:
+                sql, params["types"] = _PG_CLAIM_TYPES, list(types)
+            with self._pg_cursor() as cursor:
+                cursor.execute(sql, params)
+                claimed = [_pg_job(values) for values in cursor.fetchall()]
+        else:
+            claimed = [Job.from_row(r) for r in self._claim_sqlite(worker, limit, types, now, lease)]
+        return sorted(claimed, key=lambda j: (PRIORITIES[j.priority], j.id))
+
+    def _claim_sqlite(self, worker: str, limit: int, types, now: datetime, lease: datetime) -> list:
         pick = (
             select(jobs.c.id)
             .where(self._claimable(now, types))
             .order_by(jobs.c.priority, jobs.c.id)
             .limit(limit)
         )
-        if self.postgres:
-            pick = pick.with_for_update(skip_locked=True)
         claim = (
             update(jobs)
             .where(jobs.c.id.in_(pick.scalar_subquery()))
@@ -282,7 +476,7 @@ class JobQueue:
                 self._history(
                     conn, [r.id for r in rows], State.CREATED, State.IN_PROGRESS, worker, "claimed", now
                 )
-        return sorted((Job.from_row(r) for r in rows), key=lambda j: (PRIORITIES[j.priority], j.id))
+        return rows
 
     def take(self, job_id: int, worker: str, lease_seconds: float = 3600.0) -> Job:
         """Claim one given Created, unexpired job (a person taking a manual job)."""
@@ -341,6 +535,17 @@ class JobQueue:
     def complete(self, job_ids: Sequence[int], worker: str) -> list[int]:
         """Finish jobs `worker` holds as Completed (archived); returns those it still held."""
         now = self.clock()
+        if self.postgres:
+            params = {
+                "ids": list(job_ids),
+                "state": State.COMPLETED.value,
+                "now": now,
+                "actor": worker,
+                "reason": None,
+            }
+            with self._pg_cursor() as cursor:
+                cursor.execute(_PG_COMPLETE, params)
+                return [i for (i,) in cursor.fetchall()]
         with self.engine.begin() as conn:
             return self._archive(
                 conn,
@@ -491,6 +696,19 @@ class JobQueue:
 
     # -- housekeeping --------------------------------------------------------------------------------
 
+    def vacuum(self) -> int:
+        """PostgreSQL: VACUUM (ANALYZE) `jobs` once it holds VACUUM_AFTER dead row versions, unless another
+        vacuum is running; returns how many there were (0 when nothing was done). SQLite needs none."""
+        if not self.postgres:
+            return 0
+        with self._pg_cursor() as cursor:
+            cursor.execute("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'jobs'::regclass")
+            (dead,) = cursor.fetchone()
+            if dead < VACUUM_AFTER:
+                return 0
+            cursor.execute("VACUUM (ANALYZE, SKIP_LOCKED) jobs")
+        return dead
+
     def rescue(self) -> tuple[list[int], list[int]]:
         """Jobs whose worker stopped heart-beating: back to the queue, or Failed after the last attempt."""
         now = self.clock()
@@ -560,36 +778,17 @@ class JobQueue:
         if not job_ids:
             return []
         if self.postgres:
-            finished = {
-                "state": ":state",
-                "finished_at": ":now",
-                "updated_at": ":now",
-                "lease_owner": "NULL",
-                "lease_expires_at": "NULL",
-            }
-            if last_error is not None:
-                finished["last_error"] = ":error"
-            cols = ", ".join(finished.get(c, c) for c in JOB_COLUMNS)
             where = " AND ".join(str(g.compile(conn, compile_kwargs={"literal_binds": True})) for g in guard)
-            result = conn.execute(
-                text(f"""
-                WITH done AS (DELETE FROM jobs WHERE id = ANY(:ids) {"AND " + where if where else ""}
-                              RETURNING {_COLS}),
-                     kept AS (INSERT INTO jobs_archive ({_COLS}, archived_at) SELECT {cols}, :now FROM done),
-                     noted AS (INSERT INTO job_history (job_id, at, from_state, to_state, actor, reason)
-                               SELECT id, :now, state, :state, :actor, :reason FROM done)
-                SELECT id FROM done
-            """),
-                {
-                    "ids": list(job_ids),
-                    "state": state.value,
-                    "now": now,
-                    "actor": actor,
-                    "reason": reason,
-                    "error": last_error,
-                },
-            )
-            return list(result.scalars())
+            params = {
+                "ids": list(job_ids),
+                "state": state.value,
+                "now": now,
+                "actor": actor,
+                "reason": reason,
+                "error": last_error,
+            }
+            sql = _pg_archive(where.replace("%", "%%"), last_error is not None)
+            return list(conn.exec_driver_sql(sql, params).scalars())
         rows = conn.execute(select(jobs).where(jobs.c.id.in_(job_ids), *guard)).all()
         if not rows:
             return []
