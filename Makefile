@@ -24,6 +24,7 @@ test: install
 
 ## Performance benchmarks (minutes; needs PostgreSQL); results in benchmarks/results/ and docs/BENCHMARKS.md.
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.bench_ledger
 	$(BIN)/python -m benchmarks.bench_balance_api
 	$(BIN)/python -m benchmarks.bench_jobqueue
