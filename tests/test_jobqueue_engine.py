@@ -135,7 +135,7 @@ def test_expired_jobs_are_never_claimed_and_the_sweeper_archives_them(queue, clo
     assert queue.claim("w") == []
     assert sorted(queue.sweep_expired()) == sorted([job.id, waiting.id])
     assert queue.get(job.id).state == State.EXPIRED
-    with pytest.raises(InvalidInput, match="expires_at: .* is not in the future"):
+    with pytest.raises(InvalidInput, match=r"expires_at: .* is not in the future"):
         queue.enqueue(new(expires_at=clock.now - timedelta(seconds=1)))
 
 
