@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from ops_pipeline.lake.tables import INPUT_COLUMNS
+from ops_pipeline.ledger.merchants import COLUMNS as MERCHANT_COLUMNS
 
 MERCHANTS = [
     # psp, local merchant, shop, currency, merchant, balance shop, fee %, fee fixed
@@ -17,16 +18,6 @@ MERCHANTS = [
     ("psp2", "lm3", "s9", "BHD", "M3", "", "1.25", "0.005"),
     ("psp2", "lm4", "s1", "EUR", "M4", "", "0", "0"),
 ]
-MERCHANT_COLUMNS = (
-    "psp_id",
-    "local_merchant_id",
-    "shop_id",
-    "currency",
-    "merchant_id",
-    "balance_shop_id",
-    "fee_percent",
-    "fee_fixed",
-)
 SHOPS = {m[4]: m[:4] for m in MERCHANTS}
 
 

@@ -11,20 +11,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from ops_pipeline.lake.tables import INPUT_COLUMNS
+from ops_pipeline.ledger.merchants import COLUMNS as MERCHANT_COLUMNS
 from ops_pipeline.money import exponent
 
 PSPS = ("psp-adyen", "psp-stripe", "psp-checkout", "psp-worldline")
 CURRENCIES = (("EUR", 0.55), ("USD", 0.2), ("GBP", 0.12), ("JPY", 0.08), ("BHD", 0.05))
-MERCHANT_COLUMNS = (
-    "psp_id",
-    "local_merchant_id",
-    "shop_id",
-    "currency",
-    "merchant_id",
-    "balance_shop_id",
-    "fee_percent",
-    "fee_fixed",
-)
 TYPICAL_AMOUNT = {"EUR": 60, "USD": 70, "GBP": 50, "JPY": 8000, "BHD": 25}
 
 
