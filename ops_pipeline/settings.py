@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -34,7 +35,11 @@ class Settings:
     bank_url: str | None = None
     partner_url: str | None = None
     smtp_url: str | None = None
+    smtp_from: str = "ops-pipeline@localhost"
     webhook_url: str | None = None
+    webhook_secret: str | None = None
+    alert_email: str | None = None
+    fundout_alert_failure_rate: Decimal = Decimal("0.05")
     jwt_public_key: str | None = None
     _jwt_secret: str | None = None
     _encryption_key: str | None = None
@@ -68,7 +73,11 @@ class Settings:
             bank_url=env.get("OPS_BANK_URL") or None,
             partner_url=env.get("OPS_PARTNER_URL") or None,
             smtp_url=env.get("OPS_SMTP_URL") or None,
+            smtp_from=env.get("OPS_SMTP_FROM") or "ops-pipeline@localhost",
             webhook_url=env.get("OPS_WEBHOOK_URL") or None,
+            webhook_secret=env.get("OPS_WEBHOOK_SECRET") or None,
+            alert_email=env.get("OPS_ALERT_EMAIL") or None,
+            fundout_alert_failure_rate=_rate(env, "OPS_FUNDOUT_ALERT_FAILURE_RATE", "0.05"),
             jwt_public_key=env.get("OPS_JWT_PUBLIC_KEY") or None,
             _jwt_secret=env.get("OPS_JWT_SECRET") or None,
             _encryption_key=env.get("OPS_ENCRYPTION_KEY") or None,
@@ -103,6 +112,17 @@ class Settings:
         from cryptography.fernet import Fernet
 
         return _home_secret(self.home, "encryption_key", lambda: Fernet.generate_key().decode())
+
+
+def _rate(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    text = env.get(name) or default
+    try:
+        rate = Decimal(text)
+    except InvalidOperation:
+        rate = Decimal(-1)
+    if not 0 <= rate <= 1:
+        raise InvalidInput(f"{name}: {text!r} is not a fraction between 0 and 1")
+    return rate
 
 
 def _home_secret(home: Path, name: str, make=lambda: secrets.token_urlsafe(48)) -> str:

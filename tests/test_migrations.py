@@ -19,4 +19,4 @@ def test_upgrade_is_idempotent_and_matches_the_declared_schema(db_url):
     engine.dispose()
     assert diff == []
     assert set(metadata.tables) <= tables
-    assert version == "0002"
+    assert version == "0003"

@@ -3,6 +3,7 @@
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -185,4 +186,114 @@ job_history = Table(
     Column("actor", String(128), nullable=False),
     Column("reason", Text),
     Index("ix_job_history_job", "job_id", "id"),
+)
+
+
+# -- notifications -----------------------------------------------------------------------------------
+
+# Transactional outbox: written in the same transaction as the state change it reports.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("event", String(64), nullable=False),  # e.g. fundout.paid, fundout.failed, ops.alert
+    Column("channel", String(16), nullable=False),  # email | webhook
+    Column("recipient", String(320)),  # email address; webhooks go to OPS_WEBHOOK_URL
+    Column("subject", Text, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("entity_type", String(32)),
+    Column("entity_id", String(128)),
+    Column("status", String(16), nullable=False),  # pending | sent | unsent | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("sent_at", UTCDateTime()),
+    Column("last_error", Text),
+    Index(
+        "ix_outbox_due",
+        "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
+    Index("ix_outbox_entity", "entity_type", "entity_id"),
+)
+
+# The notification audit: every delivery attempt of an outbox row.
+notification_attempts = Table(
+    "notification_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("outbox_id", BigInteger, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("target", String(512)),
+    Column("ok", Boolean, nullable=False),
+    Column("detail", Text),
+    Column("duration_ms", Integer, nullable=False),
+    Index("ix_notification_attempts_outbox", "outbox_id", "id"),
+)
+
+
+# -- auto fund-out -----------------------------------------------------------------------------------
+
+fundout_configs = Table(
+    "fundout_configs",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("business_id", String(64), nullable=False, unique=True),
+    Column("freq_type", String(1), nullable=False),  # H | D | W | M
+    Column("day", SmallInteger),  # W: 0-6 (0 = Sunday); M: 1-31; else NULL
+    Column("hour", SmallInteger, nullable=False),
+    Column("minimum_balance_milli", BigInteger, nullable=False),  # thousandths of a major unit
+    Column("timezone", String(64), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("notify_email", String(320)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("updated_by", String(128), nullable=False),
+)
+
+# One row per hourly slot: the batch that ran it (or reported it missed).
+fundout_batches = Table(
+    "fundout_batches",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("slot", UTCDateTime(), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),  # queued | running | done | missed
+    Column("triggered_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("summary", JSON, nullable=False),  # counts paid/skipped/failed/pending, amounts per currency
+)
+
+# One row per payout: its id is the hold id, the ledger entry id and the bank's idempotency key.
+fundout_payouts = Table(
+    "fundout_payouts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(16), nullable=False),  # scheduled | manual
+    Column("business_id", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("slot", UTCDateTime()),  # scheduled payouts only
+    Column("batch_id", BigInteger),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # held | sending | unknown | paid | posted | failed
+    Column("attempts", Integer, nullable=False),
+    Column("bank_payout_id", String(64)),
+    Column("error", Text),
+    Column("requested_by", String(128), nullable=False),
+    Column("idempotency_key", String(200), unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    # Exactly once per (business, currency, slot): the row is the claim.
+    Index("uq_fundout_payouts_slot", "business_id", "currency", "slot", unique=True),
+    Index("ix_fundout_payouts_batch", "batch_id", "status"),
+    Index(
+        "ix_fundout_payouts_open",
+        "status",
+        postgresql_where=text("status NOT IN ('posted', 'failed')"),
+        sqlite_where=text("status NOT IN ('posted', 'failed')"),
+    ),
 )

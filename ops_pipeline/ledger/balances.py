@@ -145,6 +145,21 @@ def held_by_currency(conn: Connection, merchant_id: str, now: datetime) -> dict[
     return {currency: int(total) for currency, total in rows}
 
 
+def available_all(conn: Connection, now: datetime, lock: bool = False) -> dict[tuple[str, str], int]:
+    """Available (settled - held) of every cached balance, by (merchant, currency); exact when the cache
+    is current. `lock` takes the rows' write locks, as `place_hold` does, so no hold slips in between."""
+    c, h = balance_cache.c, ledger_holds.c
+    query = select(c.merchant_id, c.currency, c.settled_minor)
+    settled = {(m, cur): s for m, cur, s in conn.execute(query.with_for_update() if lock else query)}
+    held = conn.execute(
+        select(h.merchant_id, h.currency, func.sum(h.amount_minor))
+        .where(_active_holds(now)).group_by(h.merchant_id, h.currency)
+    )
+    for m, cur, total in held:
+        settled[(m, cur)] = settled.get((m, cur), 0) - int(total)
+    return settled
+
+
 def _held_at(conn: Connection, merchant_id: str, at: datetime) -> dict[str, int]:
     h = ledger_holds.c
     rows = conn.execute(

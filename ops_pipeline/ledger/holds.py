@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, insert, select, update
 
 from ops_pipeline import audit
 from ops_pipeline.db.schema import balance_cache, ledger_holds
@@ -68,8 +69,11 @@ def place_hold(
     expires_at: datetime | None = None,
     reason: str | None = None,
     reference: str | None = None,
+    on_placed: Callable[[Connection], None] | None = None,
 ) -> Hold:
-    """Reserve `amount_minor` of the available balance; the same `hold_id` again is a no-op."""
+    """Reserve `amount_minor` of the available balance; the same `hold_id` again is a no-op.
+
+    `on_placed` runs in the hold's transaction, for a caller's own row that must exist with the hold."""
     if amount_minor <= 0:
         raise InvalidInput("amount: must be positive")
     now = datetime.now(UTC)
@@ -126,6 +130,8 @@ def place_hold(
             after=values,
             reason=reason,
         )
+        if on_placed is not None:
+            on_placed(conn)
         return Hold(**{k: values[k] for k in Hold.__dataclass_fields__})
 
 
@@ -180,3 +186,38 @@ def expire_holds(ws: Workspace, now: datetime | None = None, actor: str = "syste
                 after={"status": EXPIRED},
             )
     return len(due)
+
+
+def reserve_many(conn: Connection, holds: list[dict], *, actor: str, reason: str, now: datetime) -> None:
+    """Insert many holds (hold_id, merchant_id, currency, amount_minor, reference) with an audit record each.
+
+    The caller has checked the available balances, under the locks that keep them true (see fund-out)."""
+    rows = [dict(h, status=ACTIVE, reason=reason, created_by=actor, created_at=now) for h in holds]
+    for start in range(0, len(rows), 5000):
+        conn.execute(insert(ledger_holds), rows[start : start + 5000])
+    audit.record_many(conn, [
+        dict(actor=actor, entity_type="hold", entity_id=r["hold_id"], action="place", after=r, reason=reason)
+        for r in rows
+    ])
+
+
+def end_many(
+    conn: Connection, hold_ids: list[str], *, status: str, actor: str, reason: str, now: datetime
+) -> int:
+    """End many active holds (released or captured) with an audit record each; returns how many ended."""
+    h = ledger_holds.c
+    ended = 0
+    for start in range(0, len(hold_ids), 5000):
+        chunk = hold_ids[start : start + 5000]
+        active = conn.execute(
+            select(h.hold_id).where(h.hold_id.in_(chunk), h.status == ACTIVE).with_for_update()
+        ).scalars().all()
+        conn.execute(update(ledger_holds).where(h.hold_id.in_(active), h.status == ACTIVE)
+                     .values(status=status, ended_at=now, ended_by=actor, end_reason=reason))
+        audit.record_many(conn, [
+            dict(actor=actor, entity_type="hold", entity_id=i, action=status, before={"status": ACTIVE},
+                 after={"status": status}, reason=reason)
+            for i in active
+        ])
+        ended += len(active)
+    return ended

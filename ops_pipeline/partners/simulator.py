@@ -42,6 +42,7 @@ KINDS = (
     "deposits",
     "transfers",
     "restrictions",
+    "payouts",
 )
 
 
@@ -104,7 +105,8 @@ def _account(body: dict[str, Any]) -> dict[str, str]:
 
 class Simulator:
     """Partner (principals, programs, distributors, wallets) and bank (beneficiaries, mandates,
-    deposits, transfers, voucher restrictions) behind one `handle(method, path, body, key)`."""
+    deposits, transfers, merchant payouts, voucher restrictions) behind one
+    `handle(method, path, body, key)`."""
 
     def __init__(self, state_file: Path | None = None):
         self._lock = threading.RLock()
@@ -127,6 +129,8 @@ class Simulator:
             ("POST", R(r"/collections"), self._collect),
             ("POST", R(r"/transfers"), self._transfer),
             ("GET", R(r"/transfers/(?P<transfer_id>[^/]+)"), self._get_transfer),
+            ("POST", R(r"/payouts"), self._payout),
+            ("GET", R(r"/payouts/(?P<reference>[^/]+)"), self._get_payout),
             ("PUT", R(r"/voucher-restrictions/(?P<program_id>[^/]+)"), self._push_restrictions),
             ("GET", R(r"/(?P<kind>principals|programs|distributors|wallets)/(?P<key>[^/]+)"), self._get),
         ]
@@ -405,6 +409,29 @@ class Simulator:
         if transfer is None:
             raise Refused(404, f"transfer {transfer_id!r} does not exist")
         return 200, {"transfer_id": transfer_id, **transfer}
+
+    def _payout(self, st: State, body: dict[str, Any]) -> Reply:
+        """Pay a business to its account on file; `reference` (the payer's payout id) is unique."""
+        business_id, reference = _need(body, "business_id", "reference")
+        minor, currency = _minor(body)
+        if reference in st["payouts"]:
+            raise Refused(409, f"reference {reference!r} was already paid")
+        payout_id = self._next(st, "payouts", "PO")
+        st["payouts"][reference] = {
+            "payout_id": payout_id,
+            "business_id": business_id,
+            "amount_minor": minor,
+            "currency": currency,
+            "status": "paid",
+        }
+        reply = {"payout_id": payout_id, "reference": reference, "status": "paid"}
+        return 201, {**reply, **_amount(minor, currency)}
+
+    def _get_payout(self, st: State, body: dict[str, Any], reference: str) -> Reply:
+        payout = st["payouts"].get(reference)
+        if payout is None:
+            raise Refused(404, f"no payout with reference {reference!r}")
+        return 200, {"reference": reference, **payout, **_amount(payout["amount_minor"], payout["currency"])}
 
     def _push_restrictions(self, st: State, body: dict[str, Any], program_id: str) -> Reply:
         (vpas,) = _need(body, "upi_vpas")

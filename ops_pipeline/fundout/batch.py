@@ -1,0 +1,306 @@
+"""Fund-out batches: one per hourly slot. Plan the due payouts (held in the ledger), drive them, report.
+
+Exactly once per (business, currency, slot): the payout row is the claim (a unique index), planning
+runs under the `ledger` lock with the balance rows locked, and one runner at a time drives payouts
+(the `fundout` lock), so a slot run again, a retried trigger or two schedulers at once never pay twice.
+A slot missed while nothing ran is run once when batches resume, if it is at most 24 hours old; older
+missed slots are recorded as `missed` and reported to ops, never paid.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ops_pipeline.db.schema import fundout_batches, fundout_payouts
+from ops_pipeline.errors import NotFound
+from ops_pipeline.fundout import payouts
+from ops_pipeline.fundout.bank import Bank
+from ops_pipeline.fundout.calendar import HOUR, is_due, slot_of
+from ops_pipeline.fundout.config import enabled_configs
+from ops_pipeline.ledger import balances, holds
+from ops_pipeline.money import exponent
+from ops_pipeline.notify import Notification, enqueue
+from ops_pipeline.workspace import Workspace
+
+QUEUED, RUNNING, DONE, PENDING, MISSED = "queued", "running", "done", "pending", "missed"
+CATCH_UP = timedelta(hours=24)
+STALE = timedelta(minutes=5)  # open payouts untouched this long are resumed by the next run
+
+
+def view(row) -> dict:
+    """A batch as the API shows it."""
+    return {
+        "batchId": row.id,
+        "slot": row.slot.isoformat(),
+        "status": row.status,
+        "triggeredBy": row.triggered_by,
+        "createdAt": row.created_at.isoformat(),
+        "startedAt": row.started_at.isoformat() if row.started_at else None,
+        "finishedAt": row.finished_at.isoformat() if row.finished_at else None,
+        "summary": row.summary,
+    }
+
+
+def get_batch(ws: Workspace, batch_id: int) -> dict:
+    with ws.read_engine.connect() as conn:
+        row = conn.execute(select(fundout_batches).where(fundout_batches.c.id == batch_id)).first()
+    if row is None:
+        raise NotFound(f"batchId: {batch_id!r} does not exist")
+    return view(row)
+
+
+def _ensure(ws: Workspace, slot: datetime, status: str, actor: str, summary: dict | None = None):
+    """The slot's batch row, made with `status` if it does not exist yet."""
+    b = fundout_batches.c
+    for _ in range(2):  # a concurrent insert of the same slot: read it back
+        with ws.engine.begin() as conn:
+            row = conn.execute(select(fundout_batches).where(b.slot == slot)).first()
+            if row is not None:
+                return row
+            try:
+                conn.execute(
+                    insert(fundout_batches).values(
+                        slot=slot,
+                        status=status,
+                        triggered_by=actor,
+                        created_at=datetime.now(UTC),
+                        summary=summary or {},
+                    )
+                )
+            except IntegrityError:
+                continue
+            return conn.execute(select(fundout_batches).where(b.slot == slot)).one()
+    raise RuntimeError(f"fundout batch of slot {slot.isoformat()} could not be made")
+
+
+def trigger(ws: Workspace, actor: str, now: datetime | None = None) -> dict:
+    """The batch of the current slot (queued if new); the caller runs `run_due` after answering."""
+    return view(_ensure(ws, slot_of(now or datetime.now(UTC)), QUEUED, actor))
+
+
+def run_due(ws: Workspace, actor: str, now: datetime | None = None, bank: Bank | None = None) -> list[dict]:
+    """What the hourly schedule and the trigger run: missed slots (24 h), the current slot, stragglers."""
+    now = now or datetime.now(UTC)
+    current = slot_of(now)
+    with ws.lock("fundout"):
+        late, missed = _missed_slots(ws, current)
+        if missed:
+            _report_missed(ws, missed, actor)
+        with _bank(ws, bank) as use:
+            done = [_run(ws, use, slot, actor) for slot in [*late, current]]
+            _resume_stale(ws, use, actor, now)
+    return done
+
+
+def run_slot(ws: Workspace, at: datetime, actor: str, bank: Bank | None = None) -> dict:
+    """Run the slot containing `at` alone (the CLI's `fundout run --at`); no catch-up."""
+    with ws.lock("fundout"), _bank(ws, bank) as use:
+        return _run(ws, use, slot_of(at), actor)
+
+
+class _bank:
+    """The given bank client, or one made (and closed) for this run."""
+
+    def __init__(self, ws: Workspace, bank: Bank | None):
+        self.ws, self.given, self.made = ws, bank, None
+
+    def __enter__(self) -> Bank:
+        if self.given is not None:
+            return self.given
+        self.made = Bank(self.ws.settings)
+        return self.made
+
+    def __exit__(self, *exc) -> None:
+        if self.made is not None:
+            self.made.close()
+
+
+def _missed_slots(ws: Workspace, current: datetime) -> tuple[list[datetime], list[datetime]]:
+    """Slots after the last batch and before `current`: (to run now, too old to pay)."""
+    with ws.engine.connect() as conn:
+        last = conn.execute(
+            select(func.max(fundout_batches.c.slot)).where(fundout_batches.c.slot < current)
+        ).scalar_one()
+    if last is None:
+        return [], []  # the first batch ever: nothing was missed
+    gap = [last + HOUR * k for k in range(1, int((current - last) / HOUR))]
+    return [s for s in gap if current - s <= CATCH_UP], [s for s in gap if current - s > CATCH_UP]
+
+
+def _report_missed(ws: Workspace, missed: list[datetime], actor: str) -> None:
+    now = datetime.now(UTC)
+    with ws.engine.begin() as conn:
+        rows = [
+            dict(
+                slot=s,
+                status=MISSED,
+                triggered_by=actor,
+                created_at=now,
+                finished_at=now,
+                summary={"missed": True},
+            )
+            for s in missed
+        ]
+        for start in range(0, len(rows), 5000):
+            conn.execute(insert(fundout_batches), rows[start : start + 5000])
+        first, last = missed[0].isoformat(), missed[-1].isoformat()
+        enqueue(
+            conn,
+            [
+                Notification(
+                    event="ops.alert",
+                    subject=f"Fund-out: {len(missed)} hourly slots missed, not paid",
+                    payload={
+                        "alert": "fundout.missed_slots",
+                        "slots": len(missed),
+                        "from": first,
+                        "to": last,
+                        "why": "no batch ran for them and they are more than 24 hours old",
+                    },
+                    email=ws.settings.alert_email,
+                    entity_type="fundout_batch",
+                    entity_id=f"{first}/{last}",
+                )
+            ],
+        )
+
+
+def _run(ws: Workspace, bank: Bank, slot: datetime, actor: str) -> dict:
+    batch = _ensure(ws, slot, QUEUED, actor)
+    with ws.engine.begin() as conn:
+        conn.execute(
+            update(fundout_batches)
+            .where(fundout_batches.c.id == batch.id)
+            .values(status=RUNNING, started_at=datetime.now(UTC), finished_at=None)
+        )
+    plan = _plan(ws, slot, batch.id, actor)
+    with ws.engine.connect() as conn:
+        todo = payouts.load(
+            conn, (fundout_payouts.c.slot == slot) & fundout_payouts.c.status.in_(payouts.OPEN)
+        )
+    payouts.drive(ws, bank, todo, actor)
+    return _finish(ws, batch, plan, actor)
+
+
+def _plan(ws: Workspace, slot: datetime, batch_id: int, actor: str) -> dict:
+    """Hold `available - minimumBalance` of each currency of each due business not yet planned."""
+    with ws.engine.connect() as conn:
+        due = [c for c in enabled_configs(conn) if is_due(c.freq_type, c.day, c.hour, c.timezone, slot)]
+    if not due:
+        return {"due": 0, "skipped": 0, "planned": 0}
+    with ws.lock("ledger"):
+        balances.refresh_cache(ws)  # exact: no ledger writer can commit until the holds are in
+        now = datetime.now(UTC)
+        with ws.engine.begin() as conn:
+            available = balances.available_all(conn, now, lock=True)
+            p = fundout_payouts.c
+            planned = set(conn.execute(select(p.business_id, p.currency).where(p.slot == slot)).tuples())
+            by_business: dict[str, dict[str, int]] = defaultdict(dict)
+            for (business, currency), amount in available.items():
+                by_business[business][currency] = amount
+            new, skipped = [], 0
+            for config in due:
+                for currency, amount in sorted(by_business.get(config.business_id, {}).items()):
+                    if (config.business_id, currency) in planned:
+                        continue
+                    payout = amount - config.minimum_minor(exponent(currency))
+                    if payout <= 0:
+                        skipped += 1
+                        continue
+                    new.append(
+                        dict(
+                            id=str(uuid.uuid4()),
+                            kind="scheduled",
+                            business_id=config.business_id,
+                            currency=currency,
+                            amount_minor=payout,
+                            slot=slot,
+                            batch_id=batch_id,
+                        )
+                    )
+            payouts.insert_held(conn, new, actor=actor, now=now)
+            holds.reserve_many(
+                conn,
+                [
+                    dict(
+                        hold_id=r["id"],
+                        merchant_id=r["business_id"],
+                        currency=r["currency"],
+                        amount_minor=r["amount_minor"],
+                        reference=r["id"],
+                    )
+                    for r in new
+                ],
+                actor=actor,
+                reason="fund-out",
+                now=now,
+            )
+    return {"due": len(due), "skipped": skipped, "planned": len(new)}
+
+
+def _finish(ws: Workspace, batch, plan: dict, actor: str) -> dict:
+    """Counts and amounts of the slot's payouts in the batch row; ops alerted on a high failure rate."""
+    with ws.engine.begin() as conn:
+        totals = payouts.counts(conn, fundout_payouts.c.slot == batch.slot)
+        n = totals["count"]
+        paid, failed = n.get(payouts.POSTED, 0), n.get("failed", 0)
+        pending = sum(n.get(s, 0) for s in payouts.OPEN)
+        summary = {
+            "due": plan["due"],
+            "skipped": plan["skipped"],
+            "paid": paid,
+            "failed": failed,
+            "pending": pending,
+            "amounts": {
+                "paid": totals["amount"].get(payouts.POSTED, {}),
+                "failed": totals["amount"].get("failed", {}),
+            },
+            "alerted": bool(batch.summary.get("alerted")),
+        }
+        rate = failed / (paid + failed) if paid + failed else 0
+        if failed and rate > ws.settings.fundout_alert_failure_rate and not summary["alerted"]:
+            summary["alerted"] = True
+            enqueue(
+                conn,
+                [
+                    Notification(
+                        event="ops.alert",
+                        subject=f"Fund-out: {failed} of {paid + failed} payouts failed",
+                        payload={
+                            "alert": "fundout.failure_rate",
+                            "batchId": batch.id,
+                            "slot": batch.slot.isoformat(),
+                            "failed": failed,
+                            "paid": paid,
+                            "rate": f"{rate:.4f}",
+                            "threshold": str(ws.settings.fundout_alert_failure_rate),
+                        },
+                        email=ws.settings.alert_email,
+                        entity_type="fundout_batch",
+                        entity_id=str(batch.id),
+                    )
+                ],
+            )
+        conn.execute(
+            update(fundout_batches)
+            .where(fundout_batches.c.id == batch.id)
+            .values(status=PENDING if pending else DONE, finished_at=datetime.now(UTC), summary=summary)
+        )
+        return view(conn.execute(select(fundout_batches).where(fundout_batches.c.id == batch.id)).one())
+
+
+def _resume_stale(ws: Workspace, bank: Bank, actor: str, now: datetime) -> None:
+    """Open payouts of other slots and cash-outs that nobody has touched for a while."""
+    p = fundout_payouts.c
+    with ws.engine.connect() as conn:
+        stale = payouts.load(conn, p.status.in_(payouts.OPEN) & (p.updated_at < now - STALE))
+    payouts.drive(ws, bank, stale, actor)
+    for slot in sorted({x.slot for x in stale if x.slot is not None}):
+        with ws.engine.connect() as conn:
+            batch = conn.execute(select(fundout_batches).where(fundout_batches.c.slot == slot)).one()
+        _finish(ws, batch, {k: batch.summary.get(k, 0) for k in ("due", "skipped")}, actor)
