@@ -93,7 +93,7 @@ def run_due(ws: Workspace, actor: str, now: datetime | None = None, bank: Bank |
             _report_missed(ws, missed, actor)
         with _bank(ws, bank) as use:
             done = [_run(ws, use, slot, actor) for slot in [*late, current]]
-            _resume_stale(ws, use, actor, now)
+            _resume_stale(ws, use, actor)
     return done
 
 
@@ -294,11 +294,11 @@ def _finish(ws: Workspace, batch, plan: dict, actor: str) -> dict:
         return view(conn.execute(select(fundout_batches).where(fundout_batches.c.id == batch.id)).one())
 
 
-def _resume_stale(ws: Workspace, bank: Bank, actor: str, now: datetime) -> None:
-    """Open payouts of other slots and cash-outs that nobody has touched for a while."""
+def _resume_stale(ws: Workspace, bank: Bank, actor: str) -> None:
+    """Open payouts of other slots and cash-outs that nobody has touched for a while (wall-clock time)."""
     p = fundout_payouts.c
     with ws.engine.connect() as conn:
-        stale = payouts.load(conn, p.status.in_(payouts.OPEN) & (p.updated_at < now - STALE))
+        stale = payouts.load(conn, p.status.in_(payouts.OPEN) & (p.updated_at < datetime.now(UTC) - STALE))
     payouts.drive(ws, bank, stale, actor)
     for slot in sorted({x.slot for x in stale if x.slot is not None}):
         with ws.engine.connect() as conn:

@@ -1,0 +1,45 @@
+"""The hourly fund-out schedule (minute 00, UTC slots) and the notification sensor."""
+
+import dagster as dg
+from sqlalchemy import func, select
+
+from assets.fundout import SLOT_TAG, FundoutRunConfig, fundout_batch_job, notifications_dispatch_job
+from ops_pipeline.db.schema import outbox
+from ops_pipeline.notify.outbox import PENDING
+from resources.ops import OpsResource
+
+
+@dg.schedule(
+    job=fundout_batch_job,
+    cron_schedule="0 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def fundout_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """One run per slot (its run key), so a repeated tick never starts a second run for it."""
+    slot = context.scheduled_execution_time.replace(minute=0, second=0, microsecond=0).isoformat()
+    return dg.RunRequest(
+        run_key=f"fundout-{slot}",
+        tags={SLOT_TAG: slot},
+        run_config=dg.RunConfig(ops={"run_fundout_batch": FundoutRunConfig(at=slot)}),
+    )
+
+
+@dg.sensor(
+    job=notifications_dispatch_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING
+)
+def notifications_sensor(context: dg.SensorEvaluationContext, ops: OpsResource):
+    """A dispatch run while notifications wait; the key changes with every new row and every attempt."""
+    with ops.workspace() as ws, ws.engine.connect() as conn:
+        newest, attempts, waiting = conn.execute(
+            select(func.max(outbox.c.id), func.sum(outbox.c.attempts), func.count()).where(
+                outbox.c.status == PENDING
+            )
+        ).one()
+    if not waiting:
+        return dg.SkipReason("no notification waits")
+    return dg.RunRequest(run_key=f"notify-{newest}-{attempts}")
+
+
+FUNDOUT_SCHEDULES = [fundout_hourly_schedule]
+FUNDOUT_SENSORS = [notifications_sensor]
