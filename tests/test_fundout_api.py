@@ -1,0 +1,106 @@
+"""Fund-out execution over REST: the internal batch trigger (202, runs after answering), batch status,
+manual cash-out and the payout list, with their roles; the Dagster job and schedule for a slot."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+from fastapi.testclient import TestClient
+
+from ops_pipeline.api.app import create_app
+from ops_pipeline.auth import mint_token
+from ops_pipeline.fundout import config
+from ops_pipeline.ledger import balances
+from ops_pipeline.ledger.entries import Entry, post_entries
+from ops_pipeline.partners.app import serving
+from ops_pipeline.partners.simulator import Simulator
+from ops_pipeline.workspace import Workspace
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+def sim():
+    return Simulator()
+
+
+@pytest.fixture
+def client(tmp_path, db_url, sim):
+    with serving(sim) as url:
+        ws = Workspace(make_settings(tmp_path / "home", db_url, OPS_BANK_URL=url))
+        ws.init()
+        post_entries(ws, [Entry("ADJUSTMENT", "f1", "B1", "EUR", 12_345, "adjustment"),
+                          Entry("ADJUSTMENT", "f2", "B2", "EUR", 500, "adjustment")], "funding")
+        config.create_config(ws, "B1", {"freqType": "H", "enabled": True, "minimumBalance": "23.45"}, "ops:t")
+        with TestClient(create_app(ws.settings)) as c:
+            c.ws = ws
+            yield c
+        ws.close()
+
+
+def auth(client, role, sub):
+    return {"Authorization": f"Bearer {mint_token(client.ws.settings, role, sub)}"}
+
+
+def test_trigger_answers_202_with_the_batch_and_the_batch_runs(client, sim):
+    r = client.post("/business/autofundout", headers=auth(client, "internal", "scheduler"))
+    assert r.status_code == 202, r.text
+    started = r.json()
+    assert started["status"] == "queued" and started["slot"].endswith(":00:00+00:00")
+    # TestClient runs the background task before returning: the batch is done now.
+    got = client.get(f"/business/autofundout/batches/{started['batchId']}", headers=auth(client, "ops", "alice"))
+    assert got.status_code == 200
+    done = got.json()
+    assert (done["status"], done["summary"]["paid"], done["summary"]["amounts"]["paid"]) == ("done", 1, {"EUR": "100.00"})
+    assert [b.available_minor for b in balances.get_balances(client.ws, "B1")] == [2_345]
+    again = client.post("/business/autofundout", headers=auth(client, "internal", "scheduler"))
+    assert (again.status_code, again.json()["batchId"]) == (202, started["batchId"])
+    assert len(sim.state()["payouts"]) == 1
+
+
+def test_trigger_is_internal_only_and_batches_are_read_by_ops_finance_internal(client):
+    assert client.post("/business/autofundout", headers=auth(client, "ops", "alice")).status_code == 403
+    assert client.post("/business/autofundout", headers=auth(client, "merchant", "B1")).status_code == 403
+    assert client.post("/business/autofundout").status_code == 401
+    assert client.get("/business/autofundout/batches/1", headers=auth(client, "merchant", "B1")).status_code == 403
+    missing = client.get("/business/autofundout/batches/999", headers=auth(client, "finance", "f"))
+    assert (missing.status_code, missing.json()["code"]) == (404, "NOT_FOUND")
+
+
+def test_cashout_by_the_merchant_with_an_idempotency_key(client):
+    path = "/business-profiles/business/B2/cashout"
+    headers = {**auth(client, "merchant", "B2"), "Idempotency-Key": "co-1"}
+    r = client.post(path, json={"amount": "3.00"}, headers=headers)
+    assert r.status_code == 201, r.text
+    payout = r.json()
+    assert (payout["status"], payout["amount"], payout["currency"], payout["kind"]) == ("posted", "3.00", "EUR", "manual")
+    assert client.post(path, json={"amount": "3.00"}, headers=headers).json()["payoutId"] == payout["payoutId"]
+    too_much = client.post(path, json={"amount": "2.01", "currency": "EUR"}, headers=auth(client, "merchant", "B2"))
+    assert (too_much.status_code, too_much.json()["code"]) == (409, "INSUFFICIENT_FUNDS")
+    bad = client.post(path, json={"amount": "1.001", "currency": "EUR"}, headers=auth(client, "merchant", "B2"))
+    assert bad.status_code == 400 and bad.json()["error"].startswith("amount:")
+    other = client.post(path, json={"amount": "1"}, headers=auth(client, "merchant", "B1"))
+    assert other.status_code == 403
+    listed = client.get("/business-profiles/business/B2/payouts", headers=auth(client, "finance", "f")).json()
+    assert [p["payoutId"] for p in listed["payouts"]] == [payout["payoutId"]]
+
+
+def test_the_dagster_job_runs_the_slot_with_counts_in_metadata(client, monkeypatch):
+    from definitions import defs
+    from resources.ops import OpsResource
+    from sensors.fundout import fundout_hourly_schedule
+
+    ops = OpsResource(ops_home=str(client.ws.home), database_url=client.ws.settings.database_url)
+    monkeypatch.setenv("OPS_BANK_URL", client.ws.settings.bank_url)
+    with dg.instance_for_test() as instance:
+        when = datetime(2026, 11, 21, 9, tzinfo=UTC)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
+            request = fundout_hourly_schedule(context)
+        assert request.run_key == "fundout-2026-11-21T09:00:00+00:00"
+        result = defs.resolve_job_def("fundout_batch_job").execute_in_process(
+            instance=instance, run_config=request.run_config, resources={"ops": ops}, tags=request.tags)
+        assert result.success
+        [materialized] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+        metadata = materialized.event_specific_data.metadata
+        assert (metadata["paid"].value, metadata["skipped"].value, metadata["failed"].value) == (1, 0, 0)
+        assert metadata["amounts_paid"].value == {"EUR": "100.00"}
+        assert metadata["slot"].value == "2026-11-21T09:00:00+00:00"
