@@ -21,8 +21,14 @@ from tests.conftest import make_settings
 
 BUSINESSES = 120
 SLOT = "2026-11-21T22:00:00+00:00"
-RUN = "from datetime import datetime; from ops_pipeline.fundout import batch; from ops_pipeline.workspace import Workspace; " \
-      f"batch.run_slot(Workspace.from_env(), datetime.fromisoformat('{SLOT}'), 'doomed')"
+# Small chunks and bank requests, so that the kill lands between and inside them at this size.
+RUN = f"""
+from datetime import datetime
+from ops_pipeline.fundout import bank, batch, payouts
+from ops_pipeline.workspace import Workspace
+payouts.CHUNK, bank.ITEMS_PER_REQUEST = 10, 5
+batch.run_slot(Workspace.from_env(), datetime.fromisoformat("{SLOT}"), "doomed")
+"""
 
 
 def test_killed_mid_batch_then_rerun_pays_each_business_exactly_once(tmp_path, db_url):
@@ -35,7 +41,7 @@ def test_killed_mid_batch_then_rerun_pays_each_business_exactly_once(tmp_path, d
                           for i in range(BUSINESSES)], "funding")
         for i in range(BUSINESSES):
             config.create_config(ws, f"B{i:03d}", {"freqType": "H", "enabled": True, "minimumBalance": "1.5"}, "t")
-        sim.inject("/payouts", delay=0.25, times=10_000)  # a slow bank: the kill lands mid-batch
+        sim.inject("/payouts/batch", delay=0.1, times=10_000)  # a slow bank: the kill lands mid-batch
         proc = subprocess.Popen([sys.executable, "-c", RUN], env={**os.environ, **env})
         deadline = time.monotonic() + 60
         while len(sim.state()["payouts"]) < BUSINESSES // 4:

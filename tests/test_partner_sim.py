@@ -148,3 +148,24 @@ def test_sandbox_answers_without_a_server_and_keeps_one_world_per_home(tmp_path)
     assert other.calls("k1") == 1 and "UTR777777" in other.state()["deposits"]
     assert other.handle("POST", "/principals", PRINCIPAL, "k1")[1]["partner_ref"] == "PR-000001"
     assert "beanthere@okhdfc" not in (tmp_path / "home" / "sandbox" / "partners.json").read_text()
+
+
+def test_bulk_payouts_answer_each_item_and_never_pay_a_reference_twice(sim):
+    def item(ref, business="B1", amount="10.00"):
+        return {"business_id": business, "reference": ref, "currency": "EUR", "amount": amount}
+
+    sim.block("B9")
+    status, reply = sim.handle("POST", "/payouts/batch", {"items": [
+        item("r1"), item("r2", amount="1.001"), item("r3", business="B9")]})
+    assert status == 200
+    assert [(i["reference"], i["status"]) for i in reply["items"]] == [
+        ("r1", "paid"), ("r2", "rejected"), ("r3", "rejected")]
+    assert "3 decimals, EUR allows 2" in reply["items"][1]["error"] and "blocked" in reply["items"][2]["error"]
+    _, again = sim.handle("POST", "/payouts/batch", {"items": [item("r1"), item("r1", amount="11.00")]})
+    assert [i["status"] for i in again["items"]] == ["paid", "rejected"]
+    assert again["items"][0]["payout_id"] == reply["items"][0]["payout_id"]
+    assert len(sim.state()["payouts"]) == 1
+    _, looked = sim.handle("POST", "/payouts/lookup", {"references": ["r1", "r2"]})
+    assert [(i["reference"], i["status"]) for i in looked["items"]] == [("r1", "paid"), ("r2", "absent")]
+    too_many = sim.handle("POST", "/payouts/batch", {"items": [item(str(i)) for i in range(1001)]})
+    assert too_many[0] == 422

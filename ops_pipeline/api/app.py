@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.verify_token = TokenVerifier(settings)
+    app.state.fundout_runs = fundout.Runs()
     app.add_middleware(CorrelationIdMiddleware)
     errors.install(app)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["system"],

@@ -8,6 +8,7 @@ decimals (a JSON number 10.005 stays 10.005), then validated by the domain, whic
 from __future__ import annotations
 
 import json
+import threading
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -148,10 +149,33 @@ async def list_payouts(
 async def trigger_batch(
     request: Request, ws: WorkspaceDep, who: Internal, tasks: BackgroundTasks
 ) -> JSONResponse:
-    """Answers at once with the batch id; the batch (with any missed slot of the last 24 h) runs after."""
+    """Answers at once with the batch id; the batch (with any missed slot of the last 24 h) runs after.
+
+    Triggers while a run waits to start join that run: a burst of retries costs one run, not one each."""
     started = await run_domain(request, batch.trigger, ws, _actor(who))
-    tasks.add_task(batch.run_due, ws, _actor(who))
+    runs = request.app.state.fundout_runs
+    if runs.claim():
+        tasks.add_task(runs.run, ws, _actor(who))
     return JSONResponse(started, status_code=202)
+
+
+class Runs:
+    """At most one fund-out run waiting per API process (besides the one under way)."""
+
+    def __init__(self):
+        self.lock, self.waiting = threading.Lock(), False
+
+    def claim(self) -> bool:
+        with self.lock:
+            if self.waiting:
+                return False
+            self.waiting = True
+            return True
+
+    def run(self, ws, actor: str) -> None:
+        with self.lock:
+            self.waiting = False
+        batch.run_due(ws, actor)
 
 
 @router.get(

@@ -1,12 +1,18 @@
-"""Payouts at the bank: pay with the payout id as reference and `Idempotency-Key`, or ask for the status.
+"""Payouts at the bank, in bulk (like a payout file): each item's reference is our payout id.
 
-An answer we cannot trust (a timeout, a 5xx after the client's retries, a 409 for a reference already
-used) is never paid again: the payout's status is asked instead.
+The bank answers every item: paid (with its payout id) or rejected (with why). An answer we cannot trust
+(a timeout, a 5xx after the client's retries, a dropped connection) is never paid again: the bank is asked
+for the items' status by reference; an item it has never seen is `absent`. A few requests are in flight
+at once, so one slow answer does not hold up the batch.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -14,8 +20,13 @@ from ops_pipeline.money import to_major
 from ops_pipeline.partners.clients import HttpOptions, bank_client
 from ops_pipeline.settings import Settings
 
+if TYPE_CHECKING:
+    from ops_pipeline.fundout.payouts import Payout
+
 PAID, FAILED, UNKNOWN, ABSENT = "paid", "failed", "unknown", "absent"
-OPTIONS = HttpOptions(timeout=10.0, retries=2, backoff=0.2)
+ITEMS_PER_REQUEST = 500
+IN_FLIGHT = 4  # requests at once
+OPTIONS = HttpOptions(timeout=30.0, retries=2, backoff=0.2, connections=IN_FLIGHT)
 
 
 @dataclass(frozen=True)
@@ -33,44 +44,84 @@ def _error(response: httpx.Response) -> str:
     return f"bank answered {response.status_code}: {message or response.text[:200]}"
 
 
+def _each(items: list, call: Callable[[list], dict[str, Outcome]], size: int) -> dict[str, Outcome]:
+    """`call` on slices of `items`, IN_FLIGHT at a time; the outcomes merged."""
+    slices = [items[i : i + size] for i in range(0, len(items), size)]
+    if len(slices) <= 1:
+        return call(slices[0]) if slices else {}
+    out: dict[str, Outcome] = {}
+    with ThreadPoolExecutor(max_workers=min(IN_FLIGHT, len(slices))) as pool:
+        for part in pool.map(call, slices):
+            out.update(part)
+    return out
+
+
 class Bank:
     """The bank's payout API (`OPS_BANK_URL`, else the sandbox); thread-safe, close after use."""
 
     def __init__(self, settings: Settings, options: HttpOptions = OPTIONS):
         self.client = bank_client(settings, options)
 
-    def pay(self, payout_id: str, business_id: str, currency: str, amount_minor: int) -> Outcome:
-        body = {
-            "business_id": business_id,
-            "reference": payout_id,
-            "currency": currency,
-            "amount": str(to_major(amount_minor, currency)),
-        }
-        try:
-            key = {"Idempotency-Key": f"payout:{payout_id}"}
-            response = self.client.post("/payouts", json=body, headers=key)
-        except httpx.HTTPError as exc:
-            return self.status(payout_id, f"no answer ({type(exc).__name__})")
-        if response.status_code in (200, 201):
-            return Outcome(PAID, response.json().get("payout_id"))
-        if response.status_code == 409 or response.status_code >= 500:
-            return self.status(payout_id, _error(response))
-        return Outcome(FAILED, detail=_error(response))
+    def pay(self, payouts: list[Payout]) -> dict[str, Outcome]:
+        """Pay each payout once; outcomes by payout id."""
+        return _each(payouts, self._pay_slice, ITEMS_PER_REQUEST)
 
-    def status(self, payout_id: str, why: str | None = None) -> Outcome:
-        """Ask the bank about a payout; `why` says what made the outcome uncertain."""
+    def status(self, ids: list[str], why: str) -> dict[str, Outcome]:
+        """The bank's word on each payout; `why` says what made its outcome uncertain."""
+        return _each(ids, lambda part: self._lookup(part, why), 2 * ITEMS_PER_REQUEST)
+
+    def _pay_slice(self, payouts: list[Payout]) -> dict[str, Outcome]:
+        ids = [p.id for p in payouts]
+        items = [
+            {
+                "business_id": p.business_id,
+                "reference": p.id,
+                "currency": p.currency,
+                "amount": str(to_major(p.amount_minor, p.currency)),
+            }
+            for p in payouts
+        ]
+        key = "payouts:" + hashlib.sha256(",".join(ids).encode()).hexdigest()[:32]
         try:
-            response = self.client.get(f"/payouts/{payout_id}")
+            response = self.client.post(
+                "/payouts/batch", json={"items": items}, headers={"Idempotency-Key": key}
+            )
         except httpx.HTTPError as exc:
-            return Outcome(UNKNOWN, detail=f"{why}; status query failed ({type(exc).__name__})")
-        if response.status_code == 200:
-            body = response.json()
-            if body.get("status") == PAID:
-                return Outcome(PAID, body.get("payout_id"))
-            return Outcome(FAILED, body.get("payout_id"), f"bank status {body.get('status')!r}")
-        if response.status_code == 404:
-            return Outcome(ABSENT, detail=f"{why}; the bank has no payout with this reference")
-        return Outcome(UNKNOWN, detail=f"{why}; status query: {_error(response)}")
+            return self.status(ids, f"no answer ({type(exc).__name__})")
+        if response.status_code >= 500:
+            return self.status(ids, _error(response))
+        if response.status_code != 200:
+            return {i: Outcome(FAILED, detail=_error(response)) for i in ids}
+        answered = {item["reference"]: item for item in response.json()["items"]}
+        out = {}
+        for i in ids:
+            item = answered.get(i)
+            if item is None:
+                out.update(self.status([i], "the bank's answer left this payout out"))
+            elif item["status"] == PAID:
+                out[i] = Outcome(PAID, item.get("payout_id"))
+            else:
+                out[i] = Outcome(FAILED, detail=f"bank rejected it: {item.get('error')}")
+        return out
+
+    def _lookup(self, ids: list[str], why: str) -> dict[str, Outcome]:
+        try:
+            response = self.client.post("/payouts/lookup", json={"references": ids})
+        except httpx.HTTPError as exc:
+            return {
+                i: Outcome(UNKNOWN, detail=f"{why}; status query failed ({type(exc).__name__})") for i in ids
+            }
+        if response.status_code != 200:
+            return {i: Outcome(UNKNOWN, detail=f"{why}; status query: {_error(response)}") for i in ids}
+        out = {i: Outcome(UNKNOWN, detail=f"{why}; the status query left it out") for i in ids}
+        for item in response.json()["items"]:
+            if item["status"] == PAID:
+                out[item["reference"]] = Outcome(PAID, item.get("payout_id"))
+            elif item["status"] == ABSENT:
+                out[item["reference"]] = Outcome(
+                    ABSENT, detail=f"{why}; the bank has no payout with this reference"
+                )
+        return out
 
     def close(self) -> None:
         self.client.close()

@@ -199,7 +199,8 @@ def _plan(ws: Workspace, slot: datetime, batch_id: int, actor: str) -> dict:
         with ws.engine.begin() as conn:
             available = balances.available_all(conn, now, lock=True)
             p = fundout_payouts.c
-            planned = set(conn.execute(select(p.business_id, p.currency).where(p.slot == slot)).tuples())
+            same_slot = select(p.business_id, p.currency).where(p.slot == slot)
+            planned = {tuple(r) for r in conn.execute(same_slot)}
             by_business: dict[str, dict[str, int]] = defaultdict(dict)
             for (business, currency), amount in available.items():
                 by_business[business][currency] = amount

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,7 +29,6 @@ from ops_pipeline.workspace import Workspace
 HELD, SENDING, POSTED = "held", "sending", "posted"
 OPEN = (HELD, SENDING, UNKNOWN, PAID)
 CHUNK = 2000  # payouts sent, recorded and posted together
-BANK_THREADS = 32
 
 
 @dataclass(frozen=True)
@@ -97,28 +95,21 @@ def _drive_chunk(ws: Workspace, bank: Bank, chunk: list[Payout], actor: str) -> 
     by_id = {p.id: p for p in chunk}
     # 1. Uncertain ones: the bank's word decides. Never paid again unless the bank never saw them.
     uncertain = [p for p in chunk if p.status in (SENDING, UNKNOWN)]
-    outcomes = _parallel(lambda p: bank.status(p.id, "resumed"), uncertain)
+    outcomes = bank.status([p.id for p in uncertain], "resumed") if uncertain else {}
     resend = [i for i, o in outcomes.items() if o.status == ABSENT and by_id[i].status == SENDING]
     for i in resend:
         del outcomes[i]
     # 2. Never sent (or sent by a process that stopped before the request left): send now.
     to_send = [p for p in chunk if p.status == HELD or p.id in resend]
-    _mark_sending(ws, [p.id for p in to_send])
-    outcomes.update(_parallel(lambda p: bank.pay(p.id, p.business_id, p.currency, p.amount_minor), to_send))
+    if to_send:
+        _mark_sending(ws, [p.id for p in to_send])
+        outcomes.update(bank.pay(to_send))
     # 3. Record, post what was paid, release what failed.
     paid = [p for p in chunk if p.status == PAID and p.id not in outcomes]  # recorded paid earlier
     _record(ws, by_id, outcomes, actor)
     paid += [by_id[i] for i, o in outcomes.items() if o.status == PAID]
     if paid:
         _post(ws, paid, {i: o.bank_payout_id for i, o in outcomes.items()}, actor)
-
-
-def _parallel(call, items: list[Payout]) -> dict[str, Outcome]:
-    """`call` on each payout, on up to BANK_THREADS threads; outcomes by payout id."""
-    if len(items) <= 1:
-        return {p.id: call(p) for p in items}
-    with ThreadPoolExecutor(max_workers=min(BANK_THREADS, len(items))) as pool:
-        return dict(zip([p.id for p in items], pool.map(call, items), strict=True))
 
 
 def _mark_sending(ws: Workspace, ids: list[str]) -> None:

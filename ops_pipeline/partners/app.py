@@ -1,4 +1,4 @@
-"""The simulator over real HTTP: a FastAPI app, and a uvicorn server on 127.0.0.1 in a thread.
+"""The simulator over real HTTP: a bare ASGI app, and a uvicorn server on 127.0.0.1 in a thread.
 
 Serve it alone with `uvicorn ops_pipeline.partners.app:create_app --factory --port 8100`, then point
 `OPS_PARTNER_URL` and `OPS_BANK_URL` at it (one app answers both: their paths do not overlap).
@@ -13,32 +13,48 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ops_pipeline.partners.simulator import Simulator
 
 
-def create_app(sim: Simulator | None = None) -> FastAPI:
-    """Every path goes to `sim.handle` in a worker thread, so a slow answer does not block the others."""
-    sim = sim or Simulator()
-    app = FastAPI(title="ops-pipeline partner and bank simulator", version="0.1.0", openapi_url=None)
-    app.state.sim = sim
+class SimulatorApp:
+    """A bare ASGI app: every path goes to `sim.handle`; on the event loop while no fault is injected,
+    else on a worker thread (a delayed answer must not hold up the others). No framework in between:
+    the simulator stands for a bank that answers fast, and its cost should not hide ours in benchmarks."""
 
-    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE"])
-    async def dispatch(path: str, request: Request) -> JSONResponse:
-        raw = await request.body()
+    def __init__(self, sim: Simulator):
+        self.sim = sim
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        raw, more = b"", True
+        while more:
+            message = await receive()
+            raw += message.get("body", b"")
+            more = message.get("more_body", False)
+        status, reply = 400, {"error": "body: is not JSON"}
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
-            return JSONResponse({"error": "body: is not JSON"}, status_code=400)
-        status, reply = await run_in_threadpool(
-            sim.handle, request.method, f"/{path}", body, request.headers.get("Idempotency-Key")
-        )
-        return JSONResponse(reply, status_code=status)
+            body = ...
+        if body is not ...:
+            key = dict(scope["headers"]).get(b"idempotency-key")
+            args = (scope["method"], scope["path"], body, key.decode() if key else None)
+            handle = self.sim.handle
+            status, reply = await run_in_threadpool(handle, *args) if self.sim.faulty else handle(*args)
+        data = json.dumps(reply).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
 
-    return app
+
+def create_app(sim: Simulator | None = None) -> SimulatorApp:
+    return SimulatorApp(sim or Simulator())
 
 
 @contextmanager

@@ -28,6 +28,7 @@ class HttpOptions:
     timeout: float = 10.0  # seconds, per request (connect, read, write, pool)
     retries: int = 2  # further tries after a 5xx or a connection error
     backoff: float = 0.2  # seconds before the first retry; doubles each time, with jitter
+    connections: int = 20  # kept alive: at least the threads sharing the client, so none is closed in use
 
 
 DEFAULT_HTTP = HttpOptions()
@@ -91,6 +92,8 @@ def _client(url: str | None, settings: Settings, options: HttpOptions, name: str
         base_url=url or f"http://{name}.sandbox",
         transport=RetryTransport(inner, options.retries, options.backoff),
         timeout=options.timeout,
+        limits=httpx.Limits(max_connections=max(100, options.connections),
+                            max_keepalive_connections=options.connections),
         headers={"User-Agent": "ops-pipeline"},
     )
 

@@ -32,6 +32,7 @@ from ops_pipeline.money import to_major, to_minor
 
 State = dict[str, Any]
 Reply = tuple[int, dict[str, Any]]
+MAX_BATCH = 1000  # payout items per request
 KINDS = (
     "principals",
     "programs",
@@ -129,8 +130,8 @@ class Simulator:
             ("POST", R(r"/collections"), self._collect),
             ("POST", R(r"/transfers"), self._transfer),
             ("GET", R(r"/transfers/(?P<transfer_id>[^/]+)"), self._get_transfer),
-            ("POST", R(r"/payouts"), self._payout),
-            ("GET", R(r"/payouts/(?P<reference>[^/]+)"), self._get_payout),
+            ("POST", R(r"/payouts/batch"), self._payout_batch),
+            ("POST", R(r"/payouts/lookup"), self._lookup_payouts),
             ("PUT", R(r"/voucher-restrictions/(?P<program_id>[^/]+)"), self._push_restrictions),
             ("GET", R(r"/(?P<kind>principals|programs|distributors|wallets)/(?P<key>[^/]+)"), self._get),
         ]
@@ -230,6 +231,11 @@ class Simulator:
         with self._lock:
             self._wake.clear()
             self._faults.append(Fault(path, status, delay, times))
+
+    @property
+    def faulty(self) -> bool:
+        """Some fault is waiting to be taken (requests may then be slow on purpose)."""
+        return bool(self._faults)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -410,28 +416,55 @@ class Simulator:
             raise Refused(404, f"transfer {transfer_id!r} does not exist")
         return 200, {"transfer_id": transfer_id, **transfer}
 
-    def _payout(self, st: State, body: dict[str, Any]) -> Reply:
-        """Pay a business to its account on file; `reference` (the payer's payout id) is unique."""
-        business_id, reference = _need(body, "business_id", "reference")
-        minor, currency = _minor(body)
-        if reference in st["payouts"]:
-            raise Refused(409, f"reference {reference!r} was already paid")
-        payout_id = self._next(st, "payouts", "PO")
-        st["payouts"][reference] = {
-            "payout_id": payout_id,
-            "business_id": business_id,
-            "amount_minor": minor,
-            "currency": currency,
-            "status": "paid",
-        }
-        reply = {"payout_id": payout_id, "reference": reference, "status": "paid"}
-        return 201, {**reply, **_amount(minor, currency)}
+    def _payout_batch(self, st: State, body: dict[str, Any]) -> Reply:
+        """Pay businesses to their accounts on file, item by item (like a bulk payout file).
 
-    def _get_payout(self, st: State, body: dict[str, Any], reference: str) -> Reply:
-        payout = st["payouts"].get(reference)
-        if payout is None:
-            raise Refused(404, f"no payout with reference {reference!r}")
-        return 200, {"reference": reference, **payout, **_amount(payout["amount_minor"], payout["currency"])}
+        `reference` is the payer's id of the item: an item again with the same reference and content
+        answers the payout already made; with other content it is rejected. A blocked business's items
+        are rejected. Answers every item's outcome, in order."""
+        (items,) = _need(body, "items")
+        if not isinstance(items, list) or len(items) > MAX_BATCH:
+            raise Refused(422, f"items: must be a list of at most {MAX_BATCH}")
+        return 200, {"items": [self._pay_item(st, item) for item in items]}
+
+    def _pay_item(self, st: State, item: Any) -> dict[str, Any]:
+        try:
+            if not isinstance(item, dict):
+                raise Refused(422, "item: must be an object")
+            business_id, reference = _need(item, "business_id", "reference")
+            minor, currency = _minor(item)
+        except Refused as exc:
+            return {"reference": (item or {}).get("reference"), "status": "rejected", "error": str(exc)}
+        prior = st["payouts"].get(reference)
+        if prior is not None:
+            if (prior["business_id"], prior["amount_minor"], prior["currency"]) != (
+                business_id, minor, currency):
+                return {"reference": reference, "status": "rejected",
+                        "error": f"reference {reference!r} was used for another payout"}
+            return {"reference": reference, "status": "paid", "payout_id": prior["payout_id"]}
+        if business_id in st.get("blocked", []):
+            error = f"account of {business_id!r} is blocked"
+            return {"reference": reference, "status": "rejected", "error": error}
+        payout_id = self._next(st, "payouts", "PO")
+        st["payouts"][reference] = {"payout_id": payout_id, "business_id": business_id, "amount_minor": minor,
+                                    "currency": currency, "status": "paid"}
+        return {"reference": reference, "status": "paid", "payout_id": payout_id}
+
+    def _lookup_payouts(self, st: State, body: dict[str, Any]) -> Reply:
+        """The status of each reference: paid (with the payout id) or absent."""
+        (references,) = _need(body, "references")
+        found = st["payouts"]
+        return 200, {"items": [
+            {"reference": r, "status": "paid", "payout_id": found[r]["payout_id"]} if r in found
+            else {"reference": r, "status": "absent"}
+            for r in references
+        ]}
+
+    def block(self, business_id: str, blocked: bool = True) -> None:
+        """Reject every payout to this business from now on (a frozen account), or no longer."""
+        with self._transaction() as st:
+            others = [b for b in st.get("blocked", []) if b != business_id]
+            st["blocked"] = [*others, business_id] if blocked else others
 
     def _push_restrictions(self, st: State, body: dict[str, Any], program_id: str) -> Reply:
         (vpas,) = _need(body, "upi_vpas")
