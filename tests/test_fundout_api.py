@@ -1,6 +1,7 @@
 """Fund-out execution over REST: the internal batch trigger (202, runs after answering), batch status,
 manual cash-out and the payout list, with their roles; the Dagster job and schedule for a slot."""
 
+import time
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -41,19 +42,28 @@ def auth(client, role, sub):
     return {"Authorization": f"Bearer {mint_token(client.ws.settings, role, sub)}"}
 
 
+def wait_done(client, batch_id, seconds=20):
+    """The batch runs on its own thread after the 202: poll its status."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = client.get(f"/business/autofundout/batches/{batch_id}", headers=auth(client, "ops", "alice"))
+        assert got.status_code == 200
+        if got.json()["status"] == "done" or time.monotonic() > deadline:
+            return got.json()
+        time.sleep(0.05)
+
+
 def test_trigger_answers_202_with_the_batch_and_the_batch_runs(client, sim):
     r = client.post("/business/autofundout", headers=auth(client, "internal", "scheduler"))
     assert r.status_code == 202, r.text
     started = r.json()
     assert started["status"] == "queued" and started["slot"].endswith(":00:00+00:00")
-    # TestClient runs the background task before returning: the batch is done now.
-    got = client.get(f"/business/autofundout/batches/{started['batchId']}", headers=auth(client, "ops", "alice"))
-    assert got.status_code == 200
-    done = got.json()
+    done = wait_done(client, started["batchId"])
     assert (done["status"], done["summary"]["paid"], done["summary"]["amounts"]["paid"]) == ("done", 1, {"EUR": "100.00"})
     assert [b.available_minor for b in balances.get_balances(client.ws, "B1")] == [2_345]
     again = client.post("/business/autofundout", headers=auth(client, "internal", "scheduler"))
     assert (again.status_code, again.json()["batchId"]) == (202, started["batchId"])
+    wait_done(client, started["batchId"])
     assert len(sim.state()["payouts"]) == 1
 
 

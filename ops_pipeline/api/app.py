@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            app.state.fundout_runs.wait(30)
             app.state.ws.close()
 
     app = FastAPI(

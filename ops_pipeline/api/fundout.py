@@ -8,11 +8,12 @@ decimals (a JSON number 10.005 stays 10.005), then validated by the domain, whic
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +26,7 @@ from ops_pipeline.errors import InvalidInput
 from ops_pipeline.fundout import batch, cashout, config
 
 router = APIRouter(tags=["fund-out"])
+log = logging.getLogger(__name__)
 Owner = Annotated[Principal, Depends(require_roles("ops", merchant_self="businessId"))]
 OwnerOrFinance = Annotated[Principal, Depends(require_roles("ops", "finance", merchant_self="businessId"))]
 Internal = Annotated[Principal, Depends(require_roles("internal"))]
@@ -146,36 +148,42 @@ async def list_payouts(
     summary="Start the fund-out batch of the current hour",
     responses=error_responses(401, 403),
 )
-async def trigger_batch(
-    request: Request, ws: WorkspaceDep, who: Internal, tasks: BackgroundTasks
-) -> JSONResponse:
-    """Answers at once with the batch id; the batch (with any missed slot of the last 24 h) runs after.
-
-    Triggers while a run waits to start join that run: a burst of retries costs one run, not one each."""
+async def trigger_batch(request: Request, ws: WorkspaceDep, who: Internal) -> JSONResponse:
+    """Answers at once with the batch id; the batch (with any missed slot of the last 24 h) runs after,
+    on its own thread, so that neither this connection nor any other waits for it."""
     started = await run_domain(request, batch.trigger, ws, _actor(who))
-    runs = request.app.state.fundout_runs
-    if runs.claim():
-        tasks.add_task(runs.run, ws, _actor(who))
+    request.app.state.fundout_runs.start(ws, _actor(who))
     return JSONResponse(started, status_code=202)
 
 
 class Runs:
-    """At most one fund-out run waiting per API process (besides the one under way)."""
+    """Fund-out runs of one API process: at most one waiting besides the one under way, so a burst of
+    triggers costs one more run, not one each. A run cut short by a restart is resumed by the next one."""
 
     def __init__(self):
-        self.lock, self.waiting = threading.Lock(), False
+        self.lock, self.waiting, self.threads = threading.Lock(), False, []
 
-    def claim(self) -> bool:
+    def start(self, ws, actor: str) -> None:
         with self.lock:
             if self.waiting:
-                return False
+                return
             self.waiting = True
-            return True
+            thread = threading.Thread(target=self._run, args=(ws, actor), name="fundout-run", daemon=True)
+            self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        thread.start()
 
-    def run(self, ws, actor: str) -> None:
+    def wait(self, seconds: float) -> None:
+        """At shutdown: let runs under way finish (each chunk is recorded before the next is sent)."""
+        for thread in list(self.threads):
+            thread.join(seconds)
+
+    def _run(self, ws, actor: str) -> None:
         with self.lock:
             self.waiting = False
-        batch.run_due(ws, actor)
+        try:
+            batch.run_due(ws, actor)
+        except Exception:  # the next trigger or the hourly schedule runs it again
+            log.exception("fund-out run failed")
 
 
 @router.get(

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from ops_pipeline import analytics
+from ops_pipeline.demo.fundout import run_fundout
 from ops_pipeline.demo.jobs import run_jobs
 from ops_pipeline.demo.world import build_world
 from ops_pipeline.ledger import balances, holds, ingest, merchants, snapshots
@@ -61,6 +62,7 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
     )
 
     run_jobs(ws, echo)
+    run_fundout(ws, echo)
 
     last_day, co, ro = world.days[-1]
     for path, kind in ((co, "confirmed"), (ro, "reconciled")):
