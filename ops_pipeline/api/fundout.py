@@ -157,33 +157,40 @@ async def trigger_batch(request: Request, ws: WorkspaceDep, who: Internal) -> JS
 
 
 class Runs:
-    """Fund-out runs of one API process: at most one waiting besides the one under way, so a burst of
-    triggers costs one more run, not one each. A run cut short by a restart is resumed by the next one."""
+    """Fund-out runs of one API process, on one thread: a trigger while a run is under way asks for one
+    more run after it, however many triggers come (a burst of retries costs one run, not one each, and
+    never a pile of threads each holding a database connection). A run cut short by a restart is resumed
+    by the next one."""
 
     def __init__(self):
-        self.lock, self.waiting, self.threads = threading.Lock(), False, []
+        self.lock = threading.Lock()
+        self.pending: str | None = None  # the actor of the run asked for next
+        self.thread: threading.Thread | None = None
 
     def start(self, ws, actor: str) -> None:
         with self.lock:
-            if self.waiting:
-                return
-            self.waiting = True
-            thread = threading.Thread(target=self._run, args=(ws, actor), name="fundout-run", daemon=True)
-            self.threads = [t for t in self.threads if t.is_alive()] + [thread]
-        thread.start()
+            self.pending = actor
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, args=(ws,), name="fundout-run", daemon=True)
+                self.thread.start()
 
     def wait(self, seconds: float) -> None:
-        """At shutdown: let runs under way finish (each chunk is recorded before the next is sent)."""
-        for thread in list(self.threads):
+        """At shutdown: let the run under way finish (each chunk is recorded before the next is sent)."""
+        thread = self.thread
+        if thread is not None:
             thread.join(seconds)
 
-    def _run(self, ws, actor: str) -> None:
-        with self.lock:
-            self.waiting = False
-        try:
-            batch.run_due(ws, actor)
-        except Exception:  # the next trigger or the hourly schedule runs it again
-            log.exception("fund-out run failed")
+    def _loop(self, ws) -> None:
+        while True:
+            with self.lock:
+                actor, self.pending = self.pending, None
+                if actor is None:
+                    self.thread = None
+                    return
+            try:
+                batch.run_due(ws, actor)
+            except Exception:  # the next trigger or the hourly schedule runs it again
+                log.exception("fund-out run failed")
 
 
 @router.get(
