@@ -42,7 +42,7 @@ def auth(client, role, sub):
     return {"Authorization": f"Bearer {mint_token(client.ws.settings, role, sub)}"}
 
 
-def wait_done(client, batch_id, seconds=20):
+def wait_done(client, batch_id, seconds=60):
     """The batch runs on its own thread after the 202: poll its status."""
     deadline = time.monotonic() + seconds
     while True:
