@@ -22,17 +22,31 @@ def record(
     reason: str | None = None,
 ) -> None:
     """Write one audit record inside the caller's transaction, so state and audit commit together."""
+    record_many(conn, [{"entity_id": entity_id, "action": action, "before": before, "after": after,
+                        "reason": reason}], actor=actor, entity_type=entity_type)
+
+
+def record_many(
+    conn: Connection,
+    records: list[dict[str, Any]],
+    *,
+    actor: str,
+    entity_type: str,
+    at: datetime | None = None,
+) -> None:
+    """Like `record` for many entities in one statement; each record has `entity_id`, `action` and optionally
+    `before`, `after`, `reason`."""
+    if not records:
+        return
+    at = at or datetime.now(UTC)
     conn.execute(
-        audit_log.insert().values(
-            at=datetime.now(UTC),
-            actor=actor,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            action=action,
-            before=_jsonable(before),
-            after=_jsonable(after),
-            reason=reason,
-        )
+        audit_log.insert(),
+        [
+            {"at": at, "actor": actor, "entity_type": entity_type, "entity_id": r["entity_id"],
+             "action": r["action"], "before": _jsonable(r.get("before")), "after": _jsonable(r.get("after")),
+             "reason": r.get("reason")}
+            for r in records
+        ],
     )
 
 
