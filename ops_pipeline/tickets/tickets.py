@@ -9,7 +9,7 @@ cursor, update (status, agent, priority) one or many, delete.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -61,11 +61,16 @@ def create_ticket(ws: Workspace, actor: str, **fields: Any) -> dict[str, Any]:
 
 
 def create_tickets(
-    ws: Workspace, actor: str, batch: Sequence[NewTicket], skip_open_duplicates: bool = False
+    ws: Workspace,
+    actor: str,
+    batch: Sequence[NewTicket],
+    skip_open_duplicates: bool = False,
+    on_created: Callable[[Connection, list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Create and assign a batch in one transaction: groups locked, agents picked in memory, rows inserted
     with one statement per table. An open ticket for the same (source, reference) is a Conflict, or with
-    `skip_open_duplicates` leaves that item out (ticket sources)."""
+    `skip_open_duplicates` leaves that item out (ticket sources). `on_created` runs in the transaction with
+    the new tickets (alerts)."""
     if not 1 <= len(batch) <= model.MAX_BATCH:
         raise InvalidInput(f"tickets: {len(batch)} given; a batch holds 1 to {model.MAX_BATCH}")
     items = [item.validated() for item in batch]
@@ -98,7 +103,10 @@ def create_tickets(
         history.flush()
         audit.record_many(conn, [{"entity_id": str(r["id"]), "action": "created", "after": r} for r in rows],
                           actor=actor, entity_type=ENTITY, at=at)
-        return [view(r) for r in rows]
+        created = [view(r) for r in rows]
+        if on_created is not None:
+            on_created(conn, created)
+        return created
 
     return write(ws, work)
 

@@ -1,0 +1,125 @@
+"""Tickets the system opens: a job that ended Failed, a manual job waiting for a person, a failed Dagster
+run (a reconciliation break later), each in the group `Settings.ticket_group(source)` names (made on first
+use), with `reference` linking back (job id, run id).
+
+An event is covered, and opens nothing, while a ticket for its reference is open or was created after it:
+so scanning again (a sensor tick repeated, a look-back, the CLI) never opens a second ticket, and a job that
+fails again after its ticket was resolved opens a new one. The unique index on open (source, reference)
+settles races between two scanners.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, String, cast, exists, literal, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from ops_pipeline.db.schema import jobs, jobs_archive, tickets
+from ops_pipeline.db.types import UTCDateTime
+from ops_pipeline.jobqueue.model import State
+from ops_pipeline.tickets import model
+from ops_pipeline.tickets.groups import by_name, insert_group
+from ops_pipeline.tickets.tickets import NewTicket, create_tickets
+from ops_pipeline.workspace import Workspace
+
+log = logging.getLogger(__name__)
+ACTOR = "system"
+PAGE = 500
+MANUAL_JOB_TYPE = "manual"
+
+
+def _alert(conn: Connection, opened: list[dict[str, Any]]) -> None:
+    """The seam for alerts about tickets the system opened, called in their transaction (for an outbox).
+    Until the notification outbox exists they are logged."""
+    for ticket in opened:
+        log.warning("ticket %s opened for %s %s (group %s, agent %s): %s", ticket["id"], ticket["source"],
+                    ticket["reference"], ticket["group_id"], ticket["agent_id"], ticket["description"])
+
+
+def group_for(ws: Workspace, source: str) -> int:
+    """The id of the group the settings route `source` to, made (active, audited) when missing."""
+    name = ws.settings.ticket_group(source)
+    for _ in range(2):
+        with ws.engine.begin() as conn:
+            found = by_name(conn, name)
+            if found is not None:
+                return found.group_id
+            try:
+                return insert_group(conn, ACTOR, name)["group_id"]
+            except IntegrityError:  # made meanwhile by another scanner: read it
+                conn.rollback()
+    raise AssertionError(f"group {name!r} neither found nor made")
+
+
+def _covered(source: str, reference, occurred_at):
+    """SQL: a ticket of `source` for `reference` is open or was created at or after `occurred_at`."""
+    return exists().where(
+        tickets.c.source == source, tickets.c.reference == reference,
+        or_(tickets.c.status == model.OPEN, tickets.c.created_at >= occurred_at),
+    )
+
+
+def _open(ws: Workspace, source: str, found: list[tuple[str, int, str]]) -> list[dict[str, Any]]:
+    """Open a ticket per (reference, priority, description) in the source's group, skipping open ones."""
+    if not found:
+        return []
+    group_id = group_for(ws, source)
+    batch = [NewTicket(group_id=group_id, priority=priority, source=source, reference=reference,
+                       description=description[:4000]) for reference, priority, description in found]
+    return create_tickets(ws, ACTOR, batch, skip_open_duplicates=True, on_created=_alert)
+
+
+@dataclass(frozen=True)
+class Scan:
+    opened: list[dict[str, Any]]
+    cursor: datetime | None  # when the last failure seen happened; scan from a little before it next time
+
+
+def open_tickets_for_failed_jobs(ws: Workspace, since: datetime | None = None, limit: int = PAGE) -> Scan:
+    """A ticket (source `job`) for each job that ended Failed after `since` and is not covered, oldest first,
+    at most `limit`."""
+    a = jobs_archive
+    query = (
+        select(a.c.id, a.c.type, a.c.priority, a.c.last_error, a.c.archived_at)
+        .where(a.c.state == State.FAILED.value, ~_covered("job", cast(a.c.id, String), a.c.archived_at))
+        .order_by(a.c.archived_at, a.c.id).limit(limit)
+    )
+    if since is not None:
+        query = query.where(a.c.archived_at > since)
+    with ws.read_engine.connect() as conn:
+        rows = list(conn.execute(query))
+    opened = _open(ws, "job", [(str(r.id), r.priority, f"job {r.id} ({r.type}) failed: {r.last_error}")
+                               for r in rows])
+    return Scan(opened, rows[-1].archived_at if rows else since)
+
+
+def open_tickets_for_manual_jobs(ws: Workspace, limit: int = PAGE) -> list[dict[str, Any]]:
+    """A ticket (source `manual_job`) for each manual job waiting for a person that has none yet."""
+    j = jobs
+    query = (
+        select(j.c.id, j.c.priority, j.c.attributes, j.c.created_at)
+        .where(j.c.type == MANUAL_JOB_TYPE, j.c.state == State.CREATED.value,
+               ~_covered("manual_job", cast(j.c.id, String), j.c.created_at))
+        .order_by(j.c.id).limit(limit)
+    )
+    with ws.read_engine.connect() as conn:
+        rows = list(conn.execute(query))
+    return _open(ws, "manual_job", [(str(r.id), r.priority, f"manual job {r.id}: {r.attributes.get('title')}")
+                                    for r in rows])
+
+
+def open_ticket_for_run_failure(
+    ws: Workspace, run_id: str, job_name: str, message: str, failed_at: datetime
+) -> dict[str, Any] | None:
+    """A ticket (source `run_failure`, reference the run id) for a failed Dagster run; None when covered."""
+    with ws.read_engine.connect() as conn:
+        when = literal(failed_at, UTCDateTime())
+        covered = conn.execute(select(_covered("run_failure", run_id, when))).scalar()
+    if covered:
+        return None
+    opened = _open(ws, "run_failure", [(run_id, 2, f"Dagster run {run_id} of {job_name} failed: {message}")])
+    return opened[0] if opened else None
