@@ -2,13 +2,13 @@
 
 Among the active agents of a ticket's group, a ticket goes to the one with the fewest assignments today
 (the local day in OPS_TIMEZONE), ties to the least recently assigned, then to the lowest agent id. Writers
-lock the group rows first (`lock_groups`: `SELECT ... FOR UPDATE` on PostgreSQL, the write lock SQLite
-takes at BEGIN), so creators in one group take turns and every pick sees the picks before it.
+lock the group rows and their agents first (`lock_groups`; on SQLite the write lock taken at BEGIN), so
+creators in one group take turns and every pick sees the picks before it.
 
 Counters come from the history, one row per event and never updated. `seq` numbers an agent's rows of one
-kind and `day_seq` those of one local day; the unique index on (agent, kind, seq) keeps the numbering dense
-under any concurrency (two groups sharing an agent: the later transaction fails on it and `write` runs it
-again), so the latest row of a kind gives "assigned today" and "assigned in total" in one index probe.
+kind and `day_seq` those of one local day; the agent locks keep the numbering dense and the unique index on
+(agent, kind, seq) proves it (a writer that did not lock an agent fails on it; `write` runs it again), so
+the latest row of a kind gives "assigned today" and "assigned in total" in one index probe.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ops_pipeline import audit
@@ -39,6 +39,7 @@ T = TypeVar("T")
 ASSIGNED, UNASSIGNED, RESOLVED = "assigned", "unassigned", "resolved"
 _ATTEMPTS = 5
 _CHUNK = 1000
+_AGENT_LOCK_SPACE = 7301  # first key of the agents' advisory locks
 
 
 def write(ws: Workspace, work: Callable[[Connection], T]) -> T:
@@ -59,7 +60,9 @@ def write(ws: Workspace, work: Callable[[Connection], T]) -> T:
 
 
 def lock_groups(conn: Connection, group_ids: Iterable[int]) -> dict[int, Any]:
-    """The rows of these groups, locked until commit, in id order (no deadlocks); missing ones are absent."""
+    """The rows of these groups, locked until commit in id order, and (PostgreSQL) their agents by an
+    advisory lock each in key order, so that groups sharing an agent take turns too; missing groups are
+    absent from the answer."""
     ids = sorted(set(group_ids))
     if not ids:
         return {}
@@ -67,7 +70,16 @@ def lock_groups(conn: Connection, group_ids: Iterable[int]) -> dict[int, Any]:
         select(ticket_groups).where(ticket_groups.c.group_id.in_(ids)).order_by(ticket_groups.c.group_id)
         .with_for_update()
     )
-    return {r.group_id: r for r in rows}
+    locked = {r.group_id: r for r in rows}
+    if conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_AGENTS, {"ids": ids})
+    return locked
+
+
+_LOCK_AGENTS = text(
+    f"SELECT pg_advisory_xact_lock({_AGENT_LOCK_SPACE}, k) FROM (SELECT DISTINCT hashtext(agent_id) AS k "
+    "FROM ticket_agent_groups WHERE group_id = ANY(:ids) ORDER BY k) AS keys"
+)
 
 
 @dataclass(frozen=True)
