@@ -2,9 +2,10 @@
 run (a reconciliation break later), each in the group `Settings.ticket_group(source)` names (made on first
 use), with `reference` linking back (job id, run id).
 
-An event is covered, and opens nothing, while a ticket for its reference is open or was created after it:
-so scanning again (a sensor tick repeated, a look-back, the CLI) never opens a second ticket, and a job that
-fails again after its ticket was resolved opens a new one. The unique index on open (source, reference)
+An event is covered, and opens nothing, when a ticket for its reference is open or was still open at the
+event (resolved at or after it): so scanning again (a sensor tick repeated, a look-back, the CLI) never
+opens a second ticket, a job failing again while its ticket is open adds nothing, and a job that fails
+again after its ticket was resolved opens a new one. The unique index on open (source, reference)
 settles races between two scanners.
 """
 
@@ -21,7 +22,6 @@ from sqlalchemy.exc import IntegrityError
 from ops_pipeline.db.schema import jobs, jobs_archive, tickets
 from ops_pipeline.db.types import UTCDateTime
 from ops_pipeline.jobqueue.model import State
-from ops_pipeline.tickets import model
 from ops_pipeline.tickets.groups import by_name, insert_group
 from ops_pipeline.tickets.tickets import NewTicket, create_tickets
 from ops_pipeline.workspace import Workspace
@@ -56,10 +56,10 @@ def group_for(ws: Workspace, source: str) -> int:
 
 
 def _covered(source: str, reference, occurred_at):
-    """SQL: a ticket of `source` for `reference` is open or was created at or after `occurred_at`."""
+    """SQL: a ticket of `source` for `reference` is open, or was resolved at or after `occurred_at`."""
     return exists().where(
         tickets.c.source == source, tickets.c.reference == reference,
-        or_(tickets.c.status == model.OPEN, tickets.c.created_at >= occurred_at),
+        or_(tickets.c.resolved_at.is_(None), tickets.c.resolved_at >= occurred_at),
     )
 
 
@@ -76,7 +76,7 @@ def _open(ws: Workspace, source: str, found: list[tuple[str, int, str]]) -> list
 @dataclass(frozen=True)
 class Scan:
     opened: list[dict[str, Any]]
-    cursor: datetime | None  # when the last failure seen happened; scan from a little before it next time
+    cursor: datetime | None  # when the latest failure it opened a ticket for happened; None: none
 
 
 def open_tickets_for_failed_jobs(ws: Workspace, since: datetime | None = None, limit: int = PAGE) -> Scan:
@@ -94,7 +94,7 @@ def open_tickets_for_failed_jobs(ws: Workspace, since: datetime | None = None, l
         rows = list(conn.execute(query))
     opened = _open(ws, "job", [(str(r.id), r.priority, f"job {r.id} ({r.type}) failed: {r.last_error}")
                                for r in rows])
-    return Scan(opened, rows[-1].archived_at if rows else since)
+    return Scan(opened, rows[-1].archived_at if rows else None)
 
 
 def open_tickets_for_manual_jobs(ws: Workspace, limit: int = PAGE) -> list[dict[str, Any]]:
