@@ -11,6 +11,7 @@ from ops_pipeline.db.schema import ticket_assignments
 from ops_pipeline.errors import Conflict, InvalidInput
 from ops_pipeline.tickets import agents, groups, model
 from ops_pipeline.tickets import tickets as t
+from ops_pipeline.tickets.batching import CreateBatcher
 from ops_pipeline.workspace import Workspace
 from tests.conftest import make_settings
 
@@ -204,3 +205,18 @@ def test_updates_reassign_resolve_reopen_and_every_change_is_audited(ws):
     with pytest.raises(Conflict, match="inactive") as err:
         t.create_ticket(ws, "lead", group_id=g)
     assert err.value.code == "GROUP_INACTIVE"
+
+
+def test_the_create_batcher_answers_each_request_in_arrival_order(ws):
+    g = group(ws)
+    agent(ws, "a", g)
+    agent(ws, "b", g)
+    batcher = CreateBatcher(ws)
+    futures = [batcher.submit("api", t.NewTicket(group_id=g, user_id=f"U{i}")) for i in range(4)]
+    futures += [batcher.submit("api", t.NewTicket(group_id=g, source="job", reference="9")) for _ in range(2)]
+    futures.append(batcher.submit("api", t.NewTicket(group_id=999)))
+    with pytest.raises(InvalidInput, match="priority"):
+        batcher.submit("api", t.NewTicket(group_id=g, priority=0))
+    assert [f.result(timeout=30)["agent_id"] for f in futures[:4]] == ["a", "b", "a", "b"]
+    outcomes = sorted(type(f.exception(timeout=30)).__name__ for f in futures[4:])
+    assert outcomes == ["Conflict", "InvalidInput", "NoneType"]

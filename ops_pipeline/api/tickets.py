@@ -6,10 +6,11 @@ recently assigned, then lowest id), or waits (`agentId` null) until one is avail
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from ops_pipeline import audit
 from ops_pipeline.api.agents import READ_ERRORS, WRITE_ERRORS, Reader, Writer
@@ -18,6 +19,7 @@ from ops_pipeline.api.jobs import Body, camel
 from ops_pipeline.errors import InvalidInput
 from ops_pipeline.tickets import model
 from ops_pipeline.tickets import tickets as service
+from ops_pipeline.tickets.batching import CreateBatcher
 
 router = APIRouter(prefix="/api", tags=["tickets"])
 MAX_BULK_CREATE = 1000
@@ -46,9 +48,19 @@ class BulkUpdate(UpdateTicket):
     ticket_ids: list[int]
 
 
+def batcher(request: Request, ws: WorkspaceDep) -> CreateBatcher:
+    """The app's group-commit thread for single creates, started on first use."""
+    if getattr(request.app.state, "ticket_batcher", None) is None:
+        request.app.state.ticket_batcher = CreateBatcher(ws)
+    return request.app.state.ticket_batcher
+
+
 @router.post("/tickets", status_code=201, summary="Create a ticket (assigned)", responses=WRITE_ERRORS)
-def create_ticket(body: CreateTicket, ws: WorkspaceDep, who: Writer) -> dict[str, Any]:
-    return camel(service.create_ticket(ws, who.sub, **body.model_dump()))
+async def create_ticket(
+    body: CreateTicket, who: Writer, creates: Annotated[CreateBatcher, Depends(batcher)]
+) -> dict[str, Any]:
+    """Created with the other creates waiting at the same moment, in arrival order (see `batching`)."""
+    return camel(await asyncio.wrap_future(creates.submit(who.sub, service.NewTicket(**body.model_dump()))))
 
 
 @router.post("/tickets/bulk", status_code=201, summary="Create up to 1000 tickets", responses=WRITE_ERRORS)
