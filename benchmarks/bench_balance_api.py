@@ -254,14 +254,14 @@ def run_config(settings: Settings, requests: Path, workers: int, rate: float, du
 
 # -- main ----------------------------------------------------------------------------------------------
 
-def postgres_url(admin_url: str) -> str:
+def postgres_url(admin_url: str, schema: str = PG_SCHEMA) -> str:
     """A fresh schema for the benchmark in the given database; the URL pins search_path to it."""
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{PG_SCHEMA}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{PG_SCHEMA}"'))
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     admin.dispose()
-    return f"{admin_url}?options=-csearch_path%3D{PG_SCHEMA}"
+    return f"{admin_url}?options=-csearch_path%3D{schema}"
 
 
 def workspace_for(db: str, args: argparse.Namespace) -> tuple[Settings, dict]:

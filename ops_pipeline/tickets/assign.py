@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, func, insert, select, text, update
+from sqlalchemy import Column, Connection, and_, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ops_pipeline import audit
@@ -31,7 +31,7 @@ from ops_pipeline.db.schema import (
     ticket_groups,
     tickets,
 )
-from ops_pipeline.errors import Conflict
+from ops_pipeline.errors import Conflict, NotFound
 from ops_pipeline.tickets import model
 from ops_pipeline.workspace import Workspace
 
@@ -80,6 +80,15 @@ _LOCK_AGENTS = text(
     f"SELECT pg_advisory_xact_lock({_AGENT_LOCK_SPACE}, k) FROM (SELECT DISTINCT hashtext(agent_id) AS k "
     "FROM ticket_agent_groups WHERE group_id = ANY(:ids) ORDER BY k) AS keys"
 )
+
+
+def find(conn: Connection, key: Column, value: Any, what: str, lock: bool = False) -> Any:
+    """The row of `key`'s table where `key` is `value` (locked with `lock`); NotFound naming `what`."""
+    query = select(key.table).where(key == value)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFound(f"{what} {value}: not found")
+    return row
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from ops_pipeline import audit
 from ops_pipeline.db.schema import ticket_agent_groups, ticket_groups, tickets
 from ops_pipeline.errors import Conflict, InvalidInput, NotFound
 from ops_pipeline.tickets import model
-from ops_pipeline.tickets.assign import History, lock_groups, open_tickets, place, write
+from ops_pipeline.tickets.assign import History, find, lock_groups, open_tickets, place, write
 from ops_pipeline.workspace import Workspace
 
 ENTITY = "group"
@@ -53,17 +53,13 @@ def create_group(ws: Workspace, actor: str, name: Any, active_status: bool = Tru
             "updated_at": model.iso(created["updated_at"])}
 
 
+def _row(conn: Connection, group_id: int, lock: bool = False):
+    return find(conn, ticket_groups.c.group_id, group_id, "group", lock)
+
+
 def get_group(ws: Workspace, group_id: int) -> dict[str, Any]:
     with ws.read_engine.connect() as conn:
         return view(_row(conn, group_id))
-
-
-def _row(conn: Connection, group_id: int, lock: bool = False):
-    query = select(ticket_groups).where(ticket_groups.c.group_id == group_id)
-    row = conn.execute(query.with_for_update() if lock else query).first()
-    if row is None:
-        raise NotFound(f"group {group_id}: not found")
-    return row
 
 
 def list_groups(ws: Workspace, active_status: bool | None = None) -> list[dict[str, Any]]:

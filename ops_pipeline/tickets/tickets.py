@@ -20,7 +20,7 @@ from ops_pipeline import audit
 from ops_pipeline.db.schema import ticket_agent_groups, ticket_agents, tickets
 from ops_pipeline.errors import Conflict, InvalidInput, NotFound
 from ops_pipeline.tickets import model
-from ops_pipeline.tickets.assign import RESOLVED, Assigner, History, lock_groups, place, write
+from ops_pipeline.tickets.assign import RESOLVED, Assigner, History, find, lock_groups, place, write
 from ops_pipeline.workspace import Workspace
 
 ENTITY = "ticket"
@@ -186,15 +186,7 @@ def list_tickets(ws: Workspace, filters: Filters, after_id: int | None = None, l
 
 def get_ticket(ws: Workspace, ticket_id: int) -> dict[str, Any]:
     with ws.read_engine.connect() as conn:
-        return view(_row(conn, ticket_id))
-
-
-def _row(conn: Connection, ticket_id: int, lock: bool = False):
-    query = select(tickets).where(tickets.c.id == ticket_id)
-    row = conn.execute(query.with_for_update() if lock else query).first()
-    if row is None:
-        raise NotFound(f"ticket {ticket_id}: not found")
-    return row
+        return view(find(conn, tickets.c.id, ticket_id, "ticket"))
 
 
 # -- changing ------------------------------------------------------------------------------------------
@@ -304,7 +296,7 @@ def _check_reopen(conn: Connection, row: Any) -> None:
 def delete_ticket(ws: Workspace, actor: str, ticket_id: int) -> dict[str, Any]:
     """Delete a ticket (its assignment history stays: the assignments did happen)."""
     with ws.engine.begin() as conn:
-        before = view(_row(conn, ticket_id, lock=True))
+        before = view(find(conn, tickets.c.id, ticket_id, "ticket", lock=True))
         conn.execute(delete(tickets).where(tickets.c.id == ticket_id))
         audit.record(conn, actor=actor, entity_type=ENTITY, entity_id=str(ticket_id), action="deleted",
                      before=before)
