@@ -110,7 +110,7 @@ def test_group_delete_is_refused_with_open_tickets_unless_moved(ws):
                                                                    "moved_to": risk}
     assert [(x["group_id"], x["agent_id"]) for x in (t.get_ticket(ws, i) for i in ids)] == [(risk, "r")] * 2
     assert agents.get_agent(ws, "a")["group_ids"] == []
-    assert [a for a, _, _ in trail(ws, "ticket", ids[0])] == ["created", "moved", "reassigned"]
+    assert [a for a, _, _ in trail(ws, "ticket", ids[0])] == ["created", "moved", "assigned"]
     assert trail(ws, "group", kyc)[-1][0] == "deleted"
     # only resolved tickets left: deletion goes through
     t.update_tickets(ws, "lead", ids, {"status": "resolved"})

@@ -11,7 +11,15 @@ from ops_pipeline import audit
 from ops_pipeline.db.schema import ticket_agent_groups, ticket_groups, tickets
 from ops_pipeline.errors import Conflict, InvalidInput, NotFound
 from ops_pipeline.tickets import model
-from ops_pipeline.tickets.assign import History, find, lock_groups, open_tickets, place, write
+from ops_pipeline.tickets.assign import (
+    UNASSIGNED,
+    History,
+    assign_waiting,
+    find,
+    lock_groups,
+    open_tickets,
+    write,
+)
 from ops_pipeline.workspace import Workspace
 
 ENTITY = "group"
@@ -112,12 +120,16 @@ def delete_group(ws: Workspace, actor: str, group_id: int, move_to: int | None =
             if not target.active_status:
                 raise Conflict(f"moveTo: group {move_to} is inactive", code="GROUP_INACTIVE")
             conn.execute(update(tickets).where(tickets.c.group_id == group_id, tickets.c.status == model.OPEN)
-                         .values(group_id=move_to, updated_at=history.at))
+                         .values(group_id=move_to, agent_id=None, assigned_at=None, updated_at=history.at))
             audit.record_many(conn, [
-                {"entity_id": str(t.id), "action": "moved", "before": {"group_id": group_id},
-                 "after": {"group_id": move_to}} for t in moving
+                {"entity_id": str(t.id), "action": "moved",
+                 "before": {"group_id": group_id, "agent_id": t.agent_id},
+                 "after": {"group_id": move_to, "agent_id": None}} for t in moving
             ], actor=actor, entity_type="ticket", at=history.at)
-            place(history, move_to, moving)
+            for t in moving:
+                if t.agent_id is not None:
+                    history.add(t.id, t.agent_id, group_id, UNASSIGNED)
+            assign_waiting(history, [move_to])  # they wait there now, with any already waiting
         before = view(locked[group_id])
         conn.execute(delete(ticket_agent_groups).where(ticket_agent_groups.c.group_id == group_id))
         conn.execute(delete(ticket_groups).where(ticket_groups.c.group_id == group_id))

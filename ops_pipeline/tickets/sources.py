@@ -43,16 +43,13 @@ def _alert(conn: Connection, opened: list[dict[str, Any]]) -> None:
 def group_for(ws: Workspace, source: str) -> int:
     """The id of the group the settings route `source` to, made (active, audited) when missing."""
     name = ws.settings.ticket_group(source)
-    for _ in range(2):
+    try:
         with ws.engine.begin() as conn:
             found = by_name(conn, name)
-            if found is not None:
-                return found.group_id
-            try:
-                return insert_group(conn, ACTOR, name)["group_id"]
-            except IntegrityError:  # made meanwhile by another scanner: read it
-                conn.rollback()
-    raise AssertionError(f"group {name!r} neither found nor made")
+            return found.group_id if found is not None else insert_group(conn, ACTOR, name)["group_id"]
+    except IntegrityError:  # made meanwhile by another scanner: read it
+        with ws.engine.connect() as conn:
+            return by_name(conn, name).group_id
 
 
 def _covered(source: str, reference, occurred_at):
