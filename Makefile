@@ -28,6 +28,8 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_ledger
 	$(BIN)/python -m benchmarks.bench_balance_api
 	$(BIN)/python -m benchmarks.bench_jobqueue
+	$(BIN)/python -m benchmarks.bench_fundout
+	$(BIN)/python -m benchmarks.bench_tickets
 
 ## Dagster UI (http://127.0.0.1:3000) + daemon + REST API (http://127.0.0.1:8000) on OPS_HOME.
 dev: install

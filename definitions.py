@@ -16,6 +16,7 @@ from sensors.jobqueue import JOBQUEUE_SCHEDULES, JOBQUEUE_SENSORS
 from sensors.landing import landing_files_sensor
 from sensors.run_failure import run_failure_audit_sensor
 from sensors.schedules import LEDGER_SCHEDULES
+from sensors.tickets import TICKETS_SENSORS
 
 ops = OpsResource()
 
@@ -24,7 +25,9 @@ defs = dg.Definitions(
     asset_checks=LEDGER_CHECKS,
     jobs=[*LEDGER_JOBS, *JOBQUEUE_JOBS, *FUNDOUT_JOBS],
     schedules=[*LEDGER_SCHEDULES, *JOBQUEUE_SCHEDULES, *FUNDOUT_SCHEDULES],
-    sensors=[landing_files_sensor, *JOBQUEUE_SENSORS, *FUNDOUT_SENSORS, run_failure_audit_sensor],
+    sensors=[
+        landing_files_sensor, *JOBQUEUE_SENSORS, *FUNDOUT_SENSORS, *TICKETS_SENSORS, run_failure_audit_sensor,
+    ],
     resources={"ops": ops, "duckdb": LakeDuckDBResource(ops=ops)},
     # Steps are short and mostly sequential: one process per run starts faster than one per step.
     executor=dg.in_process_executor,

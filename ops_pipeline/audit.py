@@ -22,26 +22,27 @@ def record(
     reason: str | None = None,
 ) -> None:
     """Write one audit record inside the caller's transaction, so state and audit commit together."""
-    conn.execute(
-        audit_log.insert().values(
-            at=datetime.now(UTC),
-            actor=actor,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            action=action,
-            before=_jsonable(before),
-            after=_jsonable(after),
-            reason=reason,
-        )
-    )
+    record_many(conn, [{"entity_id": entity_id, "action": action, "before": before, "after": after,
+                        "reason": reason}], actor=actor, entity_type=entity_type)
 
 
-def record_many(conn: Connection, records: list[dict[str, Any]]) -> None:
-    """Write many audit records (keyword arguments of `record`) in one statement per 5,000."""
-    now = datetime.now(UTC)
+def record_many(
+    conn: Connection,
+    records: list[dict[str, Any]],
+    *,
+    actor: str,
+    entity_type: str,
+    at: datetime | None = None,
+) -> None:
+    """Like `record` for many entities in one statement; each record has `entity_id`, `action` and optionally
+    `before`, `after`, `reason`."""
+    if not records:
+        return
+    at = at or datetime.now(UTC)
     rows = [
-        {"at": now, "before": None, "after": None, "reason": None, **r,
-         **{k: _jsonable(r.get(k)) for k in ("before", "after")}}
+        {"at": at, "actor": actor, "entity_type": entity_type, "entity_id": r["entity_id"],
+         "action": r["action"], "before": _jsonable(r.get("before")), "after": _jsonable(r.get("after")),
+         "reason": r.get("reason")}
         for r in records
     ]
     for start in range(0, len(rows), 5000):

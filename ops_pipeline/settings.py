@@ -41,6 +41,8 @@ class Settings:
     alert_email: str | None = None
     fundout_alert_failure_rate: Decimal = Decimal("0.05")
     jwt_public_key: str | None = None
+    tickets_group: str = "Ops"
+    tickets_routes: Mapping[str, str] = field(default_factory=dict)
     _jwt_secret: str | None = None
     _encryption_key: str | None = None
 
@@ -79,9 +81,15 @@ class Settings:
             alert_email=env.get("OPS_ALERT_EMAIL") or None,
             fundout_alert_failure_rate=_rate(env, "OPS_FUNDOUT_ALERT_FAILURE_RATE", "0.05"),
             jwt_public_key=env.get("OPS_JWT_PUBLIC_KEY") or None,
+            tickets_group=(env.get("OPS_TICKETS_GROUP") or "Ops").strip(),
+            tickets_routes=_routes(env.get("OPS_TICKETS_ROUTES") or ""),
             _jwt_secret=env.get("OPS_JWT_SECRET") or None,
             _encryption_key=env.get("OPS_ENCRYPTION_KEY") or None,
         )
+
+    def ticket_group(self, source: str) -> str:
+        """The name of the group that gets the tickets a source (failed job, failed run, ...) opens."""
+        return self.tickets_routes.get(source, self.tickets_group)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -123,6 +131,17 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> Decimal:
     if not 0 <= rate <= 1:
         raise InvalidInput(f"{name}: {text!r} is not a fraction between 0 and 1")
     return rate
+
+
+def _routes(text: str) -> dict[str, str]:
+    """`OPS_TICKETS_ROUTES`: `source=group` pairs separated by commas, e.g. `run_failure=Data,job=Ops`."""
+    routes = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        source, _, group = (part.strip() for part in pair.partition("="))
+        if not source or not group:
+            raise InvalidInput(f"OPS_TICKETS_ROUTES: {pair!r} is not source=group")
+        routes[source] = group
+    return routes
 
 
 def _home_secret(home: Path, name: str, make=lambda: secrets.token_urlsafe(48)) -> str:

@@ -1,4 +1,5 @@
-"""The landing-file sensor and the run-failure sensor, evaluated against a real Dagster instance."""
+"""The landing-file sensor and the run-failure sensor (audit and ticket), evaluated against a real Dagster
+instance."""
 
 import os
 import time
@@ -10,6 +11,7 @@ import definitions
 from assets.ledger import INGEST_OP
 from ops_pipeline import audit
 from ops_pipeline.ledger import balances
+from ops_pipeline.tickets import tickets
 from resources.ops import OpsResource
 from sensors.landing import MAX_FILES_PER_TICK, SETTLE_SECONDS, landing_files_sensor
 from sensors.run_failure import run_failure_audit_sensor
@@ -134,3 +136,7 @@ def test_a_failed_run_is_logged_and_audited(ops, instance, sqlite_ws, monkeypatc
     assert record["after"]["job"] == "ledger_ingest_job"
     assert "lacks column(s) 'falcon_operation_id'" in record["after"]["step_errors"][INGEST_OP]
     assert bad.exists()  # a file that failed stays in landing for a fix
+    [ticket] = tickets.list_tickets(sqlite_ws, tickets.Filters(source="run_failure")).tickets
+    assert ticket["reference"] == result.run_id and "lacks column(s)" in ticket["description"]
+    run_failure_audit_sensor(context)  # evaluated again: no second ticket
+    assert len(tickets.list_tickets(sqlite_ws, tickets.Filters(source="run_failure")).tickets) == 1

@@ -2,9 +2,11 @@
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from ops_pipeline.db import make_engine, upgrade
+from ops_pipeline.db.engine import MIGRATIONS
 from ops_pipeline.db.schema import metadata
 
 
@@ -19,4 +21,4 @@ def test_upgrade_is_idempotent_and_matches_the_declared_schema(db_url):
     engine.dispose()
     assert diff == []
     assert set(metadata.tables) <= tables
-    assert version == "0003"
+    assert version == ScriptDirectory(str(MIGRATIONS)).get_current_head()

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from ops_pipeline.api import balances, errors, fundout, jobs
+from ops_pipeline.api import agents, balances, errors, fundout, jobs, tickets
 from ops_pipeline.api.auth import TokenVerifier
 from ops_pipeline.api.correlation import CorrelationIdMiddleware
 from ops_pipeline.api.deps import WorkspaceDep, db_limiter
@@ -19,7 +19,7 @@ from ops_pipeline.errors import OpsError
 from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
 
-ROUTERS = (balances.router, jobs.router, fundout.router)
+ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router)
 
 
 class Unavailable(OpsError):

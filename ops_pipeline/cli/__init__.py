@@ -36,7 +36,7 @@ def cli(click_ctx: click.Context) -> None:
 
 
 def main() -> None:
-    from ops_pipeline.cli import dev, fundout, jobs, ledger, system  # noqa: F401  (registers the commands)
+    from ops_pipeline.cli import dev, fundout, jobs, ledger, system, tickets  # noqa: F401  (registers the commands)
 
     try:
         code = cli.main(standalone_mode=False, prog_name="ops-pipeline")

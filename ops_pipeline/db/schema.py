@@ -5,6 +5,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     Index,
     Integer,
     MetaData,
@@ -296,4 +297,109 @@ fundout_payouts = Table(
         postgresql_where=text("status NOT IN ('posted', 'failed')"),
         sqlite_where=text("status NOT IN ('posted', 'failed')"),
     ),
+)
+
+
+# -- ticketing ---------------------------------------------------------------------------------------
+
+ticket_groups = Table(
+    "ticket_groups",
+    metadata,
+    Column("group_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("active_status", Boolean, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("uq_ticket_groups_name", "name", unique=True),
+    sqlite_autoincrement=True,
+)
+
+ticket_agents = Table(
+    "ticket_agents",
+    metadata,
+    Column("agent_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("active_status", Boolean, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+ticket_agent_groups = Table(
+    "ticket_agent_groups",
+    metadata,
+    Column("agent_id", String(64), primary_key=True),
+    Column("group_id", BigInteger, primary_key=True),
+    Index("ix_ticket_agent_groups_group", "group_id", "agent_id"),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("group_id", BigInteger, nullable=False),
+    Column("user_id", String(128)),
+    Column("agent_id", String(64)),
+    Column("status", String(16), nullable=False),  # open | resolved
+    Column("priority", Integer, nullable=False),  # 1 most urgent
+    Column("source", String(32), nullable=False),  # manual | job | manual_job | run_failure | reconciliation
+    Column("reference", String(128)),  # the job id, run id, ... the ticket is about
+    Column("description", Text),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("assigned_at", UTCDateTime()),
+    Column("resolved_at", UTCDateTime()),
+    # Never two open tickets for the same thing.
+    Index(
+        "uq_tickets_open_reference",
+        "source",
+        "reference",
+        unique=True,
+        postgresql_where=text("status = 'open' AND reference IS NOT NULL"),
+        sqlite_where=text("status = 'open' AND reference IS NOT NULL"),
+    ),
+    # Tickets waiting for an agent, in the order they get one.
+    Index(
+        "ix_tickets_waiting",
+        "group_id",
+        "priority",
+        "id",
+        postgresql_where=text("status = 'open' AND agent_id IS NULL"),
+        sqlite_where=text("status = 'open' AND agent_id IS NULL"),
+    ),
+    Index("ix_tickets_agent", "agent_id", "status", "id"),
+    Index("ix_tickets_group", "group_id", "status", "id"),
+    Index("ix_tickets_source_reference", "source", "reference"),
+    Index("ix_tickets_created", "created_at"),
+    sqlite_autoincrement=True,
+)
+
+# Assignment history: one row per assignment, unassignment and resolution, never updated. `seq` numbers an
+# agent's rows of one kind (its n-th assignment ever), `day_seq` those of `local_day` (OPS_TIMEZONE); the
+# unique index keeps both dense, so the latest row of a kind gives the agent's counters in one probe.
+ticket_assignments = Table(
+    "ticket_assignments",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("ticket_id", BigInteger, nullable=False),
+    Column("agent_id", String(64), nullable=False),
+    Column("group_id", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # assigned | unassigned | resolved
+    Column("at", UTCDateTime(), nullable=False),
+    Column("local_day", Date, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("day_seq", Integer, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Index("uq_ticket_assignments_seq", "agent_id", "kind", "seq", unique=True),
+    Index("ix_ticket_assignments_ticket", "ticket_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+# Failed jobs in the order they failed: what the ticket source scans.
+Index(
+    "ix_jobs_archive_failed",
+    jobs_archive.c.archived_at,
+    postgresql_where=text("state = 'Failed'"),
+    sqlite_where=text("state = 'Failed'"),
 )

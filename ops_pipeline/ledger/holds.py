@@ -195,10 +195,8 @@ def reserve_many(conn: Connection, holds: list[dict], *, actor: str, reason: str
     rows = [dict(h, status=ACTIVE, reason=reason, created_by=actor, created_at=now) for h in holds]
     for start in range(0, len(rows), 5000):
         conn.execute(insert(ledger_holds), rows[start : start + 5000])
-    audit.record_many(conn, [
-        dict(actor=actor, entity_type="hold", entity_id=r["hold_id"], action="place", after=r, reason=reason)
-        for r in rows
-    ])
+    placed = [dict(entity_id=r["hold_id"], action="place", after=r, reason=reason) for r in rows]
+    audit.record_many(conn, placed, actor=actor, entity_type="hold", at=now)
 
 
 def end_many(
@@ -214,10 +212,8 @@ def end_many(
         ).scalars().all()
         conn.execute(update(ledger_holds).where(h.hold_id.in_(active), h.status == ACTIVE)
                      .values(status=status, ended_at=now, ended_by=actor, end_reason=reason))
-        audit.record_many(conn, [
-            dict(actor=actor, entity_type="hold", entity_id=i, action=status, before={"status": ACTIVE},
-                 after={"status": status}, reason=reason)
-            for i in active
-        ])
+        change = dict(action=status, before={"status": ACTIVE}, after={"status": status}, reason=reason)
+        ended_ones = [dict(change, entity_id=i) for i in active]
+        audit.record_many(conn, ended_ones, actor=actor, entity_type="hold", at=now)
         ended += len(active)
     return ended
