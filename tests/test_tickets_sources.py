@@ -85,3 +85,19 @@ def test_the_sensor_keeps_a_forward_cursor_and_repeated_ticks_open_nothing(sqlit
         later, moved = tick(cursor)
         assert later.skip_message.startswith("opened 1 tickets") and moved > cursor
     assert len(t.list_tickets(sqlite_ws, t.Filters(source="job")).tickets) == 2
+
+
+def test_a_ticket_the_system_opens_alerts_its_agent_through_the_outbox(ws):
+    from sqlalchemy import select
+
+    from ops_pipeline.db.schema import outbox
+
+    group = groups.create_group(ws, "ops", "Ops")
+    agents.create_agent(ws, "ops", "a1", "Asha", "asha@ops.test", [group["group_id"]])
+    job_id = failed_job(ws)
+    [ticket] = sources.open_tickets_for_failed_jobs(ws).opened
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(outbox).where(outbox.c.event == "ticket.opened")).all()
+    assert sorted((r.channel, r.recipient) for r in rows) == [("email", "asha@ops.test"), ("webhook", None)]
+    assert rows[0].subject == f"Ticket {ticket['id']}: job {job_id}"
+    assert rows[0].payload["agent_id"] == "a1" and rows[0].entity_id == str(ticket["id"])
