@@ -11,6 +11,7 @@ from decimal import Decimal
 from ops_pipeline import analytics
 from ops_pipeline.demo.fundout import run_fundout
 from ops_pipeline.demo.jobs import run_jobs
+from ops_pipeline.demo.tickets import run_tickets
 from ops_pipeline.demo.world import build_world
 from ops_pipeline.ledger import balances, holds, ingest, merchants, snapshots
 from ops_pipeline.ledger.entries import Entry, post_entries
@@ -63,6 +64,7 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
 
     run_jobs(ws, echo)
     run_fundout(ws, echo)
+    run_tickets(ws, echo)
 
     last_day, co, ro = world.days[-1]
     for path, kind in ((co, "confirmed"), (ro, "reconciled")):
@@ -90,16 +92,15 @@ def _ops_actions(ws: Workspace, echo) -> None:
     """What ops do by hand: hold part of a balance, correct one with an adjustment."""
     con = analytics.connect(ws)
     top = con.sql("""
-        SELECT merchant_id, currency FROM balance_operations WHERE source = 'RO'
+        SELECT merchant_id, currency, sum(amount_minor) FROM balance_operations WHERE source = 'RO'
         GROUP BY ALL ORDER BY sum(amount_minor) DESC LIMIT 2
     """).fetchall()
-    (m1, c1), (m2, c2) = top
-    [b] = balances.get_balances(ws, m1, c1)
-    hold = holds.place_hold(
+    (m1, c1, settled_by_ro), (m2, c2, _) = top
+    hold = holds.place_hold(  # a fifth of what settled: the same amount when the demo runs again
         ws,
         m1,
         c1,
-        b.available_minor // 4,
+        int(settled_by_ro) // 5,
         actor="demo",
         hold_id=f"demo-hold-{m1}",
         expires_at=datetime.now(UTC) + timedelta(days=2),
