@@ -42,6 +42,6 @@ def test_tickets_from_the_command_line(tmp_path):
     assert "give --group" in run(home, "tickets", "create", code=2)
     run(home, "jobs", "create", "--type", "manual", "--attributes", '{"title": "Call the bank"}')
     run(home, "jobs", "cancel", "1", "--reason", "wrong account")
-    assert run(home, "tickets", "scan").startswith("opened 1 tickets for failed jobs, 0 for manual jobs\n")
+    assert run(home, "tickets", "scan").startswith("opened 1 tickets for failed jobs, 0 for manual jobs; resolved 0 of manual jobs done\n")
     [job_ticket] = json.loads(run(home, "tickets", "list", "--source", "job", "--format", "json"))
     assert (job_ticket["reference"], job_ticket["agent_id"]) == ("1", None)  # the "Ops" group has no agent

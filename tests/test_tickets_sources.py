@@ -57,6 +57,11 @@ def test_manual_jobs_and_run_failures_open_tickets_in_their_routed_groups(tmp_pa
         assert manual["description"] == f"manual job {job.id}: Fix a VPA"
         assert groups.get_group(ws, manual["group_id"])["name"] == "Back office"
         assert sources.open_tickets_for_manual_jobs(ws) == []
+        assert sources.resolve_tickets_of_finished_manual_jobs(ws) == []  # the job still waits
+        service.complete_manual(ws, job.id, "asha", "fixed")
+        [done] = sources.resolve_tickets_of_finished_manual_jobs(ws)
+        assert (done["id"], done["status"]) == (manual["id"], "resolved")
+        assert sources.resolve_tickets_of_finished_manual_jobs(ws) == []
         from datetime import UTC, datetime
 
         failed_at = datetime.now(UTC)
@@ -76,10 +81,10 @@ def test_the_sensor_keeps_a_forward_cursor_and_repeated_ticks_open_nothing(sqlit
                 return job_tickets_sensor(context), context.cursor
 
         result, cursor = tick()
-        assert result.skip_message == "opened 1 tickets for failed jobs, 0 for manual jobs"
+        assert result.skip_message == "opened 1 tickets for failed jobs, 0 for manual jobs; resolved 0 of manual jobs done"
         assert cursor is not None
         again, same = tick(cursor)
-        assert (again.skip_message, same) == ("opened 0 tickets for failed jobs, 0 for manual jobs", cursor)
+        assert (again.skip_message, same) == ("opened 0 tickets for failed jobs, 0 for manual jobs; resolved 0 of manual jobs done", cursor)
         assert tick()[0].skip_message.startswith("opened 0 tickets")  # from scratch: still covered
         failed_job(sqlite_ws, "two")
         later, moved = tick(cursor)

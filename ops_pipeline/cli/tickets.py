@@ -268,8 +268,11 @@ def tickets_resolve(ctx: Context, ticket_ids, actor) -> None:
 @tickets_group.command("scan")
 @pass_ctx
 def tickets_scan(ctx: Context) -> None:
-    """Open tickets for failed jobs and manual jobs that have none (what the Dagster sensor does)."""
+    """Open tickets for failed jobs and manual jobs that have none, resolve those of manual jobs done
+    (what the Dagster sensor does)."""
     ctx.ws.init()
     failed = sources.open_tickets_for_failed_jobs(ctx.ws)
     manual = sources.open_tickets_for_manual_jobs(ctx.ws)
-    click.echo(f"opened {len(failed.opened)} tickets for failed jobs, {len(manual)} for manual jobs")
+    done = sources.resolve_tickets_of_finished_manual_jobs(ctx.ws)
+    click.echo(f"opened {len(failed.opened)} tickets for failed jobs, {len(manual)} for manual jobs; "
+               f"resolved {len(done)} of manual jobs done")

@@ -24,7 +24,8 @@ from ops_pipeline.db.types import UTCDateTime
 from ops_pipeline.jobqueue.model import State
 from ops_pipeline.notify import Notification, enqueue
 from ops_pipeline.tickets.groups import by_name, insert_group
-from ops_pipeline.tickets.tickets import NewTicket, create_tickets
+from ops_pipeline.tickets.model import OPEN, RESOLVED
+from ops_pipeline.tickets.tickets import NewTicket, create_tickets, update_tickets
 from ops_pipeline.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,28 @@ def open_tickets_for_manual_jobs(ws: Workspace, limit: int = PAGE) -> list[dict[
         "manual_job",
         [(str(r.id), r.priority, f"manual job {r.id}: {r.attributes.get('title')}") for r in rows],
     )
+
+
+def resolve_tickets_of_finished_manual_jobs(ws: Workspace, limit: int = PAGE) -> list[dict[str, Any]]:
+    """Resolve the open `manual_job` tickets whose job no longer waits (completed, or ended otherwise)."""
+    t = tickets.c
+    waiting = select(jobs.c.id).where(
+        cast(jobs.c.id, String) == t.reference,
+        jobs.c.type == MANUAL_JOB_TYPE,
+        jobs.c.state == State.CREATED.value,
+    )
+    with ws.read_engine.connect() as conn:
+        done = (
+            conn.execute(
+                select(t.id)
+                .where(t.source == "manual_job", t.status == OPEN, ~exists(waiting))
+                .order_by(t.id)
+                .limit(limit)
+            )
+            .scalars()
+            .all()
+        )
+    return update_tickets(ws, ACTOR, done, {"status": RESOLVED}) if done else []
 
 
 def open_ticket_for_run_failure(
