@@ -114,3 +114,25 @@ def test_the_dagster_job_runs_the_slot_with_counts_in_metadata(client, monkeypat
         assert (metadata["paid"].value, metadata["skipped"].value, metadata["failed"].value) == (1, 0, 0)
         assert metadata["amounts_paid"].value == {"EUR": "100.00"}
         assert metadata["slot"].value == "2026-11-21T09:00:00+00:00"
+
+
+def test_the_notification_sensor_asks_for_a_run_only_while_notifications_wait(sqlite_ws, monkeypatch):
+    from ops_pipeline.notify import Notification, dispatch, enqueue
+    from resources.ops import OpsResource
+    from sensors.fundout import notifications_sensor
+
+    monkeypatch.delenv("OPS_DATABASE_URL", raising=False)
+    ops = OpsResource(ops_home=str(sqlite_ws.home))
+
+    def tick(instance):
+        with dg.build_sensor_context(instance=instance, resources={"ops": ops}) as context:
+            return notifications_sensor(context)
+
+    with dg.instance_for_test() as instance:
+        assert tick(instance).skip_message == "no notification waits"
+        with sqlite_ws.engine.begin() as conn:
+            enqueue(conn, [Notification(event="ops.alert", subject="x")])
+        request = tick(instance)
+        assert isinstance(request, dg.RunRequest) and request.run_key.startswith("notify-")
+        dispatch(sqlite_ws)  # no channel configured: recorded, not sent
+        assert tick(instance).skip_message == "no notification waits"
