@@ -15,6 +15,7 @@ from ops_pipeline.api import agents, balances, errors, fundout, jobs, tickets
 from ops_pipeline.api.auth import TokenVerifier
 from ops_pipeline.api.correlation import CorrelationIdMiddleware
 from ops_pipeline.api.deps import WorkspaceDep, db_limiter
+from ops_pipeline.db.native import NativeReader
 from ops_pipeline.errors import OpsError
 from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
@@ -34,10 +35,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ws = Workspace(settings)
         app.state.db_limiter = db_limiter(app.state.ws)
+        postgres = app.state.ws.engine.dialect.name == "postgresql"
+        app.state.native_reader = NativeReader(settings.database_url) if postgres else None
         try:
             yield
         finally:
             app.state.fundout_runs.wait(30)
+            if app.state.native_reader is not None:
+                await app.state.native_reader.close()
             app.state.ws.close()
 
     app = FastAPI(

@@ -6,14 +6,16 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+import anyio
 import duckdb
 import polars as pl
 import pyarrow as pa
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ops_pipeline.db.schema import balance_cache, balance_cache_state, ledger_holds
+from ops_pipeline.db.types import UTCDateTime
 from ops_pipeline.errors import NotFound
 from ops_pipeline.lake.tables import BALANCE_OPERATIONS
 from ops_pipeline.money import to_major
@@ -136,13 +138,24 @@ def _active_holds(now: datetime):
     )
 
 
+# Reads of one merchant's balance, with bind parameters `merchant_id` and `now`: built once, compiled once.
+_MERCHANT, _NOW = bindparam("merchant_id"), bindparam("now", type_=UTCDateTime())
+HELD_QUERY = (
+    select(ledger_holds.c.currency, func.sum(ledger_holds.c.amount_minor))
+    .where(ledger_holds.c.merchant_id == _MERCHANT, _active_holds(_NOW))
+    .group_by(ledger_holds.c.currency)
+)
+CACHE_QUERY = (
+    select(balance_cache_state.c.applied_version, balance_cache.c.currency, balance_cache.c.confirmed_minor,
+           balance_cache.c.settled_minor)
+    .select_from(balance_cache_state.outerjoin(balance_cache, balance_cache.c.merchant_id == _MERCHANT))
+    .where(balance_cache_state.c.id == 1)
+)
+
+
 def held_by_currency(conn: Connection, merchant_id: str, now: datetime) -> dict[str, int]:
-    rows = conn.execute(
-        select(ledger_holds.c.currency, func.sum(ledger_holds.c.amount_minor))
-        .where(ledger_holds.c.merchant_id == merchant_id, _active_holds(now))
-        .group_by(ledger_holds.c.currency)
-    )
-    return {currency: int(total) for currency, total in rows}
+    rows = conn.execute(HELD_QUERY, {"merchant_id": merchant_id, "now": now})
+    return {cur: int(total) for cur, total in rows}
 
 
 def available_all(conn: Connection, now: datetime, lock: bool = False) -> dict[tuple[str, str], int]:
@@ -178,16 +191,31 @@ def _held_at(conn: Connection, merchant_id: str, at: datetime) -> dict[str, int]
 def get_balances(ws: Workspace, merchant_id: str, currency: str | None = None) -> list[Balance]:
     """Exact balances now: the cache plus any log entries committed after it."""
     now = datetime.now(UTC)
-    c, s = balance_cache.c, balance_cache_state.c
+    params = {"merchant_id": merchant_id, "now": now}
     with ws.read_engine.connect() as conn:
-        rows = conn.execute(
-            select(s.applied_version, c.currency, c.confirmed_minor, c.settled_minor)
-            .select_from(balance_cache_state.outerjoin(balance_cache, c.merchant_id == merchant_id))
-            .where(s.id == 1)
-        ).all()
-        held = held_by_currency(conn, merchant_id, now)
-    applied = rows[0].applied_version
-    sums = {r.currency: [r.confirmed_minor, r.settled_minor] for r in rows if r.currency is not None}
+        rows = conn.execute(CACHE_QUERY, params).all()
+        held = conn.execute(HELD_QUERY, params).all()
+    return exact(ws, merchant_id, currency, rows, held, now)
+
+
+async def get_balances_native(ws: Workspace, reader, merchant_id: str, currency: str | None = None
+                              ) -> list[Balance]:
+    """`get_balances` on the API's event loop through `reader` (`db.native.NativeReader`, PostgreSQL); the
+    lake work goes to a thread only when it is more than one stat (a remote lake, or entries newer than
+    the cache)."""
+    now = datetime.now(UTC)
+    rows, held = await reader.fetch([CACHE_QUERY, HELD_QUERY], {"merchant_id": merchant_id, "now": now})
+    if ws.lake.is_local and ws.lake.latest_version(LOG) <= rows[0][0]:
+        return exact(ws, merchant_id, currency, rows, held, now)
+    return await anyio.to_thread.run_sync(exact, ws, merchant_id, currency, rows, held, now)
+
+
+def exact(
+    ws: Workspace, merchant_id: str, currency: str | None, rows, held_rows, now: datetime
+) -> list[Balance]:
+    """Balances from CACHE_QUERY's and HELD_QUERY's rows (tuples), plus log entries newer than the cache."""
+    applied = rows[0][0]
+    sums = {cur: [confirmed, settled] for _, cur, confirmed, settled in rows if cur is not None}
     latest = ws.lake.latest_version(LOG)
     if latest > applied:
         new = pl.from_arrow(ws.lake.changes(LOG, applied, latest, FOLD_COLUMNS)).filter(
@@ -197,6 +225,7 @@ def get_balances(ws: Workspace, merchant_id: str, currency: str | None = None) -
             total = sums.setdefault(r["currency"], [0, 0])
             total[0] += r["confirmed_minor"]
             total[1] += r["settled_minor"]
+    held = {cur: int(total) for cur, total in held_rows}
     return _balances(merchant_id, currency, sums, held, now, max(latest, applied))
 
 
