@@ -43,6 +43,23 @@ def pg_schemas():
 
 
 @pytest.fixture
+def sim():
+    """The partner and bank simulator, in memory."""
+    from ops_pipeline.partners.simulator import Simulator
+
+    return Simulator()
+
+
+@pytest.fixture
+def sim_url(sim):
+    """`sim` served over real HTTP on 127.0.0.1; its base URL."""
+    from ops_pipeline.partners.app import serving
+
+    with serving(sim) as url:
+        yield url
+
+
+@pytest.fixture
 def pg_url(pg_schemas):
     """A fresh PostgreSQL schema for one test, dropped afterwards."""
     return pg_schemas()

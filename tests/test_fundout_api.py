@@ -13,29 +13,21 @@ from ops_pipeline.auth import mint_token
 from ops_pipeline.fundout import config
 from ops_pipeline.ledger import balances
 from ops_pipeline.ledger.entries import Entry, post_entries
-from ops_pipeline.partners.app import serving
-from ops_pipeline.partners.simulator import Simulator
 from ops_pipeline.workspace import Workspace
 from tests.conftest import make_settings
 
 
 @pytest.fixture
-def sim():
-    return Simulator()
-
-
-@pytest.fixture
-def client(tmp_path, db_url, sim):
-    with serving(sim) as url:
-        ws = Workspace(make_settings(tmp_path / "home", db_url, OPS_BANK_URL=url))
-        ws.init()
-        post_entries(ws, [Entry("ADJUSTMENT", "f1", "B1", "EUR", 12_345, "adjustment"),
-                          Entry("ADJUSTMENT", "f2", "B2", "EUR", 500, "adjustment")], "funding")
-        config.create_config(ws, "B1", {"freqType": "H", "enabled": True, "minimumBalance": "23.45"}, "ops:t")
-        with TestClient(create_app(ws.settings)) as c:
-            c.ws = ws
-            yield c
-        ws.close()
+def client(tmp_path, db_url, sim_url):
+    ws = Workspace(make_settings(tmp_path / "home", db_url, OPS_BANK_URL=sim_url))
+    ws.init()
+    post_entries(ws, [Entry("ADJUSTMENT", "f1", "B1", "EUR", 12_345, "adjustment"),
+                      Entry("ADJUSTMENT", "f2", "B2", "EUR", 500, "adjustment")], "funding")
+    config.create_config(ws, "B1", {"freqType": "H", "enabled": True, "minimumBalance": "23.45"}, "ops:t")
+    with TestClient(create_app(ws.settings)) as c:
+        c.ws = ws
+        yield c
+    ws.close()
 
 
 def auth(client, role, sub):

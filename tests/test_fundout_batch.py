@@ -14,9 +14,7 @@ from ops_pipeline.fundout import batch, cashout, config
 from ops_pipeline.fundout.bank import Bank
 from ops_pipeline.ledger import balances
 from ops_pipeline.ledger.entries import Entry, post_entries
-from ops_pipeline.partners.app import serving
 from ops_pipeline.partners.clients import HttpOptions
-from ops_pipeline.partners.simulator import Simulator
 from ops_pipeline.workspace import Workspace
 from tests.conftest import make_settings
 
@@ -25,18 +23,12 @@ FAST = HttpOptions(timeout=0.5, retries=1, backoff=0.01)
 
 
 @pytest.fixture
-def sim():
-    return Simulator()
-
-
-@pytest.fixture
-def ws(tmp_path, db_url, sim):
-    with serving(sim) as url:
-        workspace = Workspace(make_settings(tmp_path / "home", db_url, OPS_BANK_URL=url,
-                                            OPS_ALERT_EMAIL="ops@example.test"))
-        workspace.init()
-        yield workspace
-        workspace.close()
+def ws(tmp_path, db_url, sim_url):
+    workspace = Workspace(make_settings(tmp_path / "home", db_url, OPS_BANK_URL=sim_url,
+                                        OPS_ALERT_EMAIL="ops@example.test"))
+    workspace.init()
+    yield workspace
+    workspace.close()
 
 
 @pytest.fixture

@@ -26,24 +26,12 @@ from ops_pipeline.jobqueue.queue import JobQueue
 from ops_pipeline.jobqueue.worker import Worker, run_pool
 from ops_pipeline.ledger.balances import get_balances
 from ops_pipeline.ledger.entries import Entry, post_entries
-from ops_pipeline.partners import Clients, HttpOptions, Simulator
-from ops_pipeline.partners.app import serving
+from ops_pipeline.partners import Clients, HttpOptions
 from ops_pipeline.workspace import Workspace
 from tests.conftest import make_settings
 
 FAST = HttpOptions(timeout=5.0, retries=1, backoff=0.01)
 PRINCIPAL, PROGRAM, DISTRIBUTOR, DEPOSIT = "P-CAFE-01", "GC-ORION-FESTIVE", "D-GIFTLY", "UTR2026112100001"
-
-
-@pytest.fixture
-def sim():
-    return Simulator()
-
-
-@pytest.fixture
-def sim_url(sim):
-    with serving(sim) as url:
-        yield url
 
 
 @pytest.fixture

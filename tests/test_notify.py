@@ -167,25 +167,22 @@ def test_a_rolled_back_state_change_leaves_no_notification(ws):
     assert table(ws, outbox) == []
 
 
-def test_a_fund_out_mails_the_merchant_on_success_and_failure_and_ops_on_a_bad_batch(tmp_path, smtp):
+def test_a_fund_out_mails_the_merchant_on_success_and_failure_and_ops_on_a_bad_batch(tmp_path, smtp, sim,
+                                                                                   sim_url):
     from ops_pipeline.fundout import batch, config
     from ops_pipeline.ledger.entries import Entry, post_entries
-    from ops_pipeline.partners.app import serving
-    from ops_pipeline.partners.simulator import Simulator
 
-    sim = Simulator()
-    with serving(sim) as bank_url:
-        workspace = Workspace(make_settings(tmp_path / "fo", OPS_SMTP_URL=smtp.url, OPS_BANK_URL=bank_url,
-                                            OPS_ALERT_EMAIL="ops@ops.test"))
-        workspace.init()
-        post_entries(workspace, [Entry("ADJUSTMENT", f"f{b}", b, "EUR", 2_550, "adjustment") for b in ("B1", "B2")],
-                     "funding")
-        for b in ("B1", "B2"):
-            config.create_config(workspace, b, {"freqType": "H", "enabled": True, "notifyEmail": f"{b}@m.test"}, "t")
-        sim.block("B1")
-        batch.run_due(workspace, "test", now=datetime(2026, 11, 21, 10, tzinfo=UTC))
-        dispatch(workspace)
-        workspace.close()
+    workspace = Workspace(make_settings(tmp_path / "fo", OPS_SMTP_URL=smtp.url, OPS_BANK_URL=sim_url,
+                                        OPS_ALERT_EMAIL="ops@ops.test"))
+    workspace.init()
+    post_entries(workspace, [Entry("ADJUSTMENT", f"f{b}", b, "EUR", 2_550, "adjustment") for b in ("B1", "B2")],
+                 "funding")
+    for b in ("B1", "B2"):
+        config.create_config(workspace, b, {"freqType": "H", "enabled": True, "notifyEmail": f"{b}@m.test"}, "t")
+    sim.block("B1")
+    batch.run_due(workspace, "test", now=datetime(2026, 11, 21, 10, tzinfo=UTC))
+    dispatch(workspace)
+    workspace.close()
     by_recipient = {to[0]: m["Subject"] for to, m in smtp.mails}
     assert len(smtp.mails) == 3
     assert by_recipient["ops@ops.test"] == "Fund-out: 1 of 2 payouts failed"

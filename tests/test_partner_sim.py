@@ -16,19 +16,8 @@ FAST = HttpOptions(timeout=5.0, retries=2, backoff=0.01)
 
 
 @pytest.fixture
-def sim():
-    return Simulator()
-
-
-@pytest.fixture
-def url(sim):
-    with serving(sim) as base:
-        yield base
-
-
-@pytest.fixture
-def client(tmp_path, url):
-    settings = make_settings(tmp_path, OPS_PARTNER_URL=url, OPS_BANK_URL=url)
+def client(tmp_path, sim_url):
+    settings = make_settings(tmp_path, OPS_PARTNER_URL=sim_url, OPS_BANK_URL=sim_url)
     with partner_client(settings, FAST) as c:
         yield c
 
@@ -113,8 +102,8 @@ def test_connection_errors_are_retried_with_growing_backoff(tmp_path):
     assert 0.05 <= slept[0] <= 0.15 and 0.1 <= slept[1] <= 0.3 and 0.2 <= slept[2] <= 0.6
 
 
-def test_a_late_answer_times_out_but_the_work_was_done_once(sim, url, tmp_path):
-    settings = make_settings(tmp_path, OPS_PARTNER_URL=url)
+def test_a_late_answer_times_out_but_the_work_was_done_once(sim, sim_url, tmp_path):
+    settings = make_settings(tmp_path, OPS_PARTNER_URL=sim_url)
     sim.inject("/programs", delay=1.0, times=1)
     program = {"program_id": "GC1", "name": "Festive", "currency": "INR"}
     with partner_client(settings, HttpOptions(timeout=0.2, retries=2, backoff=0.01)) as c:
