@@ -168,6 +168,16 @@ def get_config(ws: Workspace, business_id: str) -> FundoutConfig:
     return found
 
 
+def _audited(
+    conn: Connection, business_id: str, actor: str, action: str, before: FundoutConfig | None = None
+) -> FundoutConfig:
+    """The configuration as stored, with the audit record of the change that stored it."""
+    saved = _find(conn, business_id)
+    audit.record(conn, actor=actor, entity_type="fundout_config", entity_id=business_id, action=action,
+                 before=before.to_api() if before else None, after=saved.to_api())
+    return saved
+
+
 def create_config(ws: Workspace, business_id: str, body: dict[str, Any], actor: str) -> FundoutConfig:
     config = parse(business_id, body, None, ws.settings.timezone)
     now = datetime.now(UTC)
@@ -179,16 +189,7 @@ def create_config(ws: Workspace, business_id: str, body: dict[str, Any], actor: 
                 **config.stored(), created_at=now, created_by=actor, updated_at=now, updated_by=actor
             )
         )
-        created = _find(conn, business_id)
-        audit.record(
-            conn,
-            actor=actor,
-            entity_type="fundout_config",
-            entity_id=business_id,
-            action="create",
-            after=created.to_api(),
-        )
-    return created
+        return _audited(conn, business_id, actor, "create")
 
 
 def update_config(ws: Workspace, business_id: str, body: dict[str, Any], actor: str) -> FundoutConfig:
@@ -202,17 +203,7 @@ def update_config(ws: Workspace, business_id: str, body: dict[str, Any], actor: 
             .where(fundout_configs.c.business_id == business_id)
             .values(**config.stored(), updated_at=datetime.now(UTC), updated_by=actor)
         )
-        updated = _find(conn, business_id)
-        audit.record(
-            conn,
-            actor=actor,
-            entity_type="fundout_config",
-            entity_id=business_id,
-            action="update",
-            before=current.to_api(),
-            after=updated.to_api(),
-        )
-    return updated
+        return _audited(conn, business_id, actor, "update", before=current)
 
 
 def enabled_configs(conn: Connection) -> list[FundoutConfig]:
