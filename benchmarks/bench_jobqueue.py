@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import _jobqueue_pg as pgq  # noqa: E402
+from benchmarks._machine import busy_jiffies, wait_idle  # noqa: E402
 from benchmarks.bench_balance_api import free_port, percentile, proc_stats, process_tree, start_server  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "jobqueue.json"
@@ -54,23 +55,6 @@ STEPS = ("throughput", "enqueue", "latency", "api")
 
 
 # -- measuring -----------------------------------------------------------------------------------------
-
-def busy_jiffies() -> tuple[int, int]:
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(fields) - fields[3] - fields[4], sum(fields)
-
-
-def wait_idle(max_busy: float, max_wait: float) -> dict:
-    """Wait until the machine is busy less than `max_busy` (fraction of all CPUs) over 3 s."""
-    started = time.perf_counter()
-    while True:
-        b0, t0 = busy_jiffies()
-        time.sleep(3)
-        b1, t1 = busy_jiffies()
-        busy = (b1 - b0) / max(1, t1 - t0)
-        if busy <= max_busy or time.perf_counter() - started >= max_wait:
-            return {"busy_before": round(busy, 2), "waited_s": round(time.perf_counter() - started)}
-
 
 def postgres_cpu() -> float:
     """CPU seconds of every PostgreSQL process, those already exited included (the postmaster's children)."""

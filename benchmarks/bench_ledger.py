@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import _ledger_data as data  # noqa: E402
 from benchmarks import _ledger_pg as pg  # noqa: E402
+from benchmarks._machine import busy_jiffies, wait_idle  # noqa: E402
 
 DATA = ROOT / "benchmarks" / ".data"
 RESULTS = ROOT / "benchmarks" / "results" / "ledger.json"
@@ -181,30 +182,10 @@ def _peak_rss_bytes() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def _busy_jiffies() -> tuple[int, int]:
-    """(busy, total) CPU jiffies of the whole machine since boot."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
-
-
-def wait_idle(max_busy: float, max_wait: float) -> dict:
-    """Wait until the machine is busy less than `max_busy` (fraction of all CPUs) over 3 s."""
-    started = time.perf_counter()
-    while True:
-        b0, t0 = _busy_jiffies()
-        time.sleep(3)
-        b1, t1 = _busy_jiffies()
-        busy = (b1 - b0) / max(1, t1 - t0)
-        waited = time.perf_counter() - started
-        if busy <= max_busy or waited >= max_wait:
-            return {"busy_before": round(busy, 2), "waited_s": round(waited)}
-
-
 def run_step(name: str, cfg: argparse.Namespace | None = None, **kwargs) -> dict:
     """Run step `name` in a new process; add its peak RSS and the CPU other processes used meanwhile."""
     idle = wait_idle(cfg.idle_busy, cfg.idle_wait) if cfg is not None else {}
-    busy_before, _ = _busy_jiffies()
+    busy_before, _ = busy_jiffies()
     started = time.perf_counter()
     command = [sys.executable, str(Path(__file__).resolve()), "--step", name, json.dumps(kwargs)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
@@ -212,7 +193,7 @@ def run_step(name: str, cfg: argparse.Namespace | None = None, **kwargs) -> dict
     _, status, usage = os.wait4(proc.pid, 0)  # this child's CPU time, not that of earlier ones
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
-    busy_after, _ = _busy_jiffies()
+    busy_after, _ = busy_jiffies()
     if proc.returncode != 0:
         raise SystemExit(f"step {name} failed with exit code {proc.returncode}")
     result = json.loads(output.strip().splitlines()[-1])
