@@ -129,31 +129,48 @@ async def run(host: str, port: int, rate: float, duration: float, templates: lis
     }
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str, rate: float) -> argparse.ArgumentParser:
+    """The options every load process takes; callers add how they make their requests."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--rate", type=float, default=500)
+    p.add_argument("--rate", type=float, default=rate)
     p.add_argument("--duration", type=float, default=60)
     p.add_argument("--warmup", type=float, default=3)
     p.add_argument("--timeout", type=float, default=10)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--requests", required=True, help="JSON file: list of [path, authorization header]")
-    args = p.parse_args()
-    with open(args.requests) as f:
-        pairs = json.load(f)
-    host = f"{args.host}:{args.port}"
-    templates = [f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n\r\n".encode()
-                 for path, auth in pairs]
+    return p
+
+
+def run_and_print(args: argparse.Namespace, templates: list[bytes]) -> None:
+    """`run` on uvloop when installed; its JSON on stdout."""
     try:
         import uvloop
 
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    result = runner(run(args.host, args.port, args.rate, args.duration, templates, args.warmup, args.timeout,
-                        args.seed))
+    a = args
+    result = runner(run(a.host, a.port, a.rate, a.duration, templates, a.warmup, a.timeout, a.seed))
     json.dump(result, sys.stdout)
+
+
+def main() -> None:
+    p = arguments(__doc__.splitlines()[0], 500)
+    p.add_argument("--requests", help="JSON file: list of [path, authorization header] for GET requests")
+    p.add_argument("--raw", help="JSON file: list of whole HTTP/1.1 requests (any method, with body)")
+    args = p.parse_args()
+    if bool(args.requests) == bool(args.raw):
+        p.error("give one of --requests and --raw")
+    with open(args.requests or args.raw) as f:
+        given = json.load(f)
+    host = f"{args.host}:{args.port}"
+    if args.raw:
+        templates = [r.encode() for r in given]
+    else:
+        templates = [f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n\r\n".encode()
+                     for path, auth in given]
+    run_and_print(args, templates)
 
 
 if __name__ == "__main__":

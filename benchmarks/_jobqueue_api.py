@@ -10,7 +10,6 @@ Prints `_api_load.run`'s JSON (latencies from each request's scheduled send time
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import random
@@ -20,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._api_load import run
+from benchmarks._api_load import arguments, run_and_print
 from ops_pipeline.jobqueue.jobtypes import JOB_TYPES
 
 TYPES = ("manual", "voucher_restriction_push", "distributor_onboarding", "distributor_wallet_topup")
@@ -55,28 +54,10 @@ def templates(host: str, token: str, n: int, seed: int) -> list[bytes]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--rate", type=float, default=200)
-    p.add_argument("--duration", type=float, default=60)
-    p.add_argument("--warmup", type=float, default=3)
-    p.add_argument("--timeout", type=float, default=10)
-    p.add_argument("--seed", type=int, default=1)
+    p = arguments(__doc__.splitlines()[0], 200)
     p.add_argument("--token", required=True, help="JWT of a role that creates jobs (ops, internal)")
     args = p.parse_args()
-    reqs = templates(f"{args.host}:{args.port}", args.token, 400, args.seed)
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:
-        import asyncio
-
-        runner = asyncio.run
-    load = run(args.host, args.port, args.rate, args.duration, reqs, args.warmup, args.timeout, args.seed)
-    result = runner(load)
-    json.dump(result, sys.stdout)
+    run_and_print(args, templates(f"{args.host}:{args.port}", args.token, 400, args.seed))
 
 
 if __name__ == "__main__":

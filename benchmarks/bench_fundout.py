@@ -172,15 +172,24 @@ def one_at_a_time(ws: Workspace, n: int) -> dict:
 
 
 def load(port: int, templates: list[bytes], rate: float, duration: float) -> dict:
-    """`_api_load.run` in its own process with these raw requests."""
+    """`_api_load.py` in its own process with these raw requests (2 s of warm-up first)."""
     spec = DATA / f"requests-{port}.json"
     spec.write_text(json.dumps([t.decode() for t in templates]))
-    code = (
-        "import asyncio, json, sys; from benchmarks._api_load import run; "
-        f"t=[x.encode() for x in json.load(open({str(spec)!r}))]; "
-        f"print(json.dumps(asyncio.run(run('127.0.0.1', {port}, {rate}, {duration}, t, 2, 10, 1))))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "_api_load.py"),
+        "--port",
+        str(port),
+        "--rate",
+        str(rate),
+        "--duration",
+        str(duration),
+        "--warmup",
+        "2",
+        "--raw",
+        str(spec),
+    ]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)
     lat = result.pop("latencies_ms")
     return {
