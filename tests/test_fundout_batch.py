@@ -150,15 +150,29 @@ def test_a_late_answer_is_resolved_by_asking_the_bank_not_by_paying_again(ws, si
     assert available(ws, "B1") == {"EUR": 0}
 
 
-def test_5xx_then_absent_at_the_bank_fails_without_a_second_payment(ws, sim, bank):
+def test_5xx_then_absent_at_the_bank_is_sent_again_under_its_own_reference_and_paid_once(ws, sim, bank):
     fund(ws, ("B1", "EUR", 10_000))
     configure(ws, "B1")
     sim.inject("/payouts/batch", status=503, times=2)  # the request and its one retry
     [report] = batch.run_due(ws, "test", now=SLOT, bank=bank)
-    assert report["summary"]["failed"] == 1
+    assert (report["summary"]["paid"], report["summary"]["failed"]) == (1, 0)
     [payout] = rows(ws, fundout_payouts)
-    assert "no payout with this reference" in payout.error
-    assert bank_payouts(sim) == [] and available(ws, "B1") == {"EUR": 10_000}
+    assert (payout.status, payout.attempts) == ("posted", 1)
+    assert bank_payouts(sim) == [("B1", "EUR", 10_000)] and available(ws, "B1") == {"EUR": 0}
+
+
+def test_a_bank_that_never_takes_the_payout_keeps_it_held_not_failed(ws, sim, bank):
+    fund(ws, ("B1", "EUR", 10_000))
+    configure(ws, "B1")
+    sim.inject("/payouts/batch", status=503, times=4)  # both sends, each with its retry
+    [report] = batch.run_due(ws, "test", now=SLOT, bank=bank)
+    assert (report["status"], report["summary"]["pending"], report["summary"]["failed"]) == ("pending", 1, 0)
+    [payout] = rows(ws, fundout_payouts)
+    assert payout.status == "unknown" and "no payout with this reference" in payout.error
+    assert bank_payouts(sim) == [] and available(ws, "B1") == {"EUR": 0}  # still held: a late request is safe
+    report = batch.run_slot(ws, SLOT, "again", bank=bank)  # the bank is back
+    assert (report["status"], report["summary"]["paid"]) == ("done", 1)
+    assert bank_payouts(sim) == [("B1", "EUR", 10_000)] and available(ws, "B1") == {"EUR": 0}
 
 
 def test_an_unknown_outcome_stays_held_until_the_bank_answers(ws, sim, bank):

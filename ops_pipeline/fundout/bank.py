@@ -1,8 +1,9 @@
 """Payouts at the bank, in bulk (like a payout file): each item's reference is our payout id.
 
 The bank answers every item: paid (with its payout id) or rejected (with why). An answer we cannot trust
-(a timeout, a 5xx after the client's retries, a dropped connection) is never paid again: the bank is asked
-for the items' status by reference; an item it has never seen is `absent`. A few requests are in flight
+(a timeout, a 5xx after the client's retries, a dropped connection, a 409 or 429) is never paid again
+under a new reference: the bank is asked for the items' status; an item it has never seen is sent once
+more under its own reference, or stays `absent` (held) for a later run. A few requests are in flight
 at once, so one slow answer does not hold up the batch.
 """
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 PAID, FAILED, UNKNOWN, ABSENT = "paid", "failed", "unknown", "absent"
 ITEMS_PER_REQUEST = 500
+REFUSED = (400, 422)  # the request itself is wrong: nothing was paid
 IN_FLIGHT = 4  # requests at once
 OPTIONS = HttpOptions(timeout=30.0, retries=2, backoff=0.2, connections=IN_FLIGHT)
 
@@ -70,7 +72,10 @@ class Bank:
         """The bank's word on each payout; `why` says what made its outcome uncertain."""
         return _each(ids, lambda part: self._lookup(part, why), 2 * ITEMS_PER_REQUEST)
 
-    def _pay_slice(self, payouts: list[Payout]) -> dict[str, Outcome]:
+    def _pay_slice(self, payouts: list[Payout], again: bool = True) -> dict[str, Outcome]:
+        """One bulk request. An uncertain answer asks the bank; what it never saw is sent once more under
+        the same references (the bank takes a reference once, so a late first request pays nothing more);
+        still unseen, it stays `absent` for a later run."""
         ids = [p.id for p in payouts]
         items = [
             {
@@ -87,11 +92,11 @@ class Bank:
                 "/payouts/batch", json={"items": items}, headers={"Idempotency-Key": key}
             )
         except httpx.HTTPError as exc:
-            return self.status(ids, f"no answer ({type(exc).__name__})")
-        if response.status_code >= 500:
-            return self.status(ids, _error(response))
-        if response.status_code != 200:
+            return self._settle(payouts, f"no answer ({type(exc).__name__})", again)
+        if response.status_code in REFUSED:
             return {i: Outcome(FAILED, detail=_error(response)) for i in ids}
+        if response.status_code != 200:  # 5xx, 408, 409, 429, ...: the bank's word decides
+            return self._settle(payouts, _error(response), again)
         answered = {item["reference"]: item for item in response.json()["items"]}
         out = {}
         for i in ids:
@@ -102,6 +107,13 @@ class Bank:
                 out[i] = Outcome(PAID, item.get("payout_id"))
             else:
                 out[i] = Outcome(FAILED, detail=f"bank rejected it: {item.get('error')}")
+        return out
+
+    def _settle(self, payouts: list[Payout], why: str, again: bool) -> dict[str, Outcome]:
+        out = self.status([p.id for p in payouts], why)
+        unseen = [p for p in payouts if out[p.id].status == ABSENT]
+        if again and unseen:
+            out.update(self._pay_slice(unseen, again=False))
         return out
 
     def _lookup(self, ids: list[str], why: str) -> dict[str, Outcome]:

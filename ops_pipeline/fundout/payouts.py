@@ -93,58 +93,75 @@ def drive(ws: Workspace, bank: Bank, payouts: Iterable[Payout], actor: str) -> N
 
 def _drive_chunk(ws: Workspace, bank: Bank, chunk: list[Payout], actor: str) -> None:
     by_id = {p.id: p for p in chunk}
-    # 1. Uncertain ones: the bank's word decides. Never paid again unless the bank never saw them.
+    # 1. Uncertain ones: the bank's word decides.
     uncertain = [p for p in chunk if p.status in (SENDING, UNKNOWN)]
     outcomes = bank.status([p.id for p in uncertain], "resumed") if uncertain else {}
-    resend = [i for i, o in outcomes.items() if o.status == ABSENT and by_id[i].status == SENDING]
-    for i in resend:
+    # 2. Never sent, or never seen by the bank: send under the payout's own reference (taken once).
+    unseen = {i for i, o in outcomes.items() if o.status == ABSENT}
+    claimed = _claim(ws, [p.id for p in chunk if p.status == HELD or p.id in unseen])
+    for i in unseen:
         del outcomes[i]
-    # 2. Never sent (or sent by a process that stopped before the request left): send now.
-    to_send = [p for p in chunk if p.status == HELD or p.id in resend]
-    if to_send:
-        _mark_sending(ws, [p.id for p in to_send])
-        outcomes.update(bank.pay(to_send))
-    # 3. Record, post what was paid, release what failed.
-    paid = [p for p in chunk if p.status == PAID and p.id not in outcomes]  # recorded paid earlier
-    _record(ws, by_id, outcomes, actor)
-    paid += [by_id[i] for i, o in outcomes.items() if o.status == PAID]
+    outcomes.update(bank.pay([by_id[i] for i in claimed]))
+    # 3. Record, post what was paid, release what failed; only the moves this driver made count.
+    paid = [p.id for p in chunk if p.status == PAID and p.id not in outcomes]  # recorded paid earlier
+    paid += _record(ws, by_id, outcomes, actor)
     if paid:
-        _post(ws, paid, {i: o.bank_payout_id for i, o in outcomes.items()}, actor)
+        _post(ws, [by_id[i] for i in paid], {i: o.bank_payout_id for i, o in outcomes.items()}, actor)
 
 
-def _mark_sending(ws: Workspace, ids: list[str]) -> None:
+def _claim(ws: Workspace, ids: list[str]) -> list[str]:
+    """Mark open payouts as being sent; the ids that were still open (never a posted or failed one)."""
+    if not ids:
+        return []
     p = fundout_payouts.c
     with ws.engine.begin() as conn:
-        conn.execute(
-            update(fundout_payouts)
-            .where(p.id.in_(ids))
-            .values(status=SENDING, attempts=p.attempts + 1, updated_at=datetime.now(UTC))
+        return (
+            conn.execute(
+                update(fundout_payouts)
+                .where(p.id.in_(ids), p.status.in_((HELD, SENDING, UNKNOWN)))
+                .values(status=SENDING, attempts=p.attempts + 1, updated_at=datetime.now(UTC))
+                .returning(p.id)
+            )
+            .scalars()
+            .all()
         )
 
 
-def _record(ws: Workspace, by_id: dict[str, Payout], outcomes: dict[str, Outcome], actor: str) -> None:
-    """Store the bank's answers; failed payouts release their holds and notify in the same transaction."""
+def _record(ws: Workspace, by_id: dict[str, Payout], outcomes: dict[str, Outcome], actor: str) -> list[str]:
+    """Store the bank's answers on payouts still in flight; failed ones release their holds and notify in
+    the same transaction. Returns the ids this call moved to paid. A payout the bank still has not seen
+    (`absent`) stays held as unknown: a later run asks again."""
     now = datetime.now(UTC)
-    status_of = {PAID: PAID, FAILED: FAILED, ABSENT: FAILED, UNKNOWN: UNKNOWN}
-    rows = [
-        {"pid": i, "st": status_of[o.status], "bank": o.bank_payout_id, "err": o.detail}
-        for i, o in outcomes.items()
-    ]
-    failed = [by_id[r["pid"]] for r in rows if r["st"] == FAILED]
+    status_of = {PAID: PAID, FAILED: FAILED, ABSENT: UNKNOWN, UNKNOWN: UNKNOWN}
+    groups: dict[str, list[str]] = defaultdict(list)
+    for i, o in outcomes.items():
+        groups[status_of[o.status]].append(i)
     p = fundout_payouts.c
     with ws.engine.begin() as conn:
-        if rows:
+        moved = {
+            status: conn.execute(
+                update(fundout_payouts)
+                .where(p.id.in_(ids), p.status.in_((SENDING, UNKNOWN)))
+                .values(status=status, updated_at=now)
+                .returning(p.id)
+            )
+            .scalars()
+            .all()
+            for status, ids in groups.items()
+        }
+        details = [
+            {"pid": i, "bank": outcomes[i].bank_payout_id, "err": outcomes[i].detail}
+            for ids in moved.values()
+            for i in ids
+        ]
+        if details:
             conn.execute(
                 update(fundout_payouts)
                 .where(p.id == bindparam("pid"))
-                .values(
-                    status=bindparam("st"),
-                    bank_payout_id=bindparam("bank"),
-                    error=bindparam("err"),
-                    updated_at=now,
-                ),
-                rows,
+                .values(bank_payout_id=bindparam("bank"), error=bindparam("err")),
+                details,
             )
+        failed = [by_id[i] for i in moved.get(FAILED, [])]
         if failed:
             holds.end_many(
                 conn,
@@ -154,8 +171,11 @@ def _record(ws: Workspace, by_id: dict[str, Payout], outcomes: dict[str, Outcome
                 reason="payout failed",
                 now=now,
             )
-            errors = {r["pid"]: r["err"] for r in rows}
-            enqueue(conn, _notices(conn, failed, "fundout.failed", errors))
+            enqueue(
+                conn,
+                _notices(conn, failed, "fundout.failed", {i: o.detail for i, o in outcomes.items()}),
+            )
+    return moved.get(PAID, [])
 
 
 def _post(ws: Workspace, paid: list[Payout], bank_ids: dict[str, str | None], actor: str) -> None:
@@ -176,16 +196,18 @@ def _post(ws: Workspace, paid: list[Payout], bank_ids: dict[str, str | None], ac
     ]
     post_entries(ws, entries, ingest_id=f"fundout:{paid[0].slot or 'cashout'}")
     p = fundout_payouts.c
-    ids = [x.id for x in paid]
     with ws.engine.begin() as conn:
-        for start in range(0, len(ids), 5000):
+        posted = set(
             conn.execute(
                 update(fundout_payouts)
-                .where(p.id.in_(ids[start : start + 5000]), p.status == PAID)
+                .where(p.id.in_([x.id for x in paid]), p.status == PAID)
                 .values(status=POSTED, error=None, updated_at=now)
-            )
+                .returning(p.id)
+            ).scalars()
+        )
+        ids = [x.id for x in paid if x.id in posted]  # another driver may have posted some already
         holds.end_many(conn, ids, status=holds.CAPTURED, actor=actor, reason="paid out", now=now)
-        enqueue(conn, _notices(conn, paid, "fundout.paid", {}))
+        enqueue(conn, _notices(conn, [x for x in paid if x.id in posted], "fundout.paid", {}))
 
 
 def _notices(conn: Connection, payouts: list[Payout], event: str, errors: dict[str, str | None]) -> list:
