@@ -220,3 +220,33 @@ def test_the_create_batcher_answers_each_request_in_arrival_order(ws):
     assert [f.result(timeout=30)["agent_id"] for f in futures[:4]] == ["a", "b", "a", "b"]
     outcomes = sorted(type(f.exception(timeout=30)).__name__ for f in futures[4:])
     assert outcomes == ["Conflict", "InvalidInput", "NoneType"]
+
+
+def test_a_batch_across_groups_sharing_an_agent_assigns_as_one_at_a_time_would(ws):
+    from ops_pipeline.tickets import agents, groups
+    from ops_pipeline.tickets.tickets import NewTicket, create_tickets
+
+    g1, g2 = (groups.create_group(ws, "ops", name)["group_id"] for name in ("G1", "G2"))
+    agents.create_agent(ws, "ops", "a", "A", "a@ops.example", [g1, g2])
+    agents.create_agent(ws, "ops", "b", "B", "b@ops.example", [g1])
+    agents.create_agent(ws, "ops", "c", "C", "c@ops.example", [g2])
+    made = create_tickets(ws, "ops", [NewTicket(group_id=g) for g in (g1, g1, g2, g2, g1, g2)])
+    assert [t["agent_id"] for t in made] == ["a", "b", "c", "a", "b", "c"]
+
+
+def test_resolving_while_reassigning_counts_for_the_resolver_and_a_gone_group_refuses_a_reopen(ws):
+    from ops_pipeline.errors import Conflict
+    from ops_pipeline.tickets import agents, groups
+    from ops_pipeline.tickets import tickets as t
+
+    g1, g2 = (groups.create_group(ws, "ops", name)["group_id"] for name in ("G1", "G2"))
+    agents.create_agent(ws, "ops", "a", "A", "a@ops.example", [g1])
+    agents.create_agent(ws, "ops", "b", "B", "b@ops.example", [g1])
+    ticket = t.create_ticket(ws, "ops", group_id=g1)
+    other = "b" if ticket["agent_id"] == "a" else "a"
+    t.update_tickets(ws, "ops", [ticket["id"]], {"agent_id": other, "status": "resolved"})
+    assert agents.get_agent(ws, other)["total_tickets_resolved"] == 1
+    groups.update_group(ws, "ops", g1, {"active_status": False})
+    with pytest.raises(Conflict, match="groupId: .* is deleted or inactive"):
+        t.update_tickets(ws, "ops", [ticket["id"]], {"status": "open"})
+    assert t.get_ticket(ws, ticket["id"])["status"] == "resolved"

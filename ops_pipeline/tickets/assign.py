@@ -168,7 +168,13 @@ class Assigner:
         """The history row of the next pick, or None when the group has no active agent."""
         if not self.heap:
             return None
-        agent_id = self.heap[0][2]
+        while True:  # an agent of several groups may have been given tickets by another group's Assigner
+            agent_id = self.heap[0][2]
+            latest = self.history.latest[(agent_id, ASSIGNED)]
+            now = (latest.on(self.history.day), latest.rank, agent_id)
+            if now == self.heap[0]:
+                break
+            heapq.heapreplace(self.heap, now)  # counts only grow: re-keying the top lazily is exact
         row = self.history.add(ticket_id, agent_id, self.group_id, ASSIGNED)
         rank = self.history.latest[(agent_id, ASSIGNED)].rank
         heapq.heapreplace(self.heap, (row["day_seq"], rank, agent_id))

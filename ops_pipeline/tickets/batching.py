@@ -10,6 +10,7 @@ its own answer or error.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from concurrent.futures import Future
@@ -18,6 +19,7 @@ from typing import Any
 from ops_pipeline.tickets.tickets import NewTicket, create_tickets
 from ops_pipeline.workspace import Workspace
 
+log = logging.getLogger(__name__)
 MAX_BATCH = 500
 
 
@@ -35,18 +37,26 @@ class CreateBatcher:
         return future
 
     def _run(self) -> None:
+        """Forever: a failure of one turn is logged and the thread goes on (else every create would hang)."""
         while True:
-            pending = [self._queue.get()]
-            while len(pending) < MAX_BATCH:
-                try:
-                    pending.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            by_actor: dict[str, list[tuple[NewTicket, Future]]] = {}
-            for actor, item, future in pending:
+            try:
+                self._turn()
+            except Exception:
+                log.exception("ticket create batch failed")
+
+    def _turn(self) -> None:
+        pending = [self._queue.get()]
+        while len(pending) < MAX_BATCH:
+            try:
+                pending.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        by_actor: dict[str, list[tuple[NewTicket, Future]]] = {}
+        for actor, item, future in pending:
+            if future.set_running_or_notify_cancel():  # a request cancelled meanwhile creates nothing
                 by_actor.setdefault(actor, []).append((item, future))
-            for actor, work in by_actor.items():
-                self._create(actor, work)
+        for actor, work in by_actor.items():
+            self._create(actor, work)
 
     def _create(self, actor: str, work: list[tuple[NewTicket, Future]]) -> None:
         try:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from ops_pipeline import audit
-from ops_pipeline.db.schema import ticket_agent_groups, ticket_agents, tickets
+from ops_pipeline.db.schema import ticket_agent_groups, ticket_agents, ticket_groups, tickets
 from ops_pipeline.errors import Conflict, InvalidInput, NotFound
 from ops_pipeline.tickets import model
 from ops_pipeline.tickets.assign import RESOLVED, Assigner, History, find, lock_groups, place, write
@@ -249,8 +249,9 @@ def _apply(history: History, row: Any, changes: dict[str, Any]) -> None:
         changed["assigned_at"] = at
     if changed.get("status") == model.RESOLVED:
         changed["resolved_at"] = at
-        if row.agent_id is not None and "agent_id" not in changed:
-            history.add(row.id, row.agent_id, row.group_id, RESOLVED)
+        resolver = changed.get("agent_id", row.agent_id)  # given and resolved in one change counts too
+        if resolver is not None:
+            history.add(row.id, resolver, row.group_id, RESOLVED)
     elif changed.get("status") == model.OPEN:
         _check_reopen(conn, row)
         changed["resolved_at"] = None
@@ -283,6 +284,11 @@ def _check_agent(conn: Connection, agent_id: str, group_id: int) -> None:
 
 
 def _check_reopen(conn: Connection, row: Any) -> None:
+    g = ticket_groups.c
+    group = conn.execute(select(g.active_status).where(g.group_id == row.group_id)).first()
+    if group is None or not group.active_status:
+        raise Conflict(f"groupId: ticket {row.id}'s group {row.group_id} is deleted or inactive; "
+                       "reopening it there would leave it waiting for no one", code="GROUP_INACTIVE")
     if row.reference is None:
         return
     other = conn.execute(select(tickets.c.id).where(
