@@ -147,3 +147,11 @@ def test_roles(client):
     error(call(client, "GET", "/tickets", role="merchant", sub="M1"), 403, "FORBIDDEN")
     error(client.get("/api/audit", params={"entityType": "ticket", "entityId": "1"}), 401, "UNAUTHORIZED")
     assert call(client, "GET", "/groups", role="analyst").status_code == 200
+
+
+def test_an_unknown_or_mistyped_key_is_refused_not_dropped(client):
+    group = setup_team(client)
+    r = call(client, "POST", "/tickets", {"groupId": group, "userID": "U1"})
+    assert r.status_code in (400, 422) and "userID" in r.json()["error"], r.text
+    r = call(client, "PATCH", f"/groups/{group}", {"activeStatus": None})
+    assert r.status_code == 400 and r.json()["error"].startswith("activeStatus:"), r.text

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ops_pipeline.api.auth import require_roles
@@ -52,6 +52,8 @@ class ConfigBody(BaseModel):
 
 
 class CashoutBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a mistyped `currency` must not pay the default one
+
     amount: str = Field(description="Major units, exact decimal, e.g. '125.50'.")
     currency: str | None = Field(None, description="ISO 4217; optional when the business has one currency.")
 

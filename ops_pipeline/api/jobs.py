@@ -31,7 +31,10 @@ OPAQUE = {"attributes", "progress", "attributes_schema", "example"}  # keys insi
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
+    """A request body: camelCase or snake_case keys; an unknown key is refused, never dropped."""
+
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True,
+                              extra="forbid")
 
 
 class CreateJob(Body):

@@ -83,8 +83,11 @@ def update_group(ws: Workspace, actor: str, group_id: int, changes: dict[str, An
     unknown = set(changes) - {"name", "active_status"}
     if unknown:
         raise InvalidInput(f"{sorted(unknown)[0]}: cannot be changed on a group")
+    changes = dict(changes)
     if "name" in changes:
         changes["name"] = model.text("name", changes["name"], 128)
+    if "active_status" in changes and not isinstance(changes["active_status"], bool):
+        raise InvalidInput(f"activeStatus: {changes['active_status']!r} is not true or false")
     with ws.engine.begin() as conn:
         row = _row(conn, group_id, lock=True)
         before = view(row)
