@@ -225,3 +225,13 @@ def test_manual_cashout_ignores_the_minimum_and_is_idempotent(ws, sim, bank):
     sim.inject("/payouts", status=422, times=1)
     refused = cashout.cashout(ws, "B1", "10.00", "EUR", "merchant:B1", bank=bank)
     assert refused.status == "failed" and available(ws, "B1") == {"EUR": 4_000}
+
+
+def test_a_slot_whose_run_stopped_before_planning_runs_again_with_the_next_batch(ws, sim, bank):
+    fund(ws, ("B1", "EUR", 10_000))
+    configure(ws, "B1", freqType="D", hour=22)
+    batch.trigger(ws, "scheduler", now=SLOT)  # queued, then the process died before the run started
+    reports = batch.run_due(ws, "test", now=SLOT + timedelta(hours=1), bank=bank)
+    assert [(r["slot"][11:16], r["status"], r["summary"]["paid"]) for r in reports] == [
+        ("22:00", "done", 1), ("23:00", "done", 0)]
+    assert bank_payouts(sim) == [("B1", "EUR", 10_000)]

@@ -121,15 +121,20 @@ class _bank:
 
 
 def _missed_slots(ws: Workspace, current: datetime) -> tuple[list[datetime], list[datetime]]:
-    """Slots after the last batch and before `current`: (to run now, too old to pay)."""
+    """Slots before `current` to run now: those after the last batch, and those whose batch never finished
+    (its process stopped) within 24 h. Second: slots after the last batch too old to pay."""
+    b = fundout_batches.c
     with ws.engine.connect() as conn:
-        last = conn.execute(
-            select(func.max(fundout_batches.c.slot)).where(fundout_batches.c.slot < current)
-        ).scalar_one()
+        last = conn.execute(select(func.max(b.slot)).where(b.slot < current)).scalar_one()
+        unfinished = conn.execute(
+            select(b.slot)
+            .where(b.status.in_((QUEUED, RUNNING)), b.slot < current, b.slot >= current - CATCH_UP)
+        ).scalars().all()
     if last is None:
         return [], []  # the first batch ever: nothing was missed
     gap = [last + HOUR * k for k in range(1, int((current - last) / HOUR))]
-    return [s for s in gap if current - s <= CATCH_UP], [s for s in gap if current - s > CATCH_UP]
+    late = sorted({*unfinished, *(s for s in gap if current - s <= CATCH_UP)})
+    return late, [s for s in gap if current - s > CATCH_UP]
 
 
 def _report_missed(ws: Workspace, missed: list[datetime], actor: str) -> None:
