@@ -1,5 +1,7 @@
 """The hourly fund-out schedule (minute 00, UTC slots) and the notification sensor."""
 
+from datetime import UTC, datetime
+
 import dagster as dg
 from sqlalchemy import func, select
 
@@ -29,12 +31,13 @@ def fundout_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
     job=notifications_dispatch_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING
 )
 def notifications_sensor(context: dg.SensorEvaluationContext, ops: OpsResource):
-    """A dispatch run while notifications wait; the key changes with every new row and every attempt."""
+    """A dispatch run while notifications are due (new, or past their retry backoff); the key changes with
+    every new row and every attempt, so a retry falling due asks for a run of its own."""
+    o = outbox.c
     with ops.workspace() as ws, ws.engine.connect() as conn:
         newest, attempts, waiting = conn.execute(
-            select(func.max(outbox.c.id), func.sum(outbox.c.attempts), func.count()).where(
-                outbox.c.status == PENDING
-            )
+            select(func.max(o.id), func.sum(o.attempts), func.count())
+            .where(o.status == PENDING, o.next_attempt_at <= datetime.now(UTC))
         ).one()
     if not waiting:
         return dg.SkipReason("no notification waits")

@@ -2,7 +2,7 @@
 manual cash-out and the payout list, with their roles; the Dagster job and schedule for a slot."""
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
@@ -109,11 +109,15 @@ def test_the_dagster_job_runs_the_slot_with_counts_in_metadata(client, monkeypat
 
 
 def test_the_notification_sensor_asks_for_a_run_only_while_notifications_wait(sqlite_ws, monkeypatch):
+    from sqlalchemy import update
+
+    from ops_pipeline.db.schema import outbox
     from ops_pipeline.notify import Notification, dispatch, enqueue
     from resources.ops import OpsResource
     from sensors.fundout import notifications_sensor
 
     monkeypatch.delenv("OPS_DATABASE_URL", raising=False)
+    monkeypatch.setenv("OPS_WEBHOOK_URL", "http://127.0.0.1:9/hooks")  # nothing listens on port 9
     ops = OpsResource(ops_home=str(sqlite_ws.home))
 
     def tick(instance):
@@ -126,5 +130,10 @@ def test_the_notification_sensor_asks_for_a_run_only_while_notifications_wait(sq
             enqueue(conn, [Notification(event="ops.alert", subject="x")])
         request = tick(instance)
         assert isinstance(request, dg.RunRequest) and request.run_key.startswith("notify-")
-        dispatch(sqlite_ws)  # no channel configured: recorded, not sent
-        assert tick(instance).skip_message == "no notification waits"
+        with ops.workspace() as configured:  # the webhook refuses the connection: retried after a backoff
+            assert dispatch(configured).counts["retrying"] == 1
+        assert tick(instance).skip_message == "no notification waits"  # not due yet
+        with sqlite_ws.engine.begin() as conn:
+            conn.execute(update(outbox).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
+        retry = tick(instance)
+        assert isinstance(retry, dg.RunRequest) and retry.run_key != request.run_key
