@@ -80,10 +80,6 @@ def place_hold(
     if expires_at is not None and expires_at <= now:
         raise InvalidInput(f"expires_at: {expires_at.isoformat()} is not in the future")
     hold_id = hold_id or str(uuid.uuid4())
-    try:
-        settled = get_balances(ws, merchant_id, currency)[0].settled_minor
-    except NotFound:
-        settled = 0
     with ws.engine.begin() as conn:
         # Serialize holds per balance: row lock on PostgreSQL, BEGIN IMMEDIATE on SQLite.
         conn.execute(
@@ -101,7 +97,13 @@ def place_hold(
             if not same:
                 raise Conflict(f"hold_id: {hold_id!r} already exists with other values")
             return _hold(existing)
+        # Held first, settled after: a payout posts its entry before it captures its hold, so this order
+        # can only understate what is available, never count a paid-out amount twice.
         held = held_by_currency(conn, merchant_id, now).get(currency, 0)
+        try:
+            settled = get_balances(ws, merchant_id, currency)[0].settled_minor
+        except NotFound:
+            settled = 0
         available = settled - held
         if amount_minor > available:
             raise InsufficientFunds(
