@@ -156,5 +156,7 @@ def test_bulk_payouts_answer_each_item_and_never_pay_a_reference_twice(sim):
     assert len(sim.state()["payouts"]) == 1
     _, looked = sim.handle("POST", "/payouts/lookup", {"references": ["r1", "r2"]})
     assert [(i["reference"], i["status"]) for i in looked["items"]] == [("r1", "paid"), ("r2", "absent")]
+    _, odd = sim.handle("POST", "/payouts/batch", {"items": [[1], item("r4")]})
+    assert [(i["reference"], i["status"]) for i in odd["items"]] == [(None, "rejected"), ("r4", "paid")]
     too_many = sim.handle("POST", "/payouts/batch", {"items": [item(str(i)) for i in range(1001)]})
     assert too_many[0] == 422

@@ -205,18 +205,20 @@ async def get_balances_native(ws: Workspace, reader, merchant_id: str, currency:
     the cache)."""
     now = datetime.now(UTC)
     rows, held = await reader.fetch([CACHE_QUERY, HELD_QUERY], {"merchant_id": merchant_id, "now": now})
-    if ws.lake.is_local and ws.lake.latest_version(LOG) <= rows[0][0]:
-        return exact(ws, merchant_id, currency, rows, held, now)
+    if ws.lake.is_local and (latest := ws.lake.latest_version(LOG)) <= rows[0][0]:
+        return exact(ws, merchant_id, currency, rows, held, now, latest)
     return await anyio.to_thread.run_sync(exact, ws, merchant_id, currency, rows, held, now)
 
 
 def exact(
-    ws: Workspace, merchant_id: str, currency: str | None, rows, held_rows, now: datetime
+    ws: Workspace, merchant_id: str, currency: str | None, rows, held_rows, now: datetime,
+    latest: int | None = None,
 ) -> list[Balance]:
-    """Balances from CACHE_QUERY's and HELD_QUERY's rows (tuples), plus log entries newer than the cache."""
+    """Balances from CACHE_QUERY's and HELD_QUERY's rows (tuples), plus log entries newer than the cache
+    (`latest`: the log version when the caller has just read it)."""
     applied = rows[0][0]
     sums = {cur: [confirmed, settled] for _, cur, confirmed, settled in rows if cur is not None}
-    latest = ws.lake.latest_version(LOG)
+    latest = ws.lake.latest_version(LOG) if latest is None else latest
     if latest > applied:
         new = pl.from_arrow(ws.lake.changes(LOG, applied, latest, FOLD_COLUMNS)).filter(
             pl.col("merchant_id") == merchant_id

@@ -434,7 +434,8 @@ class Simulator:
             business_id, reference = _need(item, "business_id", "reference")
             minor, currency = _minor(item)
         except Refused as exc:
-            return {"reference": (item or {}).get("reference"), "status": "rejected", "error": str(exc)}
+            reference = item.get("reference") if isinstance(item, dict) else None
+            return {"reference": reference, "status": "rejected", "error": str(exc)}
         prior = st["payouts"].get(reference)
         if prior is not None:
             if (prior["business_id"], prior["amount_minor"], prior["currency"]) != (
