@@ -11,7 +11,6 @@ from ops_pipeline.cli import Context, cli, pass_ctx
 from ops_pipeline.cli.jobs import ACTOR
 from ops_pipeline.cli.ledger import FORMAT, parse_time
 from ops_pipeline.cli.output import emit
-from ops_pipeline.errors import NotFound
 from ops_pipeline.fundout import batch, cashout, config
 from ops_pipeline.notify import dispatch
 
@@ -51,11 +50,7 @@ def fundout_config(ctx: Context, business_id, changes, actor) -> None:
         if not sep:
             raise click.UsageError(f"--set: {change!r} is not FIELD=VALUE")
         body[name] = {"true": True, "false": False}.get(value.lower(), value) if name == "enabled" else value
-    try:
-        config.get_config(ctx.ws, business_id)
-        made = config.update_config(ctx.ws, business_id, body, f"cli:{actor}")
-    except NotFound:
-        made = config.create_config(ctx.ws, business_id, body, f"cli:{actor}")
+    made = config.put_config(ctx.ws, business_id, body, f"cli:{actor}")
     _echo(made.to_api())
 
 

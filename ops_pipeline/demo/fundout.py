@@ -9,21 +9,12 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 
 from ops_pipeline.db.schema import balance_cache, outbox
-from ops_pipeline.errors import NotFound
 from ops_pipeline.fundout import batch, cashout, config
 from ops_pipeline.money import to_major
 from ops_pipeline.notify import dispatch
 from ops_pipeline.workspace import Workspace
 
 MINIMUMS = ("0", "250", "1000.5")
-
-
-def _configure(ws: Workspace, business_id: str, body: dict) -> None:
-    try:
-        config.get_config(ws, business_id)
-        config.update_config(ws, business_id, body, "demo-merchant")
-    except NotFound:
-        config.create_config(ws, business_id, body, "demo-merchant")
 
 
 def run_fundout(ws: Workspace, echo: Callable[[str], None]) -> None:
@@ -33,8 +24,8 @@ def run_fundout(ws: Workspace, echo: Callable[[str], None]) -> None:
             .order_by(balance_cache.c.settled_minor.desc(), balance_cache.c.merchant_id).limit(12)
         ).all()
     for i, (merchant, _, _) in enumerate(richest[1:]):
-        _configure(ws, merchant, {"freqType": "H", "enabled": True, "minimumBalance": MINIMUMS[i % 3],
-                                  "notifyEmail": f"finance@{merchant.lower()}.example"})
+        config.put_config(ws, merchant, {"freqType": "H", "enabled": True, "minimumBalance": MINIMUMS[i % 3],
+                                  "notifyEmail": f"finance@{merchant.lower()}.example"}, "demo-merchant")
     merchant, currency, settled = richest[0]
     amount = str(to_major(settled // 10, currency))
     payout = cashout.cashout(ws, merchant, amount, currency, "demo", idempotency_key=f"demo-{amount}")

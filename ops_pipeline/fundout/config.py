@@ -206,6 +206,14 @@ def update_config(ws: Workspace, business_id: str, body: dict[str, Any], actor: 
         return _audited(conn, business_id, actor, "update", before=current)
 
 
+def put_config(ws: Workspace, business_id: str, body: dict[str, Any], actor: str) -> FundoutConfig:
+    """Change the configuration, or create it when there is none (the CLI and the demo)."""
+    try:
+        return update_config(ws, business_id, body, actor)
+    except NotFound:
+        return create_config(ws, business_id, body, actor)
+
+
 def enabled_configs(conn: Connection) -> list[FundoutConfig]:
     rows = conn.execute(select(fundout_configs).where(fundout_configs.c.enabled.is_(True)))
     return [_row(r) for r in rows]
