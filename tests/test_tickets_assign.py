@@ -94,6 +94,8 @@ def test_unavailable_or_deleted_agent_hands_its_open_tickets_to_the_fewest_assig
     assert {r["agent_id"] for r in t.list_tickets(ws, t.Filters(group_id=kyc, status="open")).tickets} == {"c"}
     assert trail(ws, "agent", "b")[-1][0] == "deleted"
     assert agents.list_agents(ws, group_id=kyc) == [agents.get_agent(ws, "a"), agents.get_agent(ws, "c")]
+    with pytest.raises(Conflict, match="agentId: 'b' belonged to a deleted agent"):  # it would inherit b's counts
+        agents.create_agent(ws, "lead", "b", "Bo", "bo@ops.example", [kyc])
 
 
 def test_group_delete_is_refused_with_open_tickets_unless_moved(ws):

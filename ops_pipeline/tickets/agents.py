@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from ops_pipeline import audit
-from ops_pipeline.db.schema import ticket_agent_groups, ticket_agents, tickets
+from ops_pipeline.db.schema import ticket_agent_groups, ticket_agents, ticket_assignments, tickets
 from ops_pipeline.errors import Conflict, InvalidInput, NotFound
 from ops_pipeline.tickets import model
 from ops_pipeline.tickets.assign import (
@@ -126,6 +126,10 @@ def create_agent(
         _check_groups(locked, values["group_ids"])
         if conn.execute(select(ticket_agents.c.agent_id).where(ticket_agents.c.agent_id == agent_id)).first():
             raise Conflict(f"agentId: agent {agent_id!r} already exists", code="DUPLICATE_AGENT")
+        past = select(ticket_assignments.c.agent_id).where(ticket_assignments.c.agent_id == agent_id).limit(1)
+        if conn.execute(past).first():  # its counters come from that history: a new agent would inherit them
+            raise Conflict(f"agentId: {agent_id!r} belonged to a deleted agent; choose another id",
+                           code="DUPLICATE_AGENT")
         history = History(conn, ws, actor)
         conn.execute(insert(ticket_agents).values(
             agent_id=agent_id, name=values["name"], email=values["email"],
@@ -141,11 +145,18 @@ def create_agent(
     return write(ws, work)
 
 
+def _lock(conn: Connection, agent_id: str) -> None:
+    """Lock the agent's row before reading it, so concurrent changes to one agent take turns."""
+    a = ticket_agents.c
+    conn.execute(select(a.agent_id).where(a.agent_id == agent_id).with_for_update())
+
+
 def update_agent(ws: Workspace, actor: str, agent_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Change name, email, availability or groups, moving tickets as the module docstring says."""
     changes = _validate(changes)
 
     def work(conn: Connection) -> dict[str, Any]:
+        _lock(conn, agent_id)
         before = _attributes(_one(conn, ws, agent_id))
         old_groups = before["group_ids"]
         new_groups = changes.get("group_ids", old_groups)
@@ -183,6 +194,7 @@ def delete_agent(ws: Workspace, actor: str, agent_id: str) -> dict[str, Any]:
     """Delete an agent; its open tickets go to the other active agents of their groups (or wait)."""
 
     def work(conn: Connection) -> dict[str, Any]:
+        _lock(conn, agent_id)
         before = _attributes(_one(conn, ws, agent_id))
         lock_groups(conn, before["group_ids"])
         moved = redistribute(History(conn, ws, actor), agent_id)
