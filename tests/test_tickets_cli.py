@@ -29,6 +29,12 @@ def test_tickets_from_the_command_line(tmp_path):
     rows.write_text("group,user_id,priority\n" + "".join(f"KYC,U{i},{1 + i % 5}\n" for i in range(5)))
     assert run(home, "tickets", "create", "--file", rows, "--actor", "loader") == (
         "created 5 tickets: asha 2, bo 3\n")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"group": "KYC", "priority": 0}\n')
+    assert "bad.jsonl: row 1: priority: 0 is not an integer from 1 to 5" in run(
+        home, "tickets", "create", "--file", bad, code=1)
+    bad.write_text('{"group": "KYC", "priorty": 2}\n')
+    assert "bad.jsonl: row 1: priorty: is not a column" in run(home, "tickets", "create", "--file", bad, code=1)
     assert run(home, "tickets", "assign", "2", "4", "--agent", "asha") == (
         "ticket 2: assigned to asha\nticket 4: assigned to asha\n")
     assert run(home, "tickets", "resolve", "2") == "ticket 2: resolved\n"

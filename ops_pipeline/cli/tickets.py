@@ -27,6 +27,8 @@ AGENT_COLUMNS = ["agent_id", "name", "email", "group_ids", "active_status", "tic
                  "tickets_resolved_today", "total_tickets_assigned", "total_tickets_resolved"]
 GROUP_COLUMNS = ["group_id", "name", "active_status", "created_at"]
 
+FILE_COLUMNS = {"group", "group_id", "user_id", "priority", "source", "reference", "description"}
+
 
 def group_id(ws: Workspace, value: str) -> int:
     """A group id, or the id of the group with this name."""
@@ -164,16 +166,27 @@ def _read_file(ws: Workspace, path: Path) -> list[service.NewTicket]:
     names: dict[str, int] = {}
     batch = []
     for number, r in enumerate(records, start=1):
+        where = f"{path.name}: row {number}"
+        unknown = sorted(set(r) - FILE_COLUMNS)
+        if unknown:
+            allowed = ", ".join(sorted(FILE_COLUMNS))
+            raise InvalidInput(f"{where}: {unknown[0]}: is not a column; allowed: {allowed}")
+        given = {k: v for k, v in r.items() if v not in (None, "")}  # an empty cell takes the default
+        group = str(given.get("group") or given.get("group_id") or "")
+        if not group:
+            raise InvalidInput(f"{where}: group: is required")
+        priority = given.get("priority", model.PRIORITY_DEFAULT)
+        if isinstance(priority, str) and priority.strip().lstrip("-").isdigit():
+            priority = int(priority)
         try:
-            group = str(r.get("group") or r["group_id"])
             names.setdefault(group, group_id(ws, group))
             batch.append(service.NewTicket(
-                group_id=names[group], user_id=r.get("user_id") or None,
-                priority=int(r.get("priority") or model.PRIORITY_DEFAULT), source=r.get("source") or "manual",
-                reference=r.get("reference") or None, description=r.get("description") or None,
-            ))
-        except (KeyError, ValueError) as exc:
-            raise InvalidInput(f"{path.name}: row {number}: {type(exc).__name__} {exc}") from None
+                group_id=names[group], user_id=given.get("user_id"), priority=model.priority(priority),
+                source=given.get("source", "manual"), reference=given.get("reference"),
+                description=given.get("description"),
+            ).validated())
+        except InvalidInput as exc:
+            raise InvalidInput(f"{where}: {exc}") from None
     return batch
 
 
