@@ -13,6 +13,8 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql import Select
 
+from ops_pipeline.errors import InvalidInput
+
 DIALECT = asyncpg_dialect()
 
 
@@ -28,14 +30,20 @@ def _compiled(statement: Select) -> tuple[str, tuple[str, ...], dict[str, Any]]:
 
 
 def connect_args(url: str) -> dict[str, Any]:
-    """asyncpg's arguments for a SQLAlchemy URL; libpq `options=-cname=value` become server settings."""
+    """asyncpg's arguments for the SQLAlchemy URL the engine uses, so both reach the same server the same
+    way: libpq `options=-cname=value` and `application_name` become server settings, `sslmode` is kept,
+    `connect_timeout` is the timeout; any other query key is refused rather than silently ignored."""
     parsed = make_url(url)
-    settings = {}
-    for part in str(parsed.query.get("options") or "").split():
+    query = dict(parsed.query)
+    settings: dict[str, str] = {}
+    for part in str(query.pop("options", "")).split():
         name, sep, value = part.removeprefix("-c").partition("=")
-        if part.startswith("-c") and sep:
-            settings[name] = value
-    return {
+        if not (part.startswith("-c") and sep):
+            raise InvalidInput(f"OPS_DATABASE_URL: options {part!r} is not -cname=value")
+        settings[name] = value
+    if "application_name" in query:
+        settings["application_name"] = str(query.pop("application_name"))
+    args: dict[str, Any] = {
         "host": parsed.host,
         "port": parsed.port or 5432,
         "user": parsed.username,
@@ -43,6 +51,16 @@ def connect_args(url: str) -> dict[str, Any]:
         "database": parsed.database,
         "server_settings": settings,
     }
+    if "sslmode" in query:
+        args["ssl"] = str(query.pop("sslmode"))
+    if "connect_timeout" in query:
+        args["timeout"] = float(str(query.pop("connect_timeout")))
+    if query:
+        raise InvalidInput(
+            f"OPS_DATABASE_URL: query key {sorted(query)[0]!r} is not supported by the API's "
+            "reader; use options, application_name, sslmode or connect_timeout"
+        )
+    return args
 
 
 class NativeReader:
