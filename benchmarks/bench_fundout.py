@@ -130,7 +130,7 @@ def check(ws: Workspace, report: dict, world: dict) -> dict:
                 select(fundout_configs.c.business_id, fundout_configs.c.minimum_balance_milli)
             )
         )
-        left = balances.available_all(conn, datetime.now(UTC))
+        left = balances.available_all(conn, datetime.now(UTC), list(minimum))
     wrong = [k for k, v in left.items() if v != -((-minimum[k[0]] * 100) // 1000)]
     return {
         "payout_entries": posted,

@@ -202,7 +202,7 @@ def _plan(ws: Workspace, slot: datetime, batch_id: int, actor: str) -> dict:
         balances.refresh_cache(ws)  # exact: no ledger writer can commit until the holds are in
         now = datetime.now(UTC)
         with ws.engine.begin() as conn:
-            available = balances.available_all(conn, now, lock=True)
+            available = balances.available_all(conn, now, [c.business_id for c in due], lock=True)
             p = fundout_payouts.c
             same_slot = select(p.business_id, p.currency).where(p.slot == slot)
             planned = {tuple(r) for r in conn.execute(same_slot)}

@@ -158,19 +158,26 @@ def held_by_currency(conn: Connection, merchant_id: str, now: datetime) -> dict[
     return {cur: int(total) for cur, total in rows}
 
 
-def available_all(conn: Connection, now: datetime, lock: bool = False) -> dict[tuple[str, str], int]:
-    """Available (settled - held) of every cached balance, by (merchant, currency); exact when the cache
-    is current. `lock` takes the rows' write locks, as `place_hold` does, so no hold slips in between."""
+def available_all(conn: Connection, now: datetime, merchants: list[str], lock: bool = False
+                  ) -> dict[tuple[str, str], int]:
+    """Available (settled - held) of these merchants' cached balances, by (merchant, currency); exact when the
+    cache is current. `lock` takes those rows' write locks, as `place_hold` does, so no hold slips in between
+    (and only theirs: other merchants' holds go on)."""
     c, h = balance_cache.c, ledger_holds.c
-    query = select(c.merchant_id, c.currency, c.settled_minor)
-    settled = {(m, cur): s for m, cur, s in conn.execute(query.with_for_update() if lock else query)}
-    held = conn.execute(
-        select(h.merchant_id, h.currency, func.sum(h.amount_minor))
-        .where(_active_holds(now)).group_by(h.merchant_id, h.currency)
-    )
-    for m, cur, total in held:
-        settled[(m, cur)] = settled.get((m, cur), 0) - int(total)
-    return settled
+    available: dict[tuple[str, str], int] = {}
+    ordered = sorted(set(merchants))  # locks taken in one order by every caller
+    for start in range(0, len(ordered), 5000):
+        chunk = ordered[start : start + 5000]
+        query = select(c.merchant_id, c.currency, c.settled_minor).where(c.merchant_id.in_(chunk))
+        rows = conn.execute(query.with_for_update() if lock else query)
+        available.update({(m, cur): v for m, cur, v in rows})
+        held = conn.execute(
+            select(h.merchant_id, h.currency, func.sum(h.amount_minor))
+            .where(h.merchant_id.in_(chunk), _active_holds(now)).group_by(h.merchant_id, h.currency)
+        )
+        for m, cur, total in held:
+            available[(m, cur)] = available.get((m, cur), 0) - int(total)
+    return available
 
 
 def _held_at(conn: Connection, merchant_id: str, at: datetime) -> dict[str, int]:
