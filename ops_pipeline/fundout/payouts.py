@@ -194,7 +194,7 @@ def _post(ws: Workspace, paid: list[Payout], bank_ids: dict[str, str | None], ac
         )
         for p in paid
     ]
-    post_entries(ws, entries, ingest_id=f"fundout:{paid[0].slot or 'cashout'}")
+    post_entries(ws, entries, ingest_id="fundout")  # the entry id is the payout id
     p = fundout_payouts.c
     with ws.engine.begin() as conn:
         posted = set(
