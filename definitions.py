@@ -1,34 +1,33 @@
-"""The one Dagster code location of ops-pipeline: every asset, check, job, schedule, sensor and resource."""
+"""The one Dagster code location of ops-pipeline: each domain's `defs`, merged, with the shared resources.
 
-from __future__ import annotations
+A new domain adds its folder `assets/<domain>/` (with `defs.py`) and one line below.
+"""
 
 import dagster as dg
 
-from assets.fundout import FUNDOUT_JOBS
-from assets.jobqueue import JOBQUEUE_JOBS
-from assets.jobs import LEDGER_JOBS
-from assets.ledger import LEDGER_ASSETS
-from assets.ledger_checks import LEDGER_CHECKS
+from assets.fundout import defs as fundout
+from assets.jobqueue import defs as jobqueue
+from assets.ledger import defs as ledger
+from assets.platform import defs as platform
+from assets.tickets import defs as tickets
 from resources.lake_duckdb import LakeDuckDBResource
 from resources.ops import OpsResource
-from sensors.fundout import FUNDOUT_SCHEDULES, FUNDOUT_SENSORS
-from sensors.jobqueue import JOBQUEUE_SCHEDULES, JOBQUEUE_SENSORS
-from sensors.landing import landing_files_sensor
-from sensors.run_failure import run_failure_audit_sensor
-from sensors.schedules import LEDGER_SCHEDULES
-from sensors.tickets import TICKETS_SENSORS
+
+DOMAINS = [
+    ledger,
+    jobqueue,
+    fundout,
+    tickets,
+    platform,
+]
 
 ops = OpsResource()
 
-defs = dg.Definitions(
-    assets=LEDGER_ASSETS,
-    asset_checks=LEDGER_CHECKS,
-    jobs=[*LEDGER_JOBS, *JOBQUEUE_JOBS, *FUNDOUT_JOBS],
-    schedules=[*LEDGER_SCHEDULES, *JOBQUEUE_SCHEDULES, *FUNDOUT_SCHEDULES],
-    sensors=[
-        landing_files_sensor, *JOBQUEUE_SENSORS, *FUNDOUT_SENSORS, *TICKETS_SENSORS, run_failure_audit_sensor,
-    ],
-    resources={"ops": ops, "duckdb": LakeDuckDBResource(ops=ops)},
-    # Steps are short and mostly sequential: one process per run starts faster than one per step.
-    executor=dg.in_process_executor,
+defs = dg.Definitions.merge(
+    *(domain.defs for domain in DOMAINS),
+    dg.Definitions(
+        resources={"ops": ops, "duckdb": LakeDuckDBResource(ops=ops)},
+        # Steps are short and mostly sequential: one process per run starts faster than one per step.
+        executor=dg.in_process_executor,
+    ),
 )

@@ -1,1 +1,1 @@
-"""Dagster assets, asset checks and jobs of the ops-pipeline code location, one module per domain."""
+"""Dagster assets, checks and jobs, one folder per domain; its `defs.py` declares all its Dagster objects."""

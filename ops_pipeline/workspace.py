@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
 
-from ops_pipeline.db import make_engine, upgrade
+from ops_pipeline.db import is_current, make_engine, upgrade
 from ops_pipeline.db.schema import balance_cache_state
 from ops_pipeline.lake import TABLES, Lake
 from ops_pipeline.locks import writer_lock
@@ -17,9 +17,13 @@ from ops_pipeline.settings import Settings
 
 
 class Workspace:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, engine: Engine | None = None):
+        """`engine`: share a longer-lived engine (it is then not disposed on `close`)."""
         self.settings = settings
         self.lake = Lake(settings.lake_uri, dict(settings.lake_storage_options))
+        self._owns_engine = engine is None
+        if engine is not None:
+            self.__dict__["engine"] = engine
 
     @classmethod
     def from_env(cls) -> Workspace:
@@ -52,6 +56,17 @@ class Workspace:
         for spec in TABLES.values():
             self.lake.ensure(spec)
 
+    def is_ready(self) -> bool:
+        """Whether `init` has nothing to do: schema at the newest migration and every lake table present.
+        Reads only, so checking never takes SQLite's write lock."""
+        return (self.home.is_dir() and is_current(self.engine)
+                and all(self.lake.open(spec.name) is not None for spec in TABLES.values()))
+
+    def ensure_ready(self) -> None:
+        """`init` only where something is missing (a new workspace, or code newer than its schema)."""
+        if not self.is_ready():
+            self.init()
+
     def lock(self, name: str) -> AbstractContextManager[None]:
         """Exclusive writer lock, e.g. `ledger` around check-then-append of the transaction log."""
         return writer_lock(self.engine, name, self.home / "locks")
@@ -59,5 +74,5 @@ class Workspace:
     def close(self) -> None:
         """Drop pooled connections and Delta handles (an S3 handle alive at exit aborts the process)."""
         self.lake.close()
-        if "engine" in self.__dict__:
+        if self._owns_engine and "engine" in self.__dict__:
             self.engine.dispose()

@@ -1,1 +1,1 @@
-"""Dagster sensors and schedules of the ops-pipeline code location."""
+"""Dagster sensors and schedules, one module per domain; `assets/<domain>/defs.py` declares them."""

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from sqlalchemy import func, select
 
-from assets.fundout import SLOT_TAG, FundoutRunConfig, fundout_batch_job, notifications_dispatch_job
+from assets.fundout.jobs import SLOT_TAG, FundoutRunConfig, fundout_batch_job, notifications_dispatch_job
 from ops_pipeline.db.schema import outbox
 from ops_pipeline.notify.outbox import PENDING
 from resources.ops import OpsResource

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.jobqueue import (
+from assets.jobqueue.jobs import (
     DEFAULT_BATCH,
     JOB_IDS_TAG,
     RULE_OP,

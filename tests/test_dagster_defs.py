@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import update
 
 import definitions
-from assets.ledger import LEDGER_ASSETS
-from assets.ledger_checks import FEE_RULE_PRESENT, LEDGER_CHECKS, REPLAY_EQUALS_CACHE, UNIQUE_OPERATION_KEYS
+from assets.ledger.assets import LEDGER_ASSETS
+from assets.ledger.checks import FEE_RULE_PRESENT, LEDGER_CHECKS, REPLAY_EQUALS_CACHE, UNIQUE_OPERATION_KEYS
 from ops_pipeline.cli.dev import REPO, install_instance_yaml
 from ops_pipeline.db.schema import balance_cache
 from ops_pipeline.ledger import balances, holds, ingest

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 import definitions
-from assets.jobqueue import DEFAULT_BATCH, JOB_IDS_TAG, RULE_OP, WORKER_OP
+from assets.jobqueue.jobs import DEFAULT_BATCH, JOB_IDS_TAG, RULE_OP, WORKER_OP
 from ops_pipeline import audit
 from ops_pipeline.jobqueue import service
 from ops_pipeline.jobqueue.jobtypes import JOB_TYPES

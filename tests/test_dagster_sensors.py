@@ -8,12 +8,12 @@ import dagster as dg
 import pytest
 
 import definitions
-from assets.ledger import INGEST_OP
+from assets.ledger.assets import INGEST_OP
 from ops_pipeline import audit
 from ops_pipeline.ledger import balances
 from ops_pipeline.tickets import tickets
 from resources.ops import OpsResource
-from sensors.landing import MAX_FILES_PER_TICK, SETTLE_SECONDS, landing_files_sensor
+from sensors.ledger import MAX_FILES_PER_TICK, SETTLE_SECONDS, landing_files_sensor
 from sensors.run_failure import run_failure_audit_sensor
 from tests.factories import op, write_ops
 

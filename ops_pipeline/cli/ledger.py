@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,8 +11,17 @@ import click
 from ops_pipeline.cli import Context, cli, pass_ctx
 from ops_pipeline.cli.output import emit, progress
 from ops_pipeline.errors import InvalidInput
-from ops_pipeline.ledger import KINDS, balances, holds, ingest, merchants, snapshots
-from ops_pipeline.ledger.entries import Entry, post_entries
+from ops_pipeline.ledger import (
+    KINDS,
+    adjustments,
+    balances,
+    holds,
+    ingest,
+    landing,
+    merchants,
+    queries,
+    snapshots,
+)
 from ops_pipeline.money import to_major, to_minor
 
 FORMAT = click.option(
@@ -50,7 +58,6 @@ def merchants_group() -> None:
 @pass_ctx
 def merchants_load(ctx: Context, file: Path, replace_all: bool) -> None:
     """Load or replace merchant context rows from CSV, JSONL or Parquet."""
-    ctx.ws.init()
     r = merchants.load(ctx.ws, file, replace_all=replace_all)
     click.echo(f"merchant context: {r.loaded} rows loaded ({r.replaced} replaced), {r.total} in force")
 
@@ -61,22 +68,32 @@ def ledger_group() -> None:
 
 
 @ledger_group.command("ingest")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--kind", type=click.Choice(list(KINDS)), required=True, help="confirmed (CO) or reconciled (RO)"
-)
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--kind", type=click.Choice(list(KINDS)),
+              help="confirmed (CO) or reconciled (RO); needed with FILES.")
 @pass_ctx
-def ledger_ingest(ctx: Context, files: tuple[Path, ...], kind: str) -> None:
-    """Split operations and append them to the log; idempotent."""
-    ctx.ws.init()
-    with progress(files, "ingesting") as bar:
-        for path in bar:
-            r = ingest.ingest_file(ctx.ws, path, kind)
-            click.echo(
-                f"{r.file_name}: {r.rows} rows, {r.ingested} ingested ({r.entries} entries), "
-                f"{r.duplicates} duplicate, {r.quarantined} quarantined ({r.newly_quarantined} new)"
-                + (f", {r.resolved} resolved" if r.resolved else "")
-            )
+def ledger_ingest(ctx: Context, files: tuple[Path, ...], kind: str | None) -> None:
+    """Split operations and append them to the log; idempotent. Without FILES: every file waiting in the
+    landing folders, archived once ingested (as the Dagster landing sensor does)."""
+    if files and kind is None:
+        raise click.UsageError("--kind is required with FILES")
+    if files:
+        chosen = [(p, kind) for p in files]
+    else:
+        chosen = [(f.path, f.kind) for f in landing.landing_files(ctx.ws.settings)]
+    with progress(chosen, "ingesting") as bar:
+        outcomes = landing.ingest_files(ctx.ws, bar)
+    for o in outcomes:
+        if o.skipped:
+            click.echo(f"{o.path.name}: {o.skipped}")
+            continue
+        r = o.result
+        click.echo(
+            f"{r.file_name}: {r.rows} rows, {r.ingested} ingested ({r.entries} entries), "
+            f"{r.duplicates} duplicate, {r.quarantined} quarantined ({r.newly_quarantined} new)"
+            + (f", {r.resolved} resolved" if r.resolved else "")
+            + (f"; archived as {o.archived_as}" if o.archived_as else "")
+        )
 
 
 @ledger_group.command("balance")
@@ -183,20 +200,10 @@ def ledger_release(ctx: Context, hold_id: str, reason: str | None) -> None:
 @pass_ctx
 def ledger_adjust(ctx: Context, merchant_id, currency, amount, reference, entry_id) -> None:
     """Append an ADJUSTMENT entry (the ledger is never edited; corrections are new entries)."""
-    negative = amount.strip().startswith("-")
-    minor = to_minor(amount.strip().lstrip("+-"), currency, allow_zero=False)
-    entry = Entry(
-        "ADJUSTMENT",
-        entry_id or f"adj-{uuid.uuid4()}",
-        merchant_id,
-        currency,
-        -minor if negative else minor,
-        "adjustment",
-        reference,
-    )
-    r = post_entries(ctx.ws, [entry], ingest_id=f"cli-adjust-{uuid.uuid4()}")
-    state = "posted" if r.posted else "already posted"
-    click.echo(f"adjustment {entry.entry_id}: {amount} {currency} for {merchant_id} {state}")
+    a = adjustments.adjust(ctx.ws, merchant_id, currency, adjustments.signed_minor(amount, currency),
+                           reference, actor="cli", entry_id=entry_id)
+    state = "posted" if a.posted else "already posted"
+    click.echo(f"adjustment {a.entry.entry_id}: {amount} {currency} for {merchant_id} {state}")
 
 
 @ledger_group.command("snapshot")
@@ -224,19 +231,6 @@ def ledger_expire_holds(ctx: Context) -> None:
 @pass_ctx
 def ledger_turnover(ctx: Context, month: str | None, merchant_id: str | None, fmt: str) -> None:
     """End-of-month turnover per merchant, currency and source."""
-    from ops_pipeline import analytics
-
-    where, params = ["TRUE"], {}
-    if month:
-        try:
-            params["month"] = datetime.strptime(month, "%Y-%m").date()
-        except ValueError:
-            raise InvalidInput(f"month: {month!r} is not YYYY-MM") from None
-        where.append("month = $month")
-    if merchant_id:
-        where.append("merchant_id = $merchant")
-        params["merchant"] = merchant_id
-    con = analytics.connect(ctx.ws)
-    rel = con.sql(f"SELECT * FROM monthly_turnover WHERE {' AND '.join(where)} ORDER BY ALL", params=params)
-    emit(rel.columns, rel.fetchall(), fmt)
+    found = queries.turnover(ctx.ws, month, merchant_id)
+    emit(found.columns, found.rows, fmt)
     sys.stdout.flush()

@@ -1,5 +1,5 @@
 """Operational database: SQLite embedded, PostgreSQL in production, one schema through Alembic."""
 
-from ops_pipeline.db.engine import make_engine, upgrade
+from ops_pipeline.db.engine import is_current, make_engine, upgrade
 
-__all__ = ["make_engine", "upgrade"]
+__all__ = ["is_current", "make_engine", "upgrade"]

@@ -41,6 +41,16 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def is_current(engine: Engine) -> bool:
+    """Whether the schema is at the newest migration (one read; no lock taken)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory(str(MIGRATIONS)).get_heads())
+    with engine.connect() as conn:
+        return set(MigrationContext.configure(conn).get_current_heads()) == heads
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or upgrade the schema; idempotent."""
     from alembic import command  # imported here: alembic is slow to import and only `init` needs it

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, func, insert, select
 
 from ops_pipeline.db.schema import outbox
 
@@ -51,3 +51,27 @@ def enqueue(conn: Connection, notifications: list[Notification]) -> int:
     for start in range(0, len(rows), 5000):
         conn.execute(insert(outbox), rows[start : start + 5000])
     return len(rows)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Rows due for delivery now: how many, the newest id and the attempts made so far (a run key)."""
+
+    count: int
+    newest_id: int | None
+    attempts: int
+
+
+def due(conn: Connection, now: datetime | None = None) -> Backlog:
+    """What waits for delivery (new rows, or retries past their backoff) at `now`."""
+    o = outbox.c
+    newest, attempts, count = conn.execute(
+        select(func.max(o.id), func.sum(o.attempts), func.count())
+        .where(o.status == PENDING, o.next_attempt_at <= (now or datetime.now(UTC)))
+    ).one()
+    return Backlog(count, newest, attempts or 0)
+
+
+def size(conn: Connection) -> int:
+    """Every row the outbox holds, delivered or not."""
+    return conn.execute(select(func.count()).select_from(outbox)).scalar_one()

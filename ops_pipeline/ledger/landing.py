@@ -1,15 +1,20 @@
-"""The landing folders: files dropped in `OPS_HOME/landing/<kind>/` wait there until ingested, then move
-to `OPS_HOME/landing/archive/<kind>/`. Writers should write elsewhere (or under a dot-name) and rename in."""
+"""Landing folders and file ingest: the one path the CLI, Dagster and the demo take to ingest files.
+
+Files dropped in `OPS_HOME/landing/<kind>/` wait there until ingested, then move to
+`OPS_HOME/landing/archive/<kind>/`. Writers should write elsewhere (or under a dot-name) and rename in.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops_pipeline.ledger import KINDS
+from ops_pipeline.ledger import KINDS, ingest
 from ops_pipeline.ledger.reading import READERS
 from ops_pipeline.settings import Settings
+from ops_pipeline.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,17 @@ class LandingFile:
         """Order of arrival: the inode change time moves on create, write and rename (unlike mtime,
         which `mv` or `cp -p` keep), so a file moved in with an old mtime still comes after the cursor."""
         return (self.ctime_ns, self.kind, self.path.name)
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What became of one file: its ingest result, where it was archived, or why it was skipped."""
+
+    path: Path
+    kind: str
+    result: ingest.IngestResult | None = None
+    archived_as: Path | None = None
+    skipped: str | None = None
 
 
 def landing_files(settings: Settings) -> list[LandingFile]:
@@ -69,3 +85,27 @@ def archive(settings: Settings, path: Path, kind: str) -> Path:
             continue
         path.unlink()
         return target
+
+
+def ingest_files(ws: Workspace, files: Iterable[tuple[Path, str]] | None = None) -> list[FileOutcome]:
+    """Ingest these (path, kind) files, by default every file waiting in the landing folders, in order.
+
+    A file taken from a landing folder moves to the archive once ingested; one already moved there by an
+    earlier run (a repeated run of the same request) is skipped. Ingest itself is idempotent, so a file
+    ingested again elsewhere only counts duplicates.
+    """
+    settings = ws.settings
+    if files is None:
+        files = [(f.path, f.kind) for f in landing_files(settings)]
+    outcomes = []
+    for path, kind in files:
+        path = Path(path)
+        landing = (settings.landing_dir / kind).resolve()
+        in_landing = path.resolve().parent == landing
+        if in_landing and not path.exists() and (archive_dir(settings, kind) / path.name).exists():
+            outcomes.append(FileOutcome(path, kind, skipped="already ingested and archived"))
+            continue
+        result = ingest.ingest_file(ws, path, kind)
+        archived = archive(settings, path, kind) if in_landing else None
+        outcomes.append(FileOutcome(path, kind, result=result, archived_as=archived))
+    return outcomes

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from assets.ledger import BALANCE_CACHE, BALANCE_OPERATIONS
+from assets.ledger.assets import BALANCE_CACHE, BALANCE_OPERATIONS
 from assets.metadata import json_value
 from ops_pipeline.ledger import snapshots
 from ops_pipeline.workspace import Workspace

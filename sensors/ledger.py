@@ -1,15 +1,20 @@
-"""Files dropped in `OPS_HOME/landing/{confirmed,reconciled}/` launch the ingest job, one run per file."""
+"""What drives the ledger: files dropped in `OPS_HOME/landing/{confirmed,reconciled}/` launch the ingest job,
+one run per file; schedules in the business time zone (OPS_TIMEZONE) take a snapshot every 15 minutes and
+run the checks and the hold expiry hourly."""
 
 import json
 import time
 
 import dagster as dg
 
-from assets.jobs import ledger_ingest_job
-from assets.landing import landing_files
-from assets.ledger import ingest_run_config
+from assets.ledger.assets import ingest_run_config
+from assets.ledger.jobs import balance_snapshot_job, expire_holds_job, ledger_checks_job, ledger_ingest_job
+from ops_pipeline.ledger.landing import landing_files
+from ops_pipeline.settings import Settings
 from resources.ops import OpsResource
 
+TIMEZONE = Settings.from_env().timezone
+RUNNING = dg.DefaultScheduleStatus.RUNNING
 MAX_FILES_PER_TICK = 20
 SETTLE_SECONDS = 1.0  # a file changed more recently may still be being written
 
@@ -44,3 +49,20 @@ def landing_files_sensor(
         ],
         cursor=json.dumps(ready[-1].arrival),
     )
+
+
+balance_snapshot_schedule = dg.ScheduleDefinition(
+    name="balance_snapshot_schedule", job=balance_snapshot_job, cron_schedule="*/15 * * * *",
+    execution_timezone=TIMEZONE, default_status=RUNNING,
+)
+ledger_checks_schedule = dg.ScheduleDefinition(
+    name="ledger_checks_schedule", job=ledger_checks_job, cron_schedule="5 * * * *",
+    execution_timezone=TIMEZONE, default_status=RUNNING,
+)
+expire_holds_schedule = dg.ScheduleDefinition(
+    name="expire_holds_schedule", job=expire_holds_job, cron_schedule="0 * * * *",
+    execution_timezone=TIMEZONE, default_status=RUNNING,
+)
+
+LEDGER_SCHEDULES = [balance_snapshot_schedule, ledger_checks_schedule, expire_holds_schedule]
+LEDGER_SENSORS = [landing_files_sensor]

@@ -9,11 +9,10 @@ import polars as pl
 from pydantic import Field
 from sqlalchemy import func, select
 
-from assets.landing import archive, archive_dir, landing_files
 from assets.metadata import balances_table, view_summary
 from ops_pipeline import analytics
 from ops_pipeline.db.schema import balance_cache as balance_cache_table
-from ops_pipeline.ledger import balances, ingest, snapshots
+from ops_pipeline.ledger import KINDS, balances, landing, queries, snapshots
 from resources.ops import OpsResource
 
 GROUP = "ledger"
@@ -51,15 +50,15 @@ def ingest_run_config(files: list[tuple[Path, str]]) -> dg.RunConfig:
 @dg.multi_asset(
     name=INGEST_OP,
     specs=[
-        dg.AssetSpec(CONFIRMED_OPERATIONS, group_name=GROUP, kinds={"delta"}, skippable=True,
+        dg.AssetSpec(CONFIRMED_OPERATIONS, group_name=GROUP, kinds={"delta"},
                      description="Confirmed operations (CO) as received, with ingest id, file and row."),
-        dg.AssetSpec(RECONCILED_OPERATIONS, group_name=GROUP, kinds={"delta"}, skippable=True,
+        dg.AssetSpec(RECONCILED_OPERATIONS, group_name=GROUP, kinds={"delta"},
                      description="Reconciled operations (RO) as received, with ingest id, file and row."),
-        dg.AssetSpec(BALANCE_OPERATIONS, group_name=GROUP, kinds={"delta"}, skippable=True,
+        dg.AssetSpec(BALANCE_OPERATIONS, group_name=GROUP, kinds={"delta"},
                      deps=[CONFIRMED_OPERATIONS, RECONCILED_OPERATIONS],
                      description="The transaction log: operations split into balance entries; append-only, "
                                  "idempotent by (source, falcon_operation_id)."),
-        dg.AssetSpec(LEDGER_QUARANTINE, group_name=GROUP, kinds={"delta"}, skippable=True,
+        dg.AssetSpec(LEDGER_QUARANTINE, group_name=GROUP, kinds={"delta"},
                      description="Rejected input rows with a reason naming the column and value; kept "
                                  "forever, re-processable."),
     ],
@@ -67,53 +66,45 @@ def ingest_run_config(files: list[tuple[Path, str]]) -> dg.RunConfig:
 def ingest_landing_files(
     context: dg.AssetExecutionContext, config: IngestConfig, ops: OpsResource
 ) -> Iterator[dg.MaterializeResult]:
-    """Ingest operation files into the ledger, then archive the ones taken from the landing folders."""
+    """Ingest operation files into the ledger (by default every file waiting in the landing folders) and
+    archive the ones taken from there. With no file waiting it still materializes each table as it stands
+    (rows, log version, open quarantine), so "Materialize all" is never a green no-op."""
+    files = None if config.files is None else [(Path(f.path), f.kind) for f in config.files]
     with ops.workspace() as ws:
-        settings = ws.settings
-        if config.files is None:
-            files = [(f.path, f.kind) for f in landing_files(settings)]
-        else:
-            files = [(Path(f.path), f.kind) for f in config.files]
-        results: list[tuple[str, ingest.IngestResult]] = []
-        for path, kind in files:
-            if not path.exists() and (archive_dir(settings, kind) / path.name).exists():
-                context.log.info(f"{path.name}: already ingested and archived")
+        outcomes = landing.ingest_files(ws, files)
+        for o in outcomes:
+            if o.skipped:
+                context.log.info(f"{o.path.name}: {o.skipped}")
                 continue
-            r = ingest.ingest_file(ws, path, kind)
-            context.log.info(f"{path.name} ({kind}): {r.ingested} ingested, {r.duplicates} duplicate, "
-                             f"{r.quarantined} quarantined, lake version {r.lake_version}")
-            if path.resolve().is_relative_to(settings.landing_dir / kind):
-                archived = archive(settings, path, kind)
-                context.log.info(f"{path.name}: archived as {archived}")
-            results.append((kind, r))
-        if not results:
-            context.log.info("no files to ingest")
-            return
+            r = o.result
+            context.log.info(f"{r.file_name} ({o.kind}): {r.ingested} ingested, {r.duplicates} duplicate, "
+                             f"{r.quarantined} quarantined, lake version {r.lake_version}"
+                             + (f"; archived as {o.archived_as}" if o.archived_as else ""))
+        if not outcomes:
+            context.log.info(f"no file waits in {ws.settings.landing_dir}: the tables as they stand")
+        done = [o.result for o in outcomes if o.result]
+        ids = [r.ingest_id for r in done]
         con = analytics.connect(ws)
         for kind, key in RAW_FEEDS.items():
-            mine = [r for k, r in results if k == kind]
-            if mine:
-                yield dg.MaterializeResult(asset_key=key, metadata={
-                    "files": [r.file_name for r in mine],
-                    "rows_received": sum(r.rows for r in mine),
-                    "lake_version": ws.lake.latest_version(key.path[-1]),
-                    **view_summary(con, key.path[-1], RAW_PREVIEW, [r.ingest_id for r in mine]),
-                })
-        done = [r for _, r in results]
-        ids = [r.ingest_id for r in done]
+            mine = [r for r in done if r.kind == KINDS[kind]]
+            yield dg.MaterializeResult(asset_key=key, metadata={
+                "files": [r.file_name for r in mine],
+                "rows_received": sum(r.rows for r in mine),
+                "lake_version": ws.lake.latest_version(key.path[-1]),
+                **view_summary(con, key.path[-1], RAW_PREVIEW, [r.ingest_id for r in mine]),
+            })
         yield dg.MaterializeResult(asset_key=BALANCE_OPERATIONS, metadata={
             "operations_ingested": sum(r.ingested for r in done),
             "duplicates": sum(r.duplicates for r in done),
             "entries_appended": sum(r.entries for r in done),
-            "lake_version": max(r.lake_version for r in done),
+            "lake_version": ws.lake.latest_version(BALANCE_OPERATIONS.path[-1]),
             **view_summary(con, "balance_operations", LOG_PREVIEW, ids),
         })
-        open_rows = con.sql("SELECT count(*) FROM ledger_quarantine WHERE status = 'open'").fetchall()[0][0]
         yield dg.MaterializeResult(asset_key=LEDGER_QUARANTINE, metadata={
             "quarantined": sum(r.quarantined for r in done),
             "newly_quarantined": sum(r.newly_quarantined for r in done),
             "resolved": sum(r.resolved for r in done),
-            "open": open_rows,
+            "open": queries.open_quarantine(con),
             "lake_version": ws.lake.latest_version(LEDGER_QUARANTINE.path[-1]),
             **view_summary(con, "ledger_quarantine", QUARANTINE_PREVIEW, ids),
         })

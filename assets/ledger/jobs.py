@@ -2,10 +2,17 @@
 
 import dagster as dg
 
-from assets.ledger import BALANCE_CACHE, BALANCE_SNAPSHOT, ingest_landing_files
-from assets.ledger_checks import LEDGER_CHECKS
+from assets.ledger.assets import BALANCE_CACHE, BALANCE_SNAPSHOT, ingest_landing_files
+from assets.ledger.checks import LEDGER_CHECKS
 from ops_pipeline.ledger import holds
 from resources.ops import OpsResource
+
+ledger_pipeline_job = dg.define_asset_job(
+    "ledger_pipeline_job",
+    selection=dg.AssetSelection.groups("ledger"),
+    description="The whole ledger as \"Materialize all\" runs it: ingest what waits in the landing folders, "
+                "fold it into the cache, snapshot, and evaluate every check.",
+)
 
 ledger_ingest_job = dg.define_asset_job(
     "ledger_ingest_job",
@@ -40,4 +47,6 @@ def expire_holds_job() -> None:
     expire_due_holds()
 
 
-LEDGER_JOBS = [ledger_ingest_job, balance_snapshot_job, ledger_checks_job, expire_holds_job]
+LEDGER_JOBS = [
+    ledger_pipeline_job, ledger_ingest_job, balance_snapshot_job, ledger_checks_job, expire_holds_job,
+]
