@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -36,9 +37,28 @@ def connect(ws: Workspace, con: duckdb.DuckDBPyConnection | None = None) -> duck
     con.unregister("currencies_arrow")
     for name in TABLES:
         ws.lake.relation(con, name)
+    _live_balances(ws, con)
     for path in sorted((SQL_DIR / "views").glob("*.sql")):
         con.execute(path.read_text())
     return con
+
+
+def _live_balances(ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
+    """What makes `merchant_balances` exact when queried: the log entries after the latest snapshot,
+    folded (`balance_changes_since_snapshot`; the whole log before any snapshot), and the holds active now
+    from the operational DB (`balance_holds_now`)."""
+    from ops_pipeline.ledger import balances
+
+    latest = con.sql("SELECT lake_version FROM lake_balance_snapshots "
+                     "ORDER BY snapshot_at DESC, snapshot_id DESC LIMIT 1").fetchall()
+    if latest:
+        _, entries = balances.changes_since(ws, latest[0][0])
+        con.register("balance_changes_since_snapshot", balances.fold(entries).to_arrow())
+    else:
+        con.execute("CREATE OR REPLACE TEMP VIEW balance_changes_since_snapshot AS "
+                    + balances.fold_sql("lake_balance_operations"))
+    with ws.read_engine.connect() as conn:
+        con.register("balance_holds_now", balances.held_all(conn, datetime.now(UTC)).to_arrow())
 
 
 def view_names() -> list[str]:

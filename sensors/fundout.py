@@ -1,13 +1,9 @@
 """The hourly fund-out schedule (minute 00, UTC slots) and the notification sensor."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
-from sqlalchemy import func, select
 
 from assets.fundout.jobs import SLOT_TAG, FundoutRunConfig, fundout_batch_job, notifications_dispatch_job
-from ops_pipeline.db.schema import outbox
-from ops_pipeline.notify.outbox import PENDING
+from ops_pipeline.notify import outbox
 from resources.ops import OpsResource
 
 
@@ -33,15 +29,11 @@ def fundout_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
 def notifications_sensor(context: dg.SensorEvaluationContext, ops: OpsResource):
     """A dispatch run while notifications are due (new, or past their retry backoff); the key changes with
     every new row and every attempt, so a retry falling due asks for a run of its own."""
-    o = outbox.c
     with ops.workspace() as ws, ws.engine.connect() as conn:
-        newest, attempts, waiting = conn.execute(
-            select(func.max(o.id), func.sum(o.attempts), func.count())
-            .where(o.status == PENDING, o.next_attempt_at <= datetime.now(UTC))
-        ).one()
-    if not waiting:
+        backlog = outbox.due(conn)
+    if not backlog.count:
         return dg.SkipReason("no notification waits")
-    return dg.RunRequest(run_key=f"notify-{newest}-{attempts}")
+    return dg.RunRequest(run_key=f"notify-{backlog.newest_id}-{backlog.attempts}")
 
 
 FUNDOUT_SCHEDULES = [fundout_hourly_schedule]

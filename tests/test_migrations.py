@@ -22,3 +22,17 @@ def test_upgrade_is_idempotent_and_matches_the_declared_schema(db_url):
     assert diff == []
     assert set(metadata.tables) <= tables
     assert version == ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def test_schema_currency_check_reads_the_heads_alembic_reads(db_url):
+    from ops_pipeline.db import is_current
+    from ops_pipeline.db.engine import head_revisions
+
+    assert head_revisions() == set(ScriptDirectory(str(MIGRATIONS)).get_heads())
+    engine = make_engine(db_url)
+    assert not is_current(engine)  # empty database
+    upgrade(engine, "0001")
+    assert not is_current(engine)  # behind the code
+    upgrade(engine)
+    assert is_current(engine)
+    engine.dispose()

@@ -16,7 +16,10 @@ class Context:
 
     @cached_property
     def ws(self) -> Workspace:
-        return Workspace.from_env()
+        """The workspace from the environment, initialised on first use if it is new or behind the code."""
+        ws = Workspace.from_env()
+        ws.ensure_ready()
+        return ws
 
     def close(self) -> None:
         if "ws" in self.__dict__:

@@ -131,6 +131,21 @@ def refresh_cache(ws: Workspace) -> tuple[int, int]:
 
 # -- reads -------------------------------------------------------------------------------------------
 
+def changes_since(ws: Workspace, version: int) -> tuple[int, pa.Table]:
+    """The log's latest version and the entries committed after `version` (FOLD_COLUMNS only)."""
+    latest = ws.lake.latest_version(LOG)
+    return latest, ws.lake.changes(LOG, version, latest, FOLD_COLUMNS)
+
+
+def held_all(conn: Connection, now: datetime) -> pl.DataFrame:
+    """Active holds per (merchant, currency) at `now`."""
+    h = ledger_holds.c
+    rows = conn.execute(select(h.merchant_id, h.currency, func.sum(h.amount_minor))
+                        .where(_active_holds(now)).group_by(h.merchant_id, h.currency))
+    return pl.DataFrame([tuple(r) for r in rows], orient="row",
+                        schema={"merchant_id": pl.String, "currency": pl.String, "held_minor": pl.Int64})
+
+
 def _active_holds(now: datetime):
     return and_(
         ledger_holds.c.status == "active",

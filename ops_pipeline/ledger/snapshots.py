@@ -8,12 +8,11 @@ from datetime import UTC, datetime
 
 import duckdb
 import polars as pl
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from ops_pipeline.db.schema import balance_cache, ledger_holds
+from ops_pipeline.db.schema import balance_cache
 from ops_pipeline.lake.tables import BALANCE_OPERATIONS, BALANCE_SNAPSHOTS, MERCHANT_CONTEXT
 from ops_pipeline.ledger import balances
-from ops_pipeline.ledger.balances import _active_holds
 from ops_pipeline.workspace import Workspace
 
 
@@ -34,33 +33,15 @@ def write_snapshot(ws: Workspace) -> Snapshot:
     """
     version, new_entries = balances.refresh_cache(ws)
     now = datetime.now(UTC)
-    c, h = balance_cache.c, ledger_holds.c
+    c = balance_cache.c
     with ws.engine.connect() as conn:
         cache = pl.DataFrame(
-            [
-                tuple(r)
-                for r in conn.execute(select(c.merchant_id, c.currency, c.confirmed_minor, c.settled_minor))
-            ],
-            schema={
-                "merchant_id": pl.String,
-                "currency": pl.String,
-                "confirmed_minor": pl.Int64,
-                "settled_minor": pl.Int64,
-            },
+            [tuple(r) for r in conn.execute(select(c.merchant_id, c.currency, c.confirmed_minor, c.settled_minor))],
+            schema={"merchant_id": pl.String, "currency": pl.String, "confirmed_minor": pl.Int64,
+                    "settled_minor": pl.Int64},
             orient="row",
         )
-        held = pl.DataFrame(
-            [
-                tuple(r)
-                for r in conn.execute(
-                    select(h.merchant_id, h.currency, func.sum(h.amount_minor))
-                    .where(_active_holds(now))
-                    .group_by(h.merchant_id, h.currency)
-                )
-            ],
-            schema={"merchant_id": pl.String, "currency": pl.String, "held_minor": pl.Int64},
-            orient="row",
-        )
+        held = balances.held_all(conn, now)
     snapshot_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     rows = (
         cache.join(held, on=["merchant_id", "currency"], how="full", coalesce=True)
