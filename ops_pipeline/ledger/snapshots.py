@@ -36,7 +36,8 @@ def write_snapshot(ws: Workspace) -> Snapshot:
     c = balance_cache.c
     with ws.engine.connect() as conn:
         cache = pl.DataFrame(
-            [tuple(r) for r in conn.execute(select(c.merchant_id, c.currency, c.confirmed_minor, c.settled_minor))],
+            [tuple(r) for r in
+             conn.execute(select(c.merchant_id, c.currency, c.confirmed_minor, c.settled_minor))],
             schema={"merchant_id": pl.String, "currency": pl.String, "confirmed_minor": pl.Int64,
                     "settled_minor": pl.Int64},
             orient="row",
