@@ -11,10 +11,10 @@ from decimal import Decimal
 from ops_pipeline import analytics
 from ops_pipeline.demo.fundout import run_fundout
 from ops_pipeline.demo.jobs import run_jobs
+from ops_pipeline.demo.pipeline import run_pipeline
 from ops_pipeline.demo.tickets import run_tickets
 from ops_pipeline.demo.world import build_world
-from ops_pipeline.ledger import balances, holds, ingest, merchants, snapshots
-from ops_pipeline.ledger.entries import Entry, post_entries
+from ops_pipeline.ledger import adjustments, holds, ingest, merchants
 from ops_pipeline.money import exponent
 from ops_pipeline.workspace import Workspace
 
@@ -54,13 +54,6 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
     )
 
     _ops_actions(ws, echo)
-    snap = snapshots.write_snapshot(ws)
-    check = balances.rebuild(ws)
-    echo(f"Balance snapshot {snap.snapshot_id}: {snap.balances} balances at log version {snap.lake_version}")
-    echo(
-        f"Replay check: {check.entries:,} entries replayed in {check.seconds:.2f}s, "
-        f"{len(check.differences)} differences with the cache"
-    )
 
     run_jobs(ws, echo)
     run_fundout(ws, echo)
@@ -71,11 +64,13 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
         target = ws.settings.landing_dir / kind / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
+    echo(f"Files of {last_day} dropped in {ws.settings.landing_dir}/; the ledger pipeline runs in Dagster:")
+    run_pipeline(ws, echo)
     _summary(ws, echo)
     reports = _reports(ws)
     echo("")
     echo(f"Reports written to {reports}")
-    echo(f"Files of {last_day} wait in {ws.settings.landing_dir}/ for the Dagster landing sensor.")
+    echo(f"Under `make dev`, files dropped in {ws.settings.landing_dir}/<kind>/ are ingested by a sensor.")
     echo("Next:")
     echo("  make dev                      # Dagster UI on http://127.0.0.1:3000 and the REST API on :8000")
     echo('  .venv/bin/ops-pipeline sql "SELECT * FROM merchant_balances ORDER BY available DESC LIMIT 5"')
@@ -106,11 +101,7 @@ def _ops_actions(ws: Workspace, echo) -> None:
         expires_at=datetime.now(UTC) + timedelta(days=2),
         reason="risk review",
     )
-    post_entries(
-        ws,
-        [Entry("ADJUSTMENT", f"demo-adj-{m2}", m2, c2, -500, "adjustment", "TICKET-1042")],
-        ingest_id="demo",
-    )
+    adjustments.adjust(ws, m2, c2, -500, "TICKET-1042", actor="demo", entry_id=f"demo-adj-{m2}")
     echo(
         f"Ops: held {hold.to_dict()['amount']} {c1} of {m1} for a risk review; adjusted {m2} by -500 minor "
         f"units ({c2}) for ticket TICKET-1042"
