@@ -7,9 +7,11 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ops_pipeline.errors import OpsError
 from ops_pipeline.workspace import Workspace
 
 PIPELINE_JOB = "ledger_pipeline_job"
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}  # the demo prints its own summary
 
 
 @contextmanager
@@ -42,9 +44,9 @@ def run_pipeline(ws: Workspace, echo: Callable[[str], None]) -> None:
     with env, dg.DagsterInstance.from_config(str(dagster_home)) as inst:
         job = definitions.defs.resolve_job_def(PIPELINE_JOB)
         result = job.execute_in_process(instance=inst, tags={"ops/source": "demo"}, raise_on_error=False,
-                                        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+                                        run_config=QUIET)
     if not result.success:
-        raise RuntimeError(f"Dagster run {result.run_id} of {PIPELINE_JOB} failed; see the Dagster UI")
+        raise OpsError(f"Dagster run {result.run_id} of {PIPELINE_JOB} failed; see the Dagster UI")
     meta = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
             for e in result.get_asset_materialization_events()}
     log, snap = meta["balance_operations"], meta["balance_snapshot"]
