@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from ops_pipeline.api.auth import require_roles
 from ops_pipeline.api.deps import WorkspaceDep
@@ -25,32 +25,33 @@ Reader = Annotated[Principal, Depends(require_roles("ops", "analyst"))]
 MOVE_TO = Query(alias="moveTo", ge=1, le=MAX_ID, description="The group taking its open tickets")
 AgentId = Annotated[str, Path(min_length=1, max_length=64, description="The agent's id.")]
 MAX_GROUPS = 100  # groups of one agent
+EMAIL = r"^[^@ ]+@[^ ]*\.[^ ]*$"  # what the domain checks: something@domain.tld, no spaces
 WRITE_ERRORS = error_responses(400, 401, 403, 404, 409)
 READ_ERRORS = error_responses(400, 401, 403, 404)
 
 
 class CreateGroup(Body):
     name: str = text(128)
-    active_status: bool = True
+    active_status: StrictBool = True
 
 
 class UpdateGroup(Body):
     name: str | None = text(128, default=None)
-    active_status: bool | None = None
+    active_status: StrictBool | None = None
 
 
 class CreateAgent(Body):
     agent_id: str = text(64)
     name: str = text(200)
-    email: str = text(320, "An email address.")
+    email: str = text(320, "An email address.", pattern=EMAIL)
     group_ids: list[Id] = Field(min_length=1, max_length=MAX_GROUPS)
-    active_status: bool = True
+    active_status: StrictBool = True
 
 
 class UpdateAgent(Body):
     name: str | None = text(200, default=None)
-    email: str | None = text(320, "An email address.", default=None)
-    active_status: bool | None = None
+    email: str | None = text(320, "An email address.", default=None, pattern=EMAIL)
+    active_status: StrictBool | None = None
     group_ids: list[Id] | None = Field(None, min_length=1, max_length=MAX_GROUPS)
 
 
@@ -66,17 +67,17 @@ def list_groups(
     return {"groups": camel(groups.list_groups(ws, active_status))}
 
 
-@router.get("/groups/{group_id}", summary="One group", responses=READ_ERRORS)
+@router.get("/groups/{group_id:int}", summary="One group", responses=READ_ERRORS)
 def get_group(group_id: IdPath, ws: WorkspaceDep, _: Reader) -> dict[str, Any]:
     return camel(groups.get_group(ws, group_id))
 
 
-@router.patch("/groups/{group_id}", summary="Rename or (de)activate a group", responses=WRITE_ERRORS)
+@router.patch("/groups/{group_id:int}", summary="Rename or (de)activate a group", responses=WRITE_ERRORS)
 def update_group(group_id: IdPath, body: UpdateGroup, ws: WorkspaceDep, who: Writer) -> dict[str, Any]:
     return camel(groups.update_group(ws, who.sub, group_id, body.model_dump(exclude_unset=True)))
 
 
-@router.delete("/groups/{group_id}", summary="Delete a group", responses=WRITE_ERRORS)
+@router.delete("/groups/{group_id:int}", summary="Delete a group", responses=WRITE_ERRORS)
 def delete_group(
     group_id: IdPath,
     ws: WorkspaceDep,

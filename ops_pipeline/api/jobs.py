@@ -7,7 +7,6 @@ Attribute problems are the job type's validation and answer 400 naming the field
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -17,7 +16,7 @@ from pydantic import Field
 from ops_pipeline.api.auth import require_roles
 from ops_pipeline.api.deps import WorkspaceDep
 from ops_pipeline.api.errors import error_responses
-from ops_pipeline.api.models import Body, Cursor, IdPath, camel, choices, text
+from ops_pipeline.api.models import Body, Cursor, IdPath, Timestamp, camel, choices, text
 from ops_pipeline.auth import Principal
 from ops_pipeline.jobqueue import service
 from ops_pipeline.jobqueue.jobtypes import JOB_TYPES
@@ -35,7 +34,7 @@ class CreateJob(Body):
     type: str = text(64, "Job type id; see GET /api/job/types.", json_schema_extra=choices(JOB_TYPES))
     attributes: dict[str, Any] = Field(default_factory=dict, description="Validated by the type's schema.")
     priority: str = text(16, "High, Medium or Low.", default="Medium", json_schema_extra=choices(PRIORITIES))
-    expires_at: datetime | None = Field(None, description="Never run after this time (ISO 8601 with offset).")
+    expires_at: Timestamp | None = Field(None, description="Never run after this time.")
     idempotency_key: str | None = text(200, "A live job with this key is returned, not duplicated.",
                                        default=None)
 
@@ -83,8 +82,8 @@ def job_queue(
     type: Annotated[str | None, Query(max_length=64, json_schema_extra=choices(JOB_TYPES))] = None,
     priority: Annotated[str | None, Query(max_length=16, json_schema_extra=choices(PRIORITIES))] = None,
     created_by: Annotated[str | None, Query(alias="createdBy", max_length=128)] = None,
-    created_from: Annotated[datetime | None, Query(alias="createdFrom")] = None,
-    created_to: Annotated[datetime | None, Query(alias="createdTo")] = None,
+    created_from: Annotated[Timestamp | None, Query(alias="createdFrom")] = None,
+    created_to: Annotated[Timestamp | None, Query(alias="createdTo")] = None,
     cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
 ) -> dict[str, Any]:
@@ -112,27 +111,27 @@ def job_types(_: Reader) -> list[dict[str, Any]]:
     return camel(service.job_types_catalog())
 
 
-@router.get("/{job_id}", summary="One job with its history", responses=error_responses(401, 403, 404))
+@router.get("/{job_id:int}", summary="One job with its history", responses=error_responses(401, 403, 404))
 def get_job(job_id: IdPath, ws: WorkspaceDep, _: Reader) -> dict[str, Any]:
     return view(service.get_job(ws, job_id))
 
 
 @router.post(
-    "/{job_id}/approve", summary="Approve (four eyes)", responses=error_responses(401, 403, 404, 409)
+    "/{job_id:int}/approve", summary="Approve (four eyes)", responses=error_responses(401, 403, 404, 409)
 )
 def approve(job_id: IdPath, ws: WorkspaceDep, who: Approver) -> dict[str, Any]:
     return view(service.approve_job(ws, job_id, who.sub))
 
 
 @router.post(
-    "/{job_id}/reject", summary="Reject with a reason", responses=error_responses(400, 401, 403, 404, 409)
+    "/{job_id:int}/reject", summary="Reject with a reason", responses=error_responses(400, 401, 403, 404, 409)
 )
 def reject(job_id: IdPath, body: Reason, ws: WorkspaceDep, who: Approver) -> dict[str, Any]:
     return view(service.reject_job(ws, job_id, who.sub, body.reason or ""))
 
 
 @router.post(
-    "/{job_id}/cancel",
+    "/{job_id:int}/cancel",
     summary="Cancel a job that has not started",
     responses=error_responses(401, 403, 404, 409),
 )
@@ -140,13 +139,15 @@ def cancel(job_id: IdPath, ws: WorkspaceDep, who: Creator, body: Reason | None =
     return view(service.cancel_job(ws, job_id, who.sub, body.reason if body else None))
 
 
-@router.post("/{job_id}/retry", summary="Retry a Failed job", responses=error_responses(401, 403, 404, 409))
+@router.post(
+    "/{job_id:int}/retry", summary="Retry a Failed job", responses=error_responses(401, 403, 404, 409)
+)
 def retry(job_id: IdPath, ws: WorkspaceDep, who: Creator) -> dict[str, Any]:
     return view(service.retry_job(ws, job_id, who.sub))
 
 
 @router.post(
-    "/{job_id}/complete", summary="Complete a manual job", responses=error_responses(401, 403, 404, 409)
+    "/{job_id:int}/complete", summary="Complete a manual job", responses=error_responses(401, 403, 404, 409)
 )
 def complete(job_id: IdPath, ws: WorkspaceDep, who: Approver, body: Note | None = None) -> dict[str, Any]:
     return view(service.complete_manual(ws, job_id, who.sub, body.note if body else None))

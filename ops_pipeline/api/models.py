@@ -6,11 +6,13 @@ before they reach the database (SQLite raises OverflowError past 64 bits) and Op
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 MAX_ID = 2**63 - 1  # a signed 64-bit integer: every id column, SQLite's and PostgreSQL's bigint alike
@@ -19,6 +21,17 @@ OPAQUE = {"attributes", "progress", "attributes_schema", "example"}  # keys insi
 Id = Annotated[int, Field(ge=1, le=MAX_ID, description="A positive 64-bit integer id.")]
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="A positive 64-bit integer id.")]
 Cursor = Annotated[int | None, Query(ge=1, le=MAX_ID, description="nextCursor of the previous page.")]
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic would read a number (or "0.5") as seconds since the epoch: a typo, never what a client means.
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
+        return value
+    raise ValueError("not an ISO 8601 date-time, e.g. 2026-01-31T09:00:00Z")
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_iso_only), Field(description="ISO 8601 with an offset.")]
 
 
 def text(max_length: int, description: str | None = None, **more: Any) -> Any:

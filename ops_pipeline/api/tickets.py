@@ -7,16 +7,15 @@ recently assigned, then lowest id), or waits (`agentId` null) until one is avail
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from ops_pipeline import audit
 from ops_pipeline.api.agents import READ_ERRORS, WRITE_ERRORS, Reader, Writer
 from ops_pipeline.api.deps import WorkspaceDep
-from ops_pipeline.api.models import MAX_ID, Body, Cursor, Id, IdPath, camel, text
+from ops_pipeline.api.models import MAX_ID, Body, Cursor, Id, IdPath, Timestamp, camel, text
 from ops_pipeline.tickets import model
 from ops_pipeline.tickets import tickets as service
 from ops_pipeline.tickets.batching import CreateBatcher
@@ -26,8 +25,20 @@ MAX_BULK_CREATE = 1000
 Priority = Annotated[int, Field(ge=model.PRIORITY_MIN, le=model.PRIORITY_MAX, description="1 most urgent.")]
 Status = Literal[model.STATUSES]
 Source = Literal[model.SOURCES]
-# The spec sends an integer userId, other clients a string: both are kept as the string.
-UserId = Annotated[str, Field(min_length=1, max_length=128)] | Annotated[int, Field(ge=0, le=MAX_ID)]
+
+
+def _int_as_text(value: Any) -> Any:
+    """The spec sends an integer userId, other clients a string: both are kept as the string."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_ID:
+            raise ValueError(f"an integer userId is from 0 to {MAX_ID}")
+        return str(value)
+    return value
+
+
+UserId = Annotated[str, BeforeValidator(_int_as_text), Field(min_length=1, max_length=128), WithJsonSchema(
+    {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 128},
+               {"type": "integer", "minimum": 0, "maximum": MAX_ID}]})]
 
 
 class CreateTicket(Body):
@@ -37,11 +48,6 @@ class CreateTicket(Body):
     source: Source = "manual"
     reference: str | None = text(128, default=None)
     description: str | None = text(4000, default=None)
-
-    @field_validator("user_id")
-    @classmethod
-    def _user_id_as_text(cls, value: str | int | None) -> str | None:
-        return value if value is None else str(value)
 
 
 class CreateTickets(Body):
@@ -89,8 +95,8 @@ def list_tickets(
     priority: Annotated[int | None, Query(ge=model.PRIORITY_MIN, le=model.PRIORITY_MAX)] = None,
     source: Source | None = None,
     reference: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    created_from: Annotated[datetime | None, Query(alias="createdFrom")] = None,
-    created_to: Annotated[datetime | None, Query(alias="createdTo")] = None,
+    created_from: Annotated[Timestamp | None, Query(alias="createdFrom")] = None,
+    created_to: Annotated[Timestamp | None, Query(alias="createdTo")] = None,
     cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=model.MAX_PAGE)] = 50,
 ) -> dict[str, Any]:
