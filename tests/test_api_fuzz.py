@@ -95,6 +95,7 @@ def test_every_operation_with_schemathesis(world, tmp_path):
              "--phases", "coverage,fuzzing", "--max-examples", str(EXAMPLES), "--seed", "9", "--workers", "1",
              "--report", "junit", "--report-junit-path", str(report)],
             capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"},
+            cwd=tmp_path,  # where it keeps its own state (.schemathesis/)
         )
     cases = ET.parse(report).findall(".//testcase")
     failed = {c.get("name"): [f.get("message") or f.text for f in c if f.tag in ("failure", "error")]

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from ops_pipeline.api import agents, balances, docs, errors, fundout, guard, jobs, tickets
+from ops_pipeline.api import agents, balances, docs, errors, fundout, guard, jobs, models, tickets
 from ops_pipeline.api.auth import TokenVerifier
 from ops_pipeline.api.correlation import CorrelationIdMiddleware
 from ops_pipeline.api.deps import WorkspaceDep, db_limiter
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                       responses=errors.error_responses(503))
     for router in ROUTERS:
         app.include_router(router)
+    app.openapi = lambda: models.exact_bounds(FastAPI.openapi(app))
     return app
 
 

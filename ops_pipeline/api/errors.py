@@ -73,10 +73,15 @@ def _describe(error: dict) -> str:
     field = _field(error["loc"])
     if error["type"] in ("missing", "json_invalid", "extra_forbidden"):
         return f"{field}: {error['msg']}"
-    shown = repr(error.get("input"))
-    if len(shown) > _SHOWN:
-        shown = f"{shown[:_SHOWN]}... ({len(shown)} characters)"
-    return f"{field}: {shown} is invalid ({error['msg']})"
+    return f"{field}: {_shown(error.get('input'))} is invalid ({error['msg']})"
+
+
+def _shown(value: object) -> str:
+    """The refused value as written in a message: a long one cut, with its length."""
+    if isinstance(value, str) and len(value) > _SHOWN:
+        return f"{value[:_SHOWN]!r}... ({len(value)} characters)"
+    shown = repr(value)
+    return shown if len(shown) <= _SHOWN else f"{shown[:_SHOWN]}..."
 
 
 def _field(loc: tuple) -> str:

@@ -64,3 +64,21 @@ def camel(value: Any) -> Any:
     if isinstance(value, dict):
         return {to_camel(k): (v if k in OPAQUE else camel(v)) for k, v in value.items()}
     return value
+
+
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def exact_bounds(schema: Any) -> Any:
+    """FastAPI's OpenAPI model keeps numeric bounds as floats: 2**63 - 1 would be written as 2**63, 5 as
+    5.0. Write whole bounds as integers again (in place), MAX_ID exactly."""
+    if isinstance(schema, list):
+        for item in schema:
+            exact_bounds(item)
+    elif isinstance(schema, dict):
+        for key, value in schema.items():
+            if key in _BOUNDS and isinstance(value, float) and value.is_integer():
+                schema[key] = MAX_ID if value == float(MAX_ID) else int(value)
+            else:
+                exact_bounds(value)
+    return schema

@@ -36,7 +36,7 @@ def _int_as_text(value: Any) -> Any:
     return value
 
 
-UserId = Annotated[str, BeforeValidator(_int_as_text), Field(min_length=1, max_length=128), WithJsonSchema(
+UserId = Annotated[str, Field(min_length=1, max_length=128), BeforeValidator(_int_as_text), WithJsonSchema(
     {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 128},
                {"type": "integer", "minimum": 0, "maximum": MAX_ID}]})]
 
