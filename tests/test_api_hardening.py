@@ -119,6 +119,12 @@ def test_a_body_that_is_not_declared_json_is_415(client, content_type, method, p
     error(r, 415, "UNSUPPORTED_MEDIA_TYPE", f"Content-Type: {content_type or 'none'!r} is not application/json")
 
 
+def test_malformed_json_is_422_saying_so(client):
+    r = client.post("/api/tickets", content=b'{"groupId": 1,', headers=headers(client) | {
+        "Content-Type": "application/json"})
+    error(r, 422, "INVALID_BODY", "body: is not valid JSON (Expecting property name")
+
+
 def test_json_media_types_with_parameters_or_suffix_are_json(client):
     gid = call(client, "GET", "/api/groups").json()["groups"][0]["groupId"]
     for media in ("application/json; charset=utf-8", "application/merge-patch+json"):
@@ -212,6 +218,7 @@ def test_create_ticket_takes_the_spec_integer_user_id(client):
     ("POST", "/api/tickets", {"groupId": 1, "description": "d" * 4001}, {}, 400, "description: 'ddd"),
     ("POST", "/api/tickets", {"groupId": 1, "reference": ""}, {}, 400, "reference: '' is invalid"),
     ("POST", "/api/tickets", {"groupId": "one"}, {}, 422, "groupId: 'one' is invalid"),
+    ("POST", "/api/tickets", {"groupId": 1, "userID": "U1"}, {}, 422, "userID: Extra inputs are not permitted"),
     ("POST", "/api/tickets/bulk", {"tickets": []}, {}, 400, "tickets: [] is invalid"),
     ("POST", "/api/tickets/bulk", {"tickets": [{"groupId": 1}] * 1001}, {}, 400, "at most 1000 items"),
     ("POST", "/api/groups", {"name": "n" * 129}, {}, 400, "name: 'nnn"),

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _KNOWN = frozenset(s.value for s in HTTPStatus)
 # Body errors of FastAPI's parsing into the model (422), with the types ending in _type or _parsing.
 _UNPARSED = frozenset({"json_invalid", "missing", "extra_forbidden", "int_from_float"})
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _SHOWN = 60  # characters of a refused value quoted in a message
 
 
@@ -70,8 +70,10 @@ def _unparsed(kind: str) -> bool:
 
 def _describe(error: dict) -> str:
     """'priority: 9 is invalid (Input should be less than or equal to 5)'; 'groupId: Field required'."""
+    if error["type"] == "json_invalid":
+        return f"body: is not valid JSON ({error.get('ctx', {}).get('error', 'JSON decode error')})"
     field = _field(error["loc"])
-    if error["type"] in ("missing", "json_invalid", "extra_forbidden"):
+    if error["type"] in ("missing", "extra_forbidden"):
         return f"{field}: {error['msg']}"
     return f"{field}: {_shown(error.get('input'))} is invalid ({error['msg']})"
 
@@ -107,7 +109,7 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
 def _allowed(request: Request) -> list[str]:
     """The methods some route takes on this path (asked of each route: routers nest)."""
     path = {"type": "http", "path": request.scope["path"], "root_path": request.scope.get("root_path", "")}
-    return [m for m in METHODS
+    return [m for m in _METHODS
             if any(r.matches({**path, "method": m})[0] == Match.FULL for r in request.app.router.routes)]
 
 
