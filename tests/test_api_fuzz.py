@@ -33,7 +33,7 @@ from tests.conftest import make_settings
 from tests.factories import write_merchants
 
 pytestmark = pytest.mark.slow
-EXAMPLES = 10  # random cases per operation in the fuzzing phase; the whole run takes ~15 s
+EXAMPLES = 10  # random cases per operation in the fuzzing phase; a run takes ~15 s per database
 CHECKS = (
     "not_a_server_error",
     "response_schema_conformance",
@@ -66,11 +66,12 @@ def serving(app) -> Iterator[str]:
 
 
 @pytest.fixture
-def world(tmp_path) -> Iterator[Workspace]:
-    """Something behind the ids the fuzzer may hit: balances, a group, agents, tickets, a job."""
+def world(tmp_path, db_url) -> Iterator[Workspace]:
+    """Something behind the ids the fuzzer may hit: balances, a group, agents, tickets, a job; on SQLite and
+    on PostgreSQL (which refuses what SQLite stores, e.g. NUL characters)."""
     from ops_pipeline.ledger import merchants
 
-    ws = Workspace(make_settings(tmp_path / "home"))
+    ws = Workspace(make_settings(tmp_path / "home", db_url))
     ws.init()
     merchants.load(ws, write_merchants(tmp_path / "merchants.csv"))
     post_entries(ws, [Entry("ADJUSTMENT", "a1", "M1", "EUR", 1000, "adjustment")], "test")

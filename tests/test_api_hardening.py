@@ -136,6 +136,38 @@ def test_json_media_types_with_parameters_or_suffix_are_json(client):
     error(r, 404, "NOT_FOUND")
 
 
+@pytest.fixture
+def pg_client(ws):
+    """On both databases: PostgreSQL cannot store a NUL character (psycopg raised ValueError: 500)."""
+    with TestClient(create_app(ws.settings)) as c:
+        c.ws = ws
+        yield c
+
+
+@pytest.mark.parametrize(("method", "path", "body", "params", "field"), [
+    ("POST", "/api/groups", {"name": "a\u0000b"}, {}, "name"),
+    ("POST", "/api/tickets/bulk", {"tickets": [{"groupId": 1}, {"groupId": 1, "userId": "U\u0000"}]}, {},
+     "tickets[1].userId"),
+    ("POST", "/api/job/create", {"type": "manual", "attributes": {"title": "\u0000"}}, {}, "attributes.title"),
+    ("POST", "/api/job/create", {"type": "manual", "attributes": {"ti\u0000tle": "t"}}, {},
+     "attributes.ti\\u0000tle"),
+    ("GET", "/api/tickets", None, {"reference": "r\x00"}, "reference"),
+    ("GET", "/api/audit", None, {"entityType": "ticket", "entityId": "\x00"}, "entityId"),
+    ("GET", "/api/agents/a%00b", None, {}, "path"),
+    ("GET", "/api/balances/M%001", None, {}, "path"),
+    ("PUT", CONFIG, {"freqType": "D", "timezone": "Europe/\u0000"}, {}, "timezone"),
+])
+def test_a_nul_character_is_400_naming_where(pg_client, method, path, body, params, field):
+    r = call(pg_client, method, path, body, **params)
+    error(r, 400, "VALIDATION_ERROR", f"{field}: contains a NUL character (U+0000), which no field takes")
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_nul(client):
+    gid = call(client, "GET", "/api/groups").json()["groups"][0]["groupId"]
+    made = call(client, "POST", "/api/tickets", {"groupId": gid, "description": "C:\\u0000 is a path"})
+    assert (made.status_code, made.json()["description"]) == (201, "C:\\u0000 is a path")
+
+
 def token_with(client, **claims) -> str:
     now = datetime.now(UTC)
     base = {"sub": "alice", "role": "ops", "iat": int(now.timestamp()), "exp": int(now.timestamp()) + 300}
