@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from ops_pipeline.settings import Settings
 ROLES = ("ops", "finance", "analyst", "internal", "merchant", "partner")
 MAX_SUB = 128  # characters: `sub` is recorded as the actor
 TIMES = ("exp", "iat", "nbf")  # NumericDate claims: seconds since the epoch
+MAX_TIME = 2**53  # seconds: ~285 million years, exact as a float
 
 
 class AuthError(OpsError):
@@ -74,7 +74,10 @@ def verify_token(settings: Settings, token: str) -> tuple[Principal, float]:
 
 
 def _is_time(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A number of seconds, finite and within float precision (a huge int would not convert to float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return -MAX_TIME <= value <= MAX_TIME  # False for nan and infinities
 
 
 def _short(value: Any) -> str:

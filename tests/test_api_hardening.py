@@ -181,6 +181,7 @@ def token_with(client, **claims) -> str:
     ({"exp": float("inf")}, "claim 'exp' is not a number of seconds: inf"),
     ({"exp": float("nan")}, "claim 'exp' is not a number of seconds: nan"),
     ({"exp": [1]}, "claim 'exp' is not a number of seconds: [1]"),
+    ({"exp": 10**400}, "claim 'exp' is not a number of seconds: 1000000000"),
     ({"iat": "yesterday"}, "claim 'iat' is not a number of seconds: 'yesterday'"),
     ({"nbf": "0"}, "claim 'nbf' is not a number of seconds: '0'"),
     ({"nbf": 4_000_000_000}, "not valid yet"),
