@@ -50,6 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="ops-pipeline",
         summary="Operations platform for payment businesses: balances ledger, job queue, fund-out, tickets.",
         version="0.1.0",
+        description=(
+            "Bearer JWT on every route but `/healthz` and the docs. Request bodies are JSON (`Content-Type: "
+            f"application/json`, else 415), at most {guard.MAX_BODY_BYTES:,} bytes (else 413), nested "
+            f"at most {guard.MAX_DEPTH} levels, without NUL characters (else 400). Errors are "
+            "`{error, code, correlationId}`; a 400 names the field and the value."
+        ),
         lifespan=lifespan,
         docs_url=None,  # served by `docs`, from the package
         redoc_url=None,
