@@ -1,4 +1,5 @@
-"""The FastAPI application: one workspace per app, correlation ids, uniform errors, the routers.
+"""The FastAPI application: one workspace per app, correlation ids, bodies checked once (`guard`: 413, 415,
+deep JSON), uniform errors, offline docs, the routers.
 
 `ops-pipeline api` serves it with `uvicorn.run("ops_pipeline.api.app:create_app", factory=True)`.
 """
@@ -11,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from ops_pipeline.api import agents, balances, errors, fundout, jobs, tickets
+from ops_pipeline.api import agents, balances, docs, errors, fundout, guard, jobs, models, tickets
 from ops_pipeline.api.auth import TokenVerifier
 from ops_pipeline.api.correlation import CorrelationIdMiddleware
 from ops_pipeline.api.deps import WorkspaceDep, db_limiter
@@ -49,16 +50,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="ops-pipeline",
         summary="Operations platform for payment businesses: balances ledger, job queue, fund-out, tickets.",
         version="0.1.0",
+        description=(
+            "Bearer JWT on every route but `/healthz` and the docs. Request bodies are JSON (`Content-Type: "
+            f"application/json`, else 415), at most {guard.MAX_BODY_BYTES:,} bytes (else 413), nested "
+            f"at most {guard.MAX_DEPTH} levels, without NUL characters (else 400). Errors are "
+            "`{error, code, correlationId}`; a 400 names the field and the value."
+        ),
         lifespan=lifespan,
+        docs_url=None,  # served by `docs`, from the package
+        redoc_url=None,
     )
     app.state.verify_token = TokenVerifier(settings)
     app.state.fundout_runs = fundout.Runs()
-    app.add_middleware(CorrelationIdMiddleware)
+    app.add_middleware(guard.BodyGuard)
+    app.add_middleware(CorrelationIdMiddleware)  # added last: the outer one
     errors.install(app)
+    docs.install(app)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["system"],
                       responses=errors.error_responses(503))
     for router in ROUTERS:
         app.include_router(router)
+    app.openapi = lambda: models.exact_bounds(FastAPI.openapi(app))
     return app
 
 

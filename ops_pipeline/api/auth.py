@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -47,10 +46,10 @@ class TokenVerifier:
         hit = self._verified.get(token)
         if hit is not None and time.time() < hit[1]:
             return hit[0]
-        principal = verify_token(self.settings, token)  # raises AuthError, e.g. once expired
+        principal, expires = verify_token(self.settings, token)  # raises AuthError, e.g. once expired
         if len(self._verified) >= self.size:
             self._verified.clear()
-        self._verified[token] = (principal, jwt.decode(token, options={"verify_signature": False})["exp"])
+        self._verified[token] = (principal, expires)
         return principal
 
 

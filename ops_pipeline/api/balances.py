@@ -6,22 +6,20 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from ops_pipeline.api.auth import require_roles
 from ops_pipeline.api.deps import WorkspaceDep, run_domain
 from ops_pipeline.api.errors import error_responses
+from ops_pipeline.api.models import CamelModel
 from ops_pipeline.ledger.balances import get_balances, get_balances_native
 from ops_pipeline.money import exponent
 
 router = APIRouter(tags=["ledger"])
+# The pattern is documented; the ledger checks the code itself and names it when unknown.
+CURRENCY = Query(description="Only this ISO 4217 currency.", json_schema_extra={"pattern": "^[A-Z]{3}$"})
 
 Money = Annotated[str, Field(description="Exact decimal in major units, e.g. '86.30' (EUR), '1200' (JPY).")]
-
-
-class CamelModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True)
 
 
 class CurrencyBalance(CamelModel):
@@ -48,8 +46,8 @@ class MerchantBalances(CamelModel):
 async def merchant_balances(
     request: Request,
     ws: WorkspaceDep,
-    merchant_id: Annotated[str, Path(max_length=64, description="Global merchant id (businessId).")],
-    currency: Annotated[str | None, Query(description="Only this ISO 4217 currency.")] = None,
+    merchant_id: Annotated[str, Path(min_length=1, max_length=64, description="Global merchant id.")],
+    currency: Annotated[str | None, CURRENCY] = None,
 ) -> MerchantBalances:
     """Confirmed, settled, held and available balance per currency, exact at the time of the call."""
     if currency is not None:

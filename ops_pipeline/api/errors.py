@@ -1,7 +1,9 @@
 """Every error as `{"error", "code", "correlationId"}` (ARCHITECTURE section 6).
 
-Domain errors map by their `http_status` and `code`; request validation is 400 naming the field, except
-a body FastAPI cannot parse (422); anything unexpected is a logged 500 without internals.
+Domain errors map by their `http_status` and `code`; request validation is 400 naming the field and the
+value, except a body FastAPI cannot parse into its model (422: not JSON, a key missing or unknown, a value of
+the wrong JSON type); a well-formed value outside the declared bounds is 400 like any other bad value. A 405
+lists in `Allow` every method the path takes. Anything unexpected is a logged 500 without internals.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from ops_pipeline.api.correlation import HEADER, correlation_id
 from ops_pipeline.auth import AuthError
@@ -21,6 +24,10 @@ from ops_pipeline.errors import OpsError
 
 log = logging.getLogger(__name__)
 _KNOWN = frozenset(s.value for s in HTTPStatus)
+# Body errors of FastAPI's parsing into the model (422), with the types ending in _type or _parsing.
+_UNPARSED = frozenset({"json_invalid", "missing", "extra_forbidden", "int_from_float"})
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_SHOWN = 60  # characters of a refused value quoted in a message
 
 
 class ErrorBody(BaseModel):
@@ -51,11 +58,32 @@ async def _ops_error(request: Request, exc: OpsError) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
-    in_body = any(e["loc"] and e["loc"][0] == "body" for e in errors)
-    message = "; ".join(f"{_field(e['loc'])}: {e['msg']}" for e in errors)
-    if in_body:
+    message = "; ".join(_describe(e) for e in errors)
+    if any(e["loc"] and e["loc"][0] == "body" and _unparsed(e["type"]) for e in errors):
         return error_response(request, 422, "INVALID_BODY", message)
     return error_response(request, 400, "VALIDATION_ERROR", message)
+
+
+def _unparsed(kind: str) -> bool:
+    return kind in _UNPARSED or kind.endswith(("_type", "_parsing"))
+
+
+def _describe(error: dict) -> str:
+    """'priority: 9 is invalid (Input should be less than or equal to 5)'; 'groupId: Field required'."""
+    if error["type"] == "json_invalid":
+        return f"body: is not valid JSON ({error.get('ctx', {}).get('error', 'JSON decode error')})"
+    field = _field(error["loc"])
+    if error["type"] in ("missing", "extra_forbidden"):
+        return f"{field}: {error['msg']}"
+    return f"{field}: {_shown(error.get('input'))} is invalid ({error['msg']})"
+
+
+def _shown(value: object) -> str:
+    """The refused value as written in a message: a long one cut, with its length."""
+    if isinstance(value, str) and len(value) > _SHOWN:
+        return f"{value[:_SHOWN]!r}... ({len(value)} characters)"
+    shown = repr(value)
+    return shown if len(shown) <= _SHOWN else f"{shown[:_SHOWN]}..."
 
 
 def _field(loc: tuple) -> str:
@@ -70,7 +98,19 @@ def _field(loc: tuple) -> str:
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     code = HTTPStatus(exc.status_code).name if exc.status_code in _KNOWN else f"HTTP_{exc.status_code}"
     message = f"{request.method} {request.url.path}: {exc.detail}"
-    return error_response(request, exc.status_code, code, message, exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route matching the path; the path may have several.
+        allowed = ", ".join(_allowed(request))
+        headers, message = {**(headers or {}), "Allow": allowed}, f"{message}; allowed: {allowed}"
+    return error_response(request, exc.status_code, code, message, headers)
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods some route takes on this path (asked of each route: routers nest)."""
+    path = {"type": "http", "path": request.scope["path"], "root_path": request.scope.get("root_path", "")}
+    return [m for m in _METHODS
+            if any(r.matches({**path, "method": m})[0] == Match.FULL for r in request.app.router.routes)]
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -7,61 +7,44 @@ Attribute problems are the job type's validation and answer 400 naming the field
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from ops_pipeline.api.auth import require_roles
 from ops_pipeline.api.deps import WorkspaceDep
 from ops_pipeline.api.errors import error_responses
+from ops_pipeline.api.models import Body, Cursor, IdPath, Timestamp, camel, choices, text
 from ops_pipeline.auth import Principal
-from ops_pipeline.errors import InvalidInput
 from ops_pipeline.jobqueue import service
+from ops_pipeline.jobqueue.jobtypes import JOB_TYPES
+from ops_pipeline.jobqueue.model import PRIORITIES, State
 
 router = APIRouter(prefix="/api/job", tags=["jobs"])
 Creator = Annotated[Principal, Depends(require_roles("ops", "internal"))]
 Approver = Annotated[Principal, Depends(require_roles("ops"))]
 Reader = Annotated[Principal, Depends(require_roles("ops", "internal", "analyst"))]
 ACTOR_KINDS = {"internal": "service"}  # every other role is a person
-OPAQUE = {"attributes", "progress", "attributes_schema", "example"}  # keys inside are the job type's own
-
-
-class Body(BaseModel):
-    """A request body: camelCase or snake_case keys; an unknown key is refused, never dropped."""
-
-    model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True,
-                              extra="forbid")
+WHY = 2000  # characters of a reason or a note
 
 
 class CreateJob(Body):
-    type: str = Field(description="Job type id; see GET /api/job/types.")
+    type: str = text(64, "Job type id; see GET /api/job/types.", json_schema_extra=choices(JOB_TYPES))
     attributes: dict[str, Any] = Field(default_factory=dict, description="Validated by the type's schema.")
-    priority: str = Field("Medium", description="High, Medium or Low.")
-    expires_at: datetime | None = Field(None, description="Never run after this time (ISO 8601 with offset).")
-    idempotency_key: str | None = Field(
-        None, description="A live job with this key is returned, not duplicated."
-    )
+    priority: str = text(16, "High, Medium or Low.", default="Medium", json_schema_extra=choices(PRIORITIES))
+    expires_at: Timestamp | None = Field(None, description="Never run after this time.")
+    idempotency_key: str | None = text(200, "A live job with this key is returned, not duplicated.",
+                                       default=None)
 
 
 class Reason(Body):
-    reason: str | None = None
+    reason: str | None = Field(None, max_length=WHY)
 
 
 class Note(Body):
-    note: str | None = None
-
-
-def camel(value: Any) -> Any:
-    """snake_case keys to camelCase, recursively; attributes and their schema keep the type's own keys."""
-    if isinstance(value, list):
-        return [camel(v) for v in value]
-    if isinstance(value, dict):
-        return {to_camel(k): (v if k in OPAQUE else camel(v)) for k, v in value.items()}
-    return value
+    note: str | None = Field(None, max_length=WHY)
 
 
 def view(job) -> dict[str, Any]:
@@ -95,18 +78,16 @@ def create(body: CreateJob, ws: WorkspaceDep, who: Creator):
 def job_queue(
     ws: WorkspaceDep,
     _: Reader,
-    state: str | None = None,
-    type: str | None = None,
-    priority: str | None = None,
-    created_by: Annotated[str | None, Query(alias="createdBy")] = None,
-    created_from: Annotated[datetime | None, Query(alias="createdFrom")] = None,
-    created_to: Annotated[datetime | None, Query(alias="createdTo")] = None,
-    cursor: Annotated[str | None, Query(description="nextCursor of the previous page")] = None,
+    state: Annotated[str | None, Query(max_length=24, json_schema_extra=choices(State))] = None,
+    type: Annotated[str | None, Query(max_length=64, json_schema_extra=choices(JOB_TYPES))] = None,
+    priority: Annotated[str | None, Query(max_length=16, json_schema_extra=choices(PRIORITIES))] = None,
+    created_by: Annotated[str | None, Query(alias="createdBy", max_length=128)] = None,
+    created_from: Annotated[Timestamp | None, Query(alias="createdFrom")] = None,
+    created_to: Annotated[Timestamp | None, Query(alias="createdTo")] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
 ) -> dict[str, Any]:
     """Filter by state, type, priority, creator and creation time; page with `cursor`."""
-    if cursor is not None and not cursor.isdigit():
-        raise InvalidInput(f"cursor: {cursor!r} is not a cursor from a previous page")
     page = service.list_jobs(
         ws,
         state=state,
@@ -115,7 +96,7 @@ def job_queue(
         created_by=created_by,
         created_from=created_from,
         created_to=created_to,
-        after_id=int(cursor) if cursor else None,
+        after_id=cursor,
         limit=limit,
     )
     return {
@@ -124,46 +105,49 @@ def job_queue(
     }
 
 
-@router.get("/types", summary="Job types with the JSON Schema of their attributes")
+@router.get("/types", summary="Job types with the JSON Schema of their attributes",
+            responses=error_responses(401, 403))
 def job_types(_: Reader) -> list[dict[str, Any]]:
     return camel(service.job_types_catalog())
 
 
-@router.get("/{job_id}", summary="One job with its history", responses=error_responses(401, 403, 404))
-def get_job(job_id: int, ws: WorkspaceDep, _: Reader) -> dict[str, Any]:
+@router.get("/{job_id:int}", summary="One job with its history", responses=error_responses(401, 403, 404))
+def get_job(job_id: IdPath, ws: WorkspaceDep, _: Reader) -> dict[str, Any]:
     return view(service.get_job(ws, job_id))
 
 
 @router.post(
-    "/{job_id}/approve", summary="Approve (four eyes)", responses=error_responses(401, 403, 404, 409)
+    "/{job_id:int}/approve", summary="Approve (four eyes)", responses=error_responses(401, 403, 404, 409)
 )
-def approve(job_id: int, ws: WorkspaceDep, who: Approver) -> dict[str, Any]:
+def approve(job_id: IdPath, ws: WorkspaceDep, who: Approver) -> dict[str, Any]:
     return view(service.approve_job(ws, job_id, who.sub))
 
 
 @router.post(
-    "/{job_id}/reject", summary="Reject with a reason", responses=error_responses(400, 401, 403, 404, 409)
+    "/{job_id:int}/reject", summary="Reject with a reason", responses=error_responses(400, 401, 403, 404, 409)
 )
-def reject(job_id: int, body: Reason, ws: WorkspaceDep, who: Approver) -> dict[str, Any]:
+def reject(job_id: IdPath, body: Reason, ws: WorkspaceDep, who: Approver) -> dict[str, Any]:
     return view(service.reject_job(ws, job_id, who.sub, body.reason or ""))
 
 
 @router.post(
-    "/{job_id}/cancel",
+    "/{job_id:int}/cancel",
     summary="Cancel a job that has not started",
     responses=error_responses(401, 403, 404, 409),
 )
-def cancel(job_id: int, ws: WorkspaceDep, who: Creator, body: Reason | None = None) -> dict[str, Any]:
+def cancel(job_id: IdPath, ws: WorkspaceDep, who: Creator, body: Reason | None = None) -> dict[str, Any]:
     return view(service.cancel_job(ws, job_id, who.sub, body.reason if body else None))
 
 
-@router.post("/{job_id}/retry", summary="Retry a Failed job", responses=error_responses(401, 403, 404, 409))
-def retry(job_id: int, ws: WorkspaceDep, who: Creator) -> dict[str, Any]:
+@router.post(
+    "/{job_id:int}/retry", summary="Retry a Failed job", responses=error_responses(401, 403, 404, 409)
+)
+def retry(job_id: IdPath, ws: WorkspaceDep, who: Creator) -> dict[str, Any]:
     return view(service.retry_job(ws, job_id, who.sub))
 
 
 @router.post(
-    "/{job_id}/complete", summary="Complete a manual job", responses=error_responses(401, 403, 404, 409)
+    "/{job_id:int}/complete", summary="Complete a manual job", responses=error_responses(401, 403, 404, 409)
 )
-def complete(job_id: int, ws: WorkspaceDep, who: Approver, body: Note | None = None) -> dict[str, Any]:
+def complete(job_id: IdPath, ws: WorkspaceDep, who: Approver, body: Note | None = None) -> dict[str, Any]:
     return view(service.complete_manual(ws, job_id, who.sub, body.note if body else None))
