@@ -100,14 +100,13 @@ def shown(value: Any, limit: int = 40) -> str:
 
 
 def _int(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, str) and re.fullmatch(SMALL_INT, value):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    number = int(value) if isinstance(value, str) and re.fullmatch(SMALL_INT, value) else value
+    if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
         raise InvalidInput(
             f"{name}: {shown(value)} is not allowed; use an integer {low}-{high} "
             "or its one- or two-digit string"
         )
-    return value
+    return number
 
 
 def _minimum(value: Any) -> Decimal:
