@@ -63,7 +63,7 @@ def test_the_contract_examples_are_accepted_and_answered_in_the_contract_shape(c
     ("12345678901234.125", "12345678901234.125"),  # a float would make it ...234.125 only by luck
 ])
 def test_minimum_balance_is_read_and_written_exactly(client, sent, written):
-    raw = '{"freqType":"D","minimumBalance":%s}' % sent
+    raw = f'{{"freqType":"D","minimumBalance":{sent}}}'
     r = client.post(PATH.format("B1"), content=raw, headers={**auth(client), "Content-Type": "application/json"})
     assert r.status_code == 201, r.text
     assert f'"minimumBalance":{written},' in r.text
