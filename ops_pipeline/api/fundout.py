@@ -186,13 +186,13 @@ Timezone = Annotated[str, Field(max_length=config.MAX_TIMEZONE, pattern=f"^{conf
 ReadOnlyText = Annotated[str, Field(max_length=config.MAX_BUSINESS_ID)]
 
 
-class ConfigBody(BaseModel):
-    """A configuration as clients send it; a PUT may give any subset of the fields."""
+class ConfigChanges(BaseModel):
+    """A PUT: any subset of the fields; those given replace theirs."""
 
     model_config = ConfigDict(extra="forbid")
 
     freqType: Literal["H", "D", "W", "M"] = Field(
-        description="H hourly (minute 00), D daily, W weekly, M monthly."
+        None, description="H hourly (minute 00), D daily, W weekly, M monthly."
     )
     hour: Annotated[int, Field(ge=0, le=23)] | HourText = Field(
         "22",
@@ -211,6 +211,14 @@ class ConfigBody(BaseModel):
     businessId: ReadOnlyText | None = Field(None, description="Read-only: must be the path's if given.")
     createdAt: ReadOnlyText | None = Field(None, description="Read-only: ignored.")
     updatedAt: ReadOnlyText | None = Field(None, description="Read-only: ignored.")
+
+
+class ConfigBody(ConfigChanges):
+    """A configuration as clients create it."""
+
+    freqType: Literal["H", "D", "W", "M"] = Field(
+        description="H hourly (minute 00), D daily, W weekly, M monthly."
+    )
 
 
 class ConfigView(BaseModel):
@@ -374,7 +382,7 @@ async def get_config(request: Request, ws: WorkspaceDep, who: OwnerOrFinance, bu
 @router.put(
     f"{PROFILE}/autofundout",
     summary="Change the fund-out configuration (fields given replace theirs)",
-    openapi_extra=_documented(ConfigBody),
+    openapi_extra=_documented(ConfigChanges),
     response_class=ExactJSONResponse,
     responses=_answer(ConfigView, 200, 400, 401, 403, 404, 413, 415),
 )
