@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from ops_pipeline.db.schema import fundout_batches, fundout_payouts, ledger_holds, outbox
-from ops_pipeline.errors import Conflict, InsufficientFunds
+from ops_pipeline.errors import Conflict, InsufficientFunds, InvalidInput
 from ops_pipeline.fundout import batch, cashout, config
 from ops_pipeline.fundout.bank import Bank
 from ops_pipeline.ledger import balances
@@ -236,3 +236,12 @@ def test_a_slot_whose_run_stopped_before_planning_runs_again_with_the_next_batch
     assert [(r.slot.strftime("%H:%M"), r.status, r.summary.paid) for r in reports] == [
         ("22:00", "done", 1), ("23:00", "done", 0)]
     assert bank_payouts(sim) == [("B1", "EUR", 10_000)]
+
+
+def test_batch_ids_beyond_64_bits_are_refused_naming_the_field(ws):
+    with pytest.raises(InvalidInput, match=r"^batchId: 18446744073709551616 is not a batch id"):
+        batch.get_batch(ws, 2**64)
+    with pytest.raises(InvalidInput, match="^cursor: "):
+        batch.list_batches(ws, after=2**64)
+    with pytest.raises(InvalidInput, match="^status: "):
+        batch.list_batches(ws, status="lost")

@@ -37,7 +37,6 @@ from ops_pipeline.fundout.payouts import Payout
 
 log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024
-MAX_ID = 2**63 - 1
 PROFILE = "/business-profiles/business/{businessId}"
 
 
@@ -88,7 +87,7 @@ BusinessId = Annotated[
         description="The business (the ledger's merchant_id).",
     ),
 ]
-BatchId = Annotated[int, Path(ge=1, le=MAX_ID, description="A batch id.")]
+BatchId = Annotated[int, Path(ge=1, le=batch.MAX_ID, description="A batch id.")]
 
 
 # -- wire format -------------------------------------------------------------------------------------
@@ -501,7 +500,7 @@ async def list_batches(
     slotTo: Annotated[datetime | None, Query(description="Slots at or before this time (ISO 8601).")] = None,
     status: Annotated[Literal[batch.STATUSES] | None, Query()] = None,  # type: ignore[valid-type]
     cursor: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="nextCursor of the previous page.")
+        int | None, Query(ge=1, le=batch.MAX_ID, description="nextCursor of the previous page.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=batch.MAX_PAGE)] = 50,
 ) -> dict:

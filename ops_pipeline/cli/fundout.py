@@ -88,7 +88,7 @@ def fundout_run(ctx: Context, at, due, actor) -> None:
 
 
 @fundout_group.command("batch")
-@click.argument("batch_id", type=click.IntRange(1, 2**63 - 1))
+@click.argument("batch_id", type=click.IntRange(1, batch.MAX_ID))
 @pass_ctx
 def fundout_batch(ctx: Context, batch_id) -> None:
     """Status, counts and amounts of one batch."""

@@ -32,6 +32,7 @@ from ops_pipeline.workspace import Workspace
 QUEUED, RUNNING, DONE, PENDING, MISSED = "queued", "running", "done", "pending", "missed"
 STATUSES = (QUEUED, RUNNING, DONE, PENDING, MISSED)
 MAX_PAGE = 500
+MAX_ID = 2**63 - 1  # ids are 64-bit in the database
 CATCH_UP = timedelta(hours=24)
 STALE = timedelta(minutes=5)  # open payouts untouched this long are resumed by the next run
 
@@ -107,7 +108,19 @@ class BatchPage:
     next_cursor: int | None  # the id to pass as `after` for the next page; None on the last one
 
 
+def _utc(at: datetime) -> datetime:
+    """A time without an offset is taken as UTC, the slots' zone."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _batch_id(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise InvalidInput(f"{name}: {value!r} is not a batch id (1 to 2^63-1)")
+    return value
+
+
 def get_batch(ws: Workspace, batch_id: int) -> BatchReport:
+    _batch_id("batchId", batch_id)
     with ws.read_engine.connect() as conn:
         row = conn.execute(select(fundout_batches).where(fundout_batches.c.id == batch_id)).first()
     if row is None:
@@ -132,14 +145,15 @@ def list_batches(
         raise InvalidInput(f"limit: {limit!r} is not allowed; use 1-{MAX_PAGE}")
     b = fundout_batches.c
     query = select(fundout_batches).order_by(b.slot.desc()).limit(limit + 1)
-    for bound, test in ((slot_from, b.slot.__ge__), (slot_to, b.slot.__le__)):
-        if bound is not None:
-            query = query.where(test(bound if bound.tzinfo else bound.replace(tzinfo=UTC)))
+    if slot_from is not None:
+        query = query.where(b.slot >= _utc(slot_from))
+    if slot_to is not None:
+        query = query.where(b.slot <= _utc(slot_to))
     if status is not None:
         query = query.where(b.status == status)
     with ws.read_engine.connect() as conn:
         if after is not None:
-            last = conn.execute(select(b.slot).where(b.id == after)).scalar_one_or_none()
+            last = conn.execute(select(b.slot).where(b.id == _batch_id("cursor", after))).scalar_one_or_none()
             if last is None:
                 raise InvalidInput(f"cursor: {after!r} is not a cursor from a previous page")
             query = query.where(b.slot < last)
