@@ -241,7 +241,7 @@ def test_a_slot_whose_run_stopped_before_planning_runs_again_with_the_next_batch
 def test_batch_ids_beyond_64_bits_are_refused_naming_the_field(ws):
     with pytest.raises(InvalidInput, match=r"^batchId: 18446744073709551616 is not a batch id"):
         batch.get_batch(ws, 2**64)
-    with pytest.raises(InvalidInput, match="^cursor: "):
+    with pytest.raises(InvalidInput, match=r"^cursor: "):
         batch.list_batches(ws, after=2**64)
-    with pytest.raises(InvalidInput, match="^status: "):
+    with pytest.raises(InvalidInput, match=r"^status: "):
         batch.list_batches(ws, status="lost")
