@@ -115,7 +115,7 @@ def build_world(ws: Workspace, n: int, seed: int) -> dict:
     return {"businesses": n, "balances": len(entries)}
 
 
-def check(ws: Workspace, report: dict, world: dict) -> dict:
+def check(ws: Workspace, report: batch.BatchReport, world: dict) -> dict:
     """Every payout in the bank, the ledger and the outbox; every balance left exactly at its minimum."""
     con = duckdb.connect()
     log = ws.lake.relation(con, BALANCE_OPERATIONS.name)
@@ -136,7 +136,7 @@ def check(ws: Workspace, report: dict, world: dict) -> dict:
         "payout_entries": posted,
         "paid_notifications": notices,
         "balances_not_at_minimum": len(wrong),
-        "all_paid": report["summary"]["paid"] == world["balances"] == posted and not wrong,
+        "all_paid": report.summary.paid == world["balances"] == posted and not wrong,
     }
 
 
@@ -264,7 +264,7 @@ def main() -> None:
         results["batch"] = {
             "seconds": round(seconds, 2),
             "payouts_per_s": round(world["balances"] / seconds, 1),
-            "summary": report["summary"],
+            "summary": report.summary.stored(),
             **check(ws, report, world),
         }
         results["batch"]["meets_target"] = results["batch"]["all_paid"] and seconds <= TARGET["batch_s"]

@@ -32,14 +32,20 @@ def test_fundout_from_the_command_line(tmp_path):
     assert "day: '7' is not allowed" in run(home, "fundout", "config", "B1", "--set", "freqType=W", "--set", "day=7",
                                             code=1)
     made = json.loads(run(home, "fundout", "config", "B1", "--set", "freqType=D", "--set", "hour=09"))
-    assert (made["freqType"], made["hour"], made["enabled"]) == ("D", 9, False)
+    assert (made["freq_type"], made["hour"], made["enabled"]) == ("D", 9, False)
+    assert "hour: '\u0669' is not allowed" in run(home, "fundout", "config", "B1", "--set", "hour=\u0669", code=1)
     changed = json.loads(run(home, "fundout", "config", "B1", "--set", "enabled=true", "--set", "minimumBalance=25"))
-    assert (changed["id"], changed["hour"], changed["enabled"], changed["minimumBalance"]) == (made["id"], 9, True, "25")
+    assert (changed["id"], changed["hour"], changed["enabled"], changed["minimum_balance"]) == (made["id"], 9, True, "25")
     report = json.loads(run(home, "fundout", "run", "--at", "2026-11-21T09:30:00Z"))
-    assert (report["slot"], report["summary"]["paid"], report["summary"]["amounts"]["paid"]) == (
+    assert (report["slot"], report["summary"]["paid"], report["summary"]["paid_amounts"]) == (
         "2026-11-21T09:00:00+00:00", 1, {"EUR": "75.00"})
-    assert json.loads(run(home, "fundout", "batch", report["batchId"])) == report
+    assert json.loads(run(home, "fundout", "batch", report["id"])) == report
+    assert "Error: Invalid value for 'BATCH_ID'" in run(home, "fundout", "batch", 2**64, code=2)
+    listed = json.loads(run(home, "fundout", "batches", "--status", "done", "--format", "json"))
+    assert [(b["id"], b["slot"], b["paid"]) for b in listed] == [(report["id"], "2026-11-21T09:00:00+00:00", 1)]
     assert "exceeds the available 25.00 EUR" in run(home, "fundout", "cashout", "B1", "25.01", code=1)
+    assert "amount: '1000000000000000000000000000000' is too large" in run(
+        home, "fundout", "cashout", "B1", "1" + "0" * 30, code=1)
     cashed = json.loads(run(home, "fundout", "cashout", "B1", "25.00", "--idempotency-key", "k1"))
     assert (cashed["status"], cashed["amount"], cashed["kind"]) == ("posted", "25.00", "manual")
     rows = json.loads(run(home, "fundout", "payouts", "B1", "--format", "json"))

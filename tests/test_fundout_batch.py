@@ -4,12 +4,13 @@ answering late, missed slots, manual cash-out, and balances equal to the minimum
 
 import threading
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
 from ops_pipeline.db.schema import fundout_batches, fundout_payouts, ledger_holds, outbox
-from ops_pipeline.errors import Conflict, InsufficientFunds
+from ops_pipeline.errors import Conflict, InsufficientFunds, InvalidInput
 from ops_pipeline.fundout import batch, cashout, config
 from ops_pipeline.fundout.bank import Bank
 from ops_pipeline.ledger import balances
@@ -70,10 +71,10 @@ def test_a_slot_pays_all_but_the_minimum_and_leaves_exactly_the_minimum(ws, sim,
     config.create_config(ws, "B4", {"freqType": "H", "enabled": False}, "ops:test")
     configure(ws, "B5", freqType="D", hour=9)  # not due at 22:00
     [report] = batch.run_due(ws, "test", now=SLOT + timedelta(minutes=3), bank=bank)
-    assert report["status"] == "done"
-    s = report["summary"]
-    assert (s["due"], s["paid"], s["skipped"], s["failed"], s["pending"]) == (3, 3, 1, 0, 0)
-    assert s["amounts"]["paid"] == {"EUR": "89.99", "JPY": "1000", "USD": "39.99"}
+    assert report.status == "done"
+    s = report.summary
+    assert (s.due, s.paid, s.skipped, s.failed, s.pending) == (3, 3, 1, 0, 0)
+    assert s.paid_amounts == {"EUR": Decimal("89.99"), "JPY": Decimal(1000), "USD": Decimal("39.99")}
     assert available(ws, "B1") == {"EUR": 1001, "USD": 1001}  # 10.005 rounded up in cents
     assert available(ws, "B2") == {"JPY": 0}
     assert available(ws, "B3") == {"EUR": 500} and available(ws, "B4") == {"EUR": 7_000}
@@ -122,8 +123,8 @@ def test_a_refused_payout_releases_the_hold_changes_no_balance_and_alerts(ws, si
     configure(ws, "B2")
     sim.block("B1")
     [report] = batch.run_due(ws, "test", now=SLOT, bank=bank)
-    s = report["summary"]
-    assert (s["paid"], s["failed"], s["alerted"]) == (1, 1, True)
+    s = report.summary
+    assert (s.paid, s.failed, s.alerted) == (1, 1, True)
     failed = [r for r in rows(ws, fundout_payouts) if r.status == "failed"]
     assert len(failed) == 1 and "account of 'B1' is blocked" in failed[0].error
     loser = failed[0].business_id
@@ -144,7 +145,7 @@ def test_a_late_answer_is_resolved_by_asking_the_bank_not_by_paying_again(ws, si
     configure(ws, "B1")
     sim.inject("/payouts/batch", delay=1.5, times=1)  # the bank pays, then answers after our timeout
     [report] = batch.run_due(ws, "test", now=SLOT, bank=bank)
-    assert report["summary"]["paid"] == 1
+    assert report.summary.paid == 1
     assert sum(n for key, n in sim.calls().items() if key.startswith("payouts:")) == 1  # sent once
     assert bank_payouts(sim) == [("B1", "EUR", 10_000)]
     assert available(ws, "B1") == {"EUR": 0}
@@ -155,7 +156,7 @@ def test_5xx_then_absent_at_the_bank_is_sent_again_under_its_own_reference_and_p
     configure(ws, "B1")
     sim.inject("/payouts/batch", status=503, times=2)  # the request and its one retry
     [report] = batch.run_due(ws, "test", now=SLOT, bank=bank)
-    assert (report["summary"]["paid"], report["summary"]["failed"]) == (1, 0)
+    assert (report.summary.paid, report.summary.failed) == (1, 0)
     [payout] = rows(ws, fundout_payouts)
     assert (payout.status, payout.attempts) == ("posted", 1)
     assert bank_payouts(sim) == [("B1", "EUR", 10_000)] and available(ws, "B1") == {"EUR": 0}
@@ -166,12 +167,12 @@ def test_a_bank_that_never_takes_the_payout_keeps_it_held_not_failed(ws, sim, ba
     configure(ws, "B1")
     sim.inject("/payouts/batch", status=503, times=4)  # both sends, each with its retry
     [report] = batch.run_due(ws, "test", now=SLOT, bank=bank)
-    assert (report["status"], report["summary"]["pending"], report["summary"]["failed"]) == ("pending", 1, 0)
+    assert (report.status, report.summary.pending, report.summary.failed) == ("pending", 1, 0)
     [payout] = rows(ws, fundout_payouts)
     assert payout.status == "unknown" and "no payout with this reference" in payout.error
     assert bank_payouts(sim) == [] and available(ws, "B1") == {"EUR": 0}  # still held: a late request is safe
     report = batch.run_slot(ws, SLOT, "again", bank=bank)  # the bank is back
-    assert (report["status"], report["summary"]["paid"]) == ("done", 1)
+    assert (report.status, report.summary.paid) == ("done", 1)
     assert bank_payouts(sim) == [("B1", "EUR", 10_000)] and available(ws, "B1") == {"EUR": 0}
 
 
@@ -181,13 +182,13 @@ def test_an_unknown_outcome_stays_held_until_the_bank_answers(ws, sim, bank):
     sim.inject("/payouts/lookup", status=500, times=2)  # status queries fail ...
     sim.inject("/payouts/batch", delay=1.5, times=1)  # ... after a payment answered too late
     [report] = batch.run_due(ws, "test", now=SLOT, bank=bank)
-    assert (report["status"], report["summary"]["pending"]) == ("pending", 1)
+    assert (report.status, report.summary.pending) == ("pending", 1)
     [payout] = rows(ws, fundout_payouts)
     assert payout.status == "unknown"
     assert available(ws, "B1") == {"EUR": 0}  # still held: never paid out twice from the same money
     sim.clear_faults()
     report = batch.run_slot(ws, SLOT, "again", bank=bank)
-    assert (report["status"], report["summary"]["paid"]) == ("done", 1)
+    assert (report.status, report.summary.paid) == ("done", 1)
     assert bank_payouts(sim) == [("B1", "EUR", 10_000)]
     assert balances.get_balances(ws, "B1")[0].settled_minor == 0
 
@@ -197,12 +198,12 @@ def test_missed_slots_run_once_within_24h_and_older_ones_are_reported(ws, sim, b
     configure(ws, "B1", freqType="D", hour=23)
     batch.run_due(ws, "test", now=SLOT, bank=bank)  # 22:00: not due
     later = batch.run_due(ws, "test", now=SLOT + timedelta(hours=3), bank=bank)  # 23:00 and 00:00 missed
-    assert [r["slot"][11:16] for r in later] == ["23:00", "00:00", "01:00"]
-    assert [r["summary"]["paid"] for r in later] == [1, 0, 0]
+    assert [r.slot.strftime("%H:%M") for r in later] == ["23:00", "00:00", "01:00"]
+    assert [r.summary.paid for r in later] == [1, 0, 0]
     fund(ws, ("B1", "EUR", 500))
     much_later = batch.run_due(ws, "test", now=SLOT + timedelta(hours=40), bank=bank)
     assert len(much_later) == 25  # the 24 slots of the last 24 h, then the current one
-    assert [r["summary"]["paid"] for r in much_later].count(1) == 1  # 23:00 of the next day, once
+    assert [r.summary.paid for r in much_later].count(1) == 1  # 23:00 of the next day, once
     missed = rows(ws, fundout_batches, fundout_batches.c.status == "missed")
     assert len(missed) == 12  # 02:00 .. 13:00 of the next day: more than 24 h old, not paid
     [alert] = rows(ws, outbox, outbox.c.event == "ops.alert", outbox.c.channel == "email")
@@ -232,6 +233,15 @@ def test_a_slot_whose_run_stopped_before_planning_runs_again_with_the_next_batch
     configure(ws, "B1", freqType="D", hour=22)
     batch.trigger(ws, "scheduler", now=SLOT)  # queued, then the process died before the run started
     reports = batch.run_due(ws, "test", now=SLOT + timedelta(hours=1), bank=bank)
-    assert [(r["slot"][11:16], r["status"], r["summary"]["paid"]) for r in reports] == [
+    assert [(r.slot.strftime("%H:%M"), r.status, r.summary.paid) for r in reports] == [
         ("22:00", "done", 1), ("23:00", "done", 0)]
     assert bank_payouts(sim) == [("B1", "EUR", 10_000)]
+
+
+def test_batch_ids_beyond_64_bits_are_refused_naming_the_field(ws):
+    with pytest.raises(InvalidInput, match=r"^batchId: 18446744073709551616 is not a batch id"):
+        batch.get_batch(ws, 2**64)
+    with pytest.raises(InvalidInput, match=r"^cursor: "):
+        batch.list_batches(ws, after=2**64)
+    with pytest.raises(InvalidInput, match=r"^status: "):
+        batch.list_batches(ws, status="lost")

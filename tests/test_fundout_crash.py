@@ -54,7 +54,7 @@ def test_killed_mid_batch_then_rerun_pays_each_business_exactly_once(tmp_path, d
     at_bank = sim.state()["payouts"].values()
     assert sorted(p["business_id"] for p in at_bank) == [f"B{i:03d}" for i in range(BUSINESSES)]
     assert all(p["amount_minor"] == 10_000 + int(p["business_id"][1:]) - 150 for p in at_bank)
-    assert (report["summary"]["paid"], report["summary"]["pending"]) == (BUSINESSES, 0)
+    assert (report.summary.paid, report.summary.pending) == (BUSINESSES, 0)
     assert statuses == ["posted"] * BUSINESSES
     assert {b.available_minor for i in range(BUSINESSES) for b in balances.get_balances(ws, f"B{i:03d}")} == {150}
     assert balances.rebuild(ws).differences == []

@@ -9,6 +9,7 @@ import dagster as dg
 from pydantic import Field
 
 from ops_pipeline.fundout import batch
+from ops_pipeline.fundout.batch import BatchReport
 from ops_pipeline.notify import dispatch
 from resources.ops import OpsResource
 
@@ -19,29 +20,29 @@ class FundoutRunConfig(dg.Config):
     at: str | None = Field(default=None, description="ISO 8601 time in the slot to run; default now.")
 
 
-def batch_metadata(report: dict) -> dict:
-    summary = report["summary"]
+def batch_metadata(report: BatchReport) -> dict:
+    s = report.summary
     return {
-        "batch_id": report["batchId"],
-        "slot": report["slot"],
-        "status": report["status"],
-        **{k: summary.get(k, 0) for k in ("due", "paid", "skipped", "failed", "pending")},
-        "amounts_paid": dg.MetadataValue.json(summary.get("amounts", {}).get("paid", {})),
-        "amounts_failed": dg.MetadataValue.json(summary.get("amounts", {}).get("failed", {})),
+        "batch_id": report.id,
+        "slot": report.slot.isoformat(),
+        "status": report.status,
+        **{k: getattr(s, k) for k in ("due", "paid", "skipped", "failed", "pending")},
+        "amounts_paid": dg.MetadataValue.json({c: str(v) for c, v in s.paid_amounts.items()}),
+        "amounts_failed": dg.MetadataValue.json({c: str(v) for c, v in s.failed_amounts.items()}),
     }
 
 
-@dg.op(out=dg.Out(dict))
+@dg.op(out=dg.Out(BatchReport))
 def run_fundout_batch(context: dg.OpExecutionContext, config: FundoutRunConfig, ops: OpsResource):
     """Missed slots of the last 24 h (older ones reported), then the slot of `at`; one output per slot."""
     at = datetime.fromisoformat(config.at) if config.at else datetime.now(UTC)
     with ops.workspace() as ws:
         reports = batch.run_due(ws, actor=f"dagster:{context.run_id}", now=at)
     for report in reports:
-        s = report["summary"]
+        s = report.summary
         context.log.info(
-            f"slot {report['slot']}: paid {s.get('paid')}, skipped {s.get('skipped')}, "
-            f"failed {s.get('failed')}, pending {s.get('pending')}"
+            f"slot {report.slot.isoformat()}: paid {s.paid}, skipped {s.skipped}, failed {s.failed}, "
+            f"pending {s.pending}"
         )
         context.log_event(dg.AssetObservation(asset_key="fundout_batches", metadata=batch_metadata(report)))
     current = reports[-1]

@@ -1,9 +1,14 @@
-"""`ops-pipeline fundout config|run|batch|cashout|payouts` and `ops-pipeline notify dispatch`."""
+"""`ops-pipeline fundout config|run|batch|batches|cashout|payouts` and `ops-pipeline notify dispatch`.
+
+Results print as JSON with the domain's field names (snake_case); amounts and times as exact text.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import click
 
@@ -14,11 +19,19 @@ from ops_pipeline.cli.output import emit
 from ops_pipeline.fundout import batch, cashout, config
 from ops_pipeline.notify import dispatch
 
-PAYOUT_COLUMNS = ["payoutId", "kind", "currency", "amount", "status", "slot", "bankPayoutId", "error"]
+PAYOUT_COLUMNS = ["id", "kind", "currency", "amount", "status", "slot", "bank_payout_id", "error"]
 
 
-def _echo(value: dict) -> None:
-    click.echo(json.dumps(value, indent=2))
+def _echo(result) -> None:
+    """A domain result (a dataclass) as JSON; a payout also shows its amount in major units."""
+    plain = dataclasses.asdict(result)
+    if hasattr(result, "amount"):
+        plain["amount"] = result.amount
+    click.echo(json.dumps(plain, indent=2, default=_exact_text))
+
+
+def _exact_text(value) -> str:
+    return format(value, "f") if isinstance(value, Decimal) else value.isoformat()
 
 
 @cli.group("fundout")
@@ -42,7 +55,7 @@ def fundout_config(ctx: Context, business_id, changes, actor) -> None:
     """Show, create or change the fund-out configuration of BUSINESS_ID."""
     ctx.ws.init()
     if not changes:
-        _echo(config.get_config(ctx.ws, business_id).to_api())
+        _echo(config.get_config(ctx.ws, business_id))
         return
     body = {}
     for change in changes:
@@ -51,7 +64,7 @@ def fundout_config(ctx: Context, business_id, changes, actor) -> None:
             raise click.UsageError(f"--set: {change!r} is not FIELD=VALUE")
         body[name] = {"true": True, "false": False}.get(value.lower(), value) if name == "enabled" else value
     made = config.put_config(ctx.ws, business_id, body, f"cli:{actor}")
-    _echo(made.to_api())
+    _echo(made)
 
 
 @fundout_group.command("run")
@@ -75,11 +88,36 @@ def fundout_run(ctx: Context, at, due, actor) -> None:
 
 
 @fundout_group.command("batch")
-@click.argument("batch_id", type=int)
+@click.argument("batch_id", type=click.IntRange(1, batch.MAX_ID))
 @pass_ctx
 def fundout_batch(ctx: Context, batch_id) -> None:
     """Status, counts and amounts of one batch."""
     _echo(batch.get_batch(ctx.ws, batch_id))
+
+
+@fundout_group.command("batches")
+@click.option("--from", "slot_from", help="Slots at or after this time (ISO 8601).")
+@click.option("--to", "slot_to", help="Slots at or before this time (ISO 8601).")
+@click.option("--status", type=click.Choice(batch.STATUSES))
+@click.option("--limit", type=click.IntRange(1, batch.MAX_PAGE), default=50, show_default=True)
+@FORMAT
+@pass_ctx
+def fundout_batches(ctx: Context, slot_from, slot_to, status, limit, fmt) -> None:
+    """Batches, newest slot first: status and counts."""
+    tz = ctx.ws.settings.tz
+    page = batch.list_batches(
+        ctx.ws,
+        slot_from=parse_time(slot_from, tz) if slot_from else None,
+        slot_to=parse_time(slot_to, tz) if slot_to else None,
+        status=status,
+        limit=limit,
+    )
+    columns = ["id", "slot", "status", "due", "paid", "skipped", "failed", "pending"]
+    emit(
+        columns,
+        [[b.id, b.slot, b.status, *(getattr(b.summary, c) for c in columns[3:])] for b in page.batches],
+        fmt,
+    )
 
 
 @fundout_group.command("cashout")
@@ -93,7 +131,7 @@ def fundout_cashout(ctx: Context, business_id, amount, currency, idempotency_key
     """Pay AMOUNT of BUSINESS_ID's available balance now (ignores the minimum balance)."""
     ctx.ws.init()
     payout = cashout.cashout(ctx.ws, business_id, amount, currency, f"cli:{actor}", idempotency_key)
-    _echo(payout.to_api())
+    _echo(payout)
     if payout.status == "failed":
         raise click.ClickException(f"cash-out failed: {payout.error}")
 
@@ -104,8 +142,8 @@ def fundout_cashout(ctx: Context, business_id, amount, currency, idempotency_key
 @pass_ctx
 def fundout_payouts(ctx: Context, business_id, fmt) -> None:
     """Recent payouts of BUSINESS_ID, newest first."""
-    rows = [p.to_api() for p in cashout.list_payouts(ctx.ws, business_id)]
-    emit(PAYOUT_COLUMNS, [[r[c] for c in PAYOUT_COLUMNS] for r in rows], fmt)
+    found = cashout.list_payouts(ctx.ws, business_id)
+    emit(PAYOUT_COLUMNS, [[getattr(p, c) for c in PAYOUT_COLUMNS] for p in found], fmt)
 
 
 @cli.group("notify")

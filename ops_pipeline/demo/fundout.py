@@ -31,10 +31,10 @@ def run_fundout(ws: Workspace, echo: Callable[[str], None]) -> None:
     payout = cashout.cashout(ws, merchant, amount, currency, "demo", idempotency_key=f"demo-{amount}")
     echo(f"Fund-out: manual cash-out of {amount} {currency} by {merchant}: {payout.status}")
     [report] = batch.run_due(ws, "demo-scheduler", now=datetime.now(UTC))[-1:]
-    s = report["summary"]
-    paid = ", ".join(f"{amount} {cur}" for cur, amount in s["amounts"]["paid"].items()) or "nothing"
-    echo(f"  batch {report['batchId']} of slot {report['slot']}: {s['paid']} paid ({paid}), "
-         f"{s['skipped']} skipped at their minimum, {s['failed']} failed")
+    s = report.summary
+    paid = ", ".join(f"{amount} {cur}" for cur, amount in s.paid_amounts.items()) or "nothing"
+    echo(f"  batch {report.id} of slot {report.slot.isoformat()}: {s.paid} paid ({paid}), "
+         f"{s.skipped} skipped at their minimum, {s.failed} failed")
     sent = dispatch(ws).counts
     with ws.engine.connect() as conn:
         waiting = conn.execute(select(func.count()).select_from(outbox)).scalar_one()

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ops_pipeline.db.schema import fundout_batches, fundout_payouts
-from ops_pipeline.errors import NotFound
+from ops_pipeline.errors import InvalidInput, NotFound
 from ops_pipeline.fundout import payouts
 from ops_pipeline.fundout.bank import Bank
 from ops_pipeline.fundout.calendar import HOUR, is_due, slot_of
@@ -28,33 +30,139 @@ from ops_pipeline.notify import Notification, enqueue
 from ops_pipeline.workspace import Workspace
 
 QUEUED, RUNNING, DONE, PENDING, MISSED = "queued", "running", "done", "pending", "missed"
+STATUSES = (QUEUED, RUNNING, DONE, PENDING, MISSED)
+MAX_PAGE = 500
+MAX_ID = 2**63 - 1  # ids are 64-bit in the database
 CATCH_UP = timedelta(hours=24)
 STALE = timedelta(minutes=5)  # open payouts untouched this long are resumed by the next run
 
 
-def view(row) -> dict:
-    """A batch as the API shows it."""
-    return {
-        "batchId": row.id,
-        "slot": row.slot.isoformat(),
-        "status": row.status,
-        "triggeredBy": row.triggered_by,
-        "createdAt": row.created_at.isoformat(),
-        "startedAt": row.started_at.isoformat() if row.started_at else None,
-        "finishedAt": row.finished_at.isoformat() if row.finished_at else None,
-        "summary": row.summary,
-    }
+@dataclass(frozen=True)
+class BatchSummary:
+    """Counts of a batch's payouts and their amounts by currency (major units, exact)."""
+
+    due: int = 0
+    skipped: int = 0
+    paid: int = 0
+    failed: int = 0
+    pending: int = 0
+    paid_amounts: dict[str, Decimal] = field(default_factory=dict)
+    failed_amounts: dict[str, Decimal] = field(default_factory=dict)
+    alerted: bool = False  # ops were told of a failure rate above the threshold
+    missed: bool = False  # too old when batches resumed: reported, never paid
+
+    def stored(self) -> dict:
+        """The JSON kept in the batch row."""
+        amounts = {"paid": self.paid_amounts, "failed": self.failed_amounts}
+        return {
+            **{
+                k: getattr(self, k)
+                for k in ("due", "skipped", "paid", "failed", "pending", "alerted", "missed")
+            },
+            "amounts": {kind: {cur: str(v) for cur, v in found.items()} for kind, found in amounts.items()},
+        }
+
+    @classmethod
+    def from_stored(cls, data: dict) -> BatchSummary:
+        amounts = data.get("amounts", {})
+        return cls(
+            **{k: data.get(k, 0) for k in ("due", "skipped", "paid", "failed", "pending")},
+            paid_amounts={c: Decimal(v) for c, v in amounts.get("paid", {}).items()},
+            failed_amounts={c: Decimal(v) for c, v in amounts.get("failed", {}).items()},
+            alerted=bool(data.get("alerted")),
+            missed=bool(data.get("missed")),
+        )
 
 
-def get_batch(ws: Workspace, batch_id: int) -> dict:
+@dataclass(frozen=True)
+class BatchReport:
+    """A batch: the hourly slot it runs, where it stands, and its summary."""
+
+    id: int
+    slot: datetime
+    status: str
+    triggered_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    summary: BatchSummary
+
+    @classmethod
+    def from_row(cls, row) -> BatchReport:
+        m = row._mapping
+        return cls(
+            id=m["id"],
+            slot=m["slot"],
+            status=m["status"],
+            triggered_by=m["triggered_by"],
+            created_at=m["created_at"],
+            started_at=m["started_at"],
+            finished_at=m["finished_at"],
+            summary=BatchSummary.from_stored(m["summary"] or {}),
+        )
+
+
+@dataclass(frozen=True)
+class BatchPage:
+    batches: list[BatchReport]
+    next_cursor: int | None  # the id to pass as `after` for the next page; None on the last one
+
+
+def _utc(at: datetime) -> datetime:
+    """A time without an offset is taken as UTC, the slots' zone."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _batch_id(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise InvalidInput(f"{name}: {value!r} is not a batch id (1 to 2^63-1)")
+    return value
+
+
+def get_batch(ws: Workspace, batch_id: int) -> BatchReport:
+    _batch_id("batchId", batch_id)
     with ws.read_engine.connect() as conn:
         row = conn.execute(select(fundout_batches).where(fundout_batches.c.id == batch_id)).first()
     if row is None:
         raise NotFound(f"batchId: {batch_id!r} does not exist")
-    return view(row)
+    return BatchReport.from_row(row)
 
 
-def _ensure(ws: Workspace, slot: datetime, status: str, actor: str, summary: dict | None = None):
+def list_batches(
+    ws: Workspace,
+    *,
+    slot_from: datetime | None = None,
+    slot_to: datetime | None = None,
+    status: str | None = None,
+    after: int | None = None,
+    limit: int = 50,
+) -> BatchPage:
+    """Batches newest slot first, `slot_from <= slot <= slot_to`, optionally of one status; a page continues
+    after the batch id `after` (the previous page's cursor)."""
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"status: {status!r} is not allowed; use one of {', '.join(STATUSES)}")
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit: {limit!r} is not allowed; use 1-{MAX_PAGE}")
+    b = fundout_batches.c
+    query = select(fundout_batches).order_by(b.slot.desc()).limit(limit + 1)
+    if slot_from is not None:
+        query = query.where(b.slot >= _utc(slot_from))
+    if slot_to is not None:
+        query = query.where(b.slot <= _utc(slot_to))
+    if status is not None:
+        query = query.where(b.status == status)
+    with ws.read_engine.connect() as conn:
+        if after is not None:
+            last = conn.execute(select(b.slot).where(b.id == _batch_id("cursor", after))).scalar_one_or_none()
+            if last is None:
+                raise InvalidInput(f"cursor: {after!r} is not a cursor from a previous page")
+            query = query.where(b.slot < last)
+        rows = conn.execute(query).all()
+    found = [BatchReport.from_row(r) for r in rows[:limit]]
+    return BatchPage(found, found[-1].id if len(rows) > limit else None)
+
+
+def _ensure(ws: Workspace, slot: datetime, status: str, actor: str):
     """The slot's batch row, made with `status` if it does not exist yet."""
     b = fundout_batches.c
     for _ in range(2):  # a concurrent insert of the same slot: read it back
@@ -69,7 +177,7 @@ def _ensure(ws: Workspace, slot: datetime, status: str, actor: str, summary: dic
                         status=status,
                         triggered_by=actor,
                         created_at=datetime.now(UTC),
-                        summary=summary or {},
+                        summary=BatchSummary().stored(),
                     )
                 )
             except IntegrityError:
@@ -78,12 +186,14 @@ def _ensure(ws: Workspace, slot: datetime, status: str, actor: str, summary: dic
     raise RuntimeError(f"fundout batch of slot {slot.isoformat()} could not be made")
 
 
-def trigger(ws: Workspace, actor: str, now: datetime | None = None) -> dict:
+def trigger(ws: Workspace, actor: str, now: datetime | None = None) -> BatchReport:
     """The batch of the current slot (queued if new); the caller runs `run_due` after answering."""
-    return view(_ensure(ws, slot_of(now or datetime.now(UTC)), QUEUED, actor))
+    return BatchReport.from_row(_ensure(ws, slot_of(now or datetime.now(UTC)), QUEUED, actor))
 
 
-def run_due(ws: Workspace, actor: str, now: datetime | None = None, bank: Bank | None = None) -> list[dict]:
+def run_due(
+    ws: Workspace, actor: str, now: datetime | None = None, bank: Bank | None = None
+) -> list[BatchReport]:
     """What the hourly schedule and the trigger run: missed slots (24 h), the current slot, stragglers."""
     now = now or datetime.now(UTC)
     current = slot_of(now)
@@ -97,7 +207,7 @@ def run_due(ws: Workspace, actor: str, now: datetime | None = None, bank: Bank |
     return done
 
 
-def run_slot(ws: Workspace, at: datetime, actor: str, bank: Bank | None = None) -> dict:
+def run_slot(ws: Workspace, at: datetime, actor: str, bank: Bank | None = None) -> BatchReport:
     """Run the slot containing `at` alone (the CLI's `fundout run --at`); no catch-up."""
     with ws.lock("fundout"), _bank(ws, bank) as use:
         return _run(ws, use, slot_of(at), actor)
@@ -126,10 +236,15 @@ def _missed_slots(ws: Workspace, current: datetime) -> tuple[list[datetime], lis
     b = fundout_batches.c
     with ws.engine.connect() as conn:
         last = conn.execute(select(func.max(b.slot)).where(b.slot < current)).scalar_one()
-        unfinished = conn.execute(
-            select(b.slot)
-            .where(b.status.in_((QUEUED, RUNNING)), b.slot < current, b.slot >= current - CATCH_UP)
-        ).scalars().all()
+        unfinished = (
+            conn.execute(
+                select(b.slot).where(
+                    b.status.in_((QUEUED, RUNNING)), b.slot < current, b.slot >= current - CATCH_UP
+                )
+            )
+            .scalars()
+            .all()
+        )
     if last is None:
         return [], []  # the first batch ever: nothing was missed
     gap = [last + HOUR * k for k in range(1, int((current - last) / HOUR))]
@@ -147,7 +262,7 @@ def _report_missed(ws: Workspace, missed: list[datetime], actor: str) -> None:
                 triggered_by=actor,
                 created_at=now,
                 finished_at=now,
-                summary={"missed": True},
+                summary=BatchSummary(missed=True).stored(),
             )
             for s in missed
         ]
@@ -175,7 +290,7 @@ def _report_missed(ws: Workspace, missed: list[datetime], actor: str) -> None:
         )
 
 
-def _run(ws: Workspace, bank: Bank, slot: datetime, actor: str) -> dict:
+def _run(ws: Workspace, bank: Bank, slot: datetime, actor: str) -> BatchReport:
     batch = _ensure(ws, slot, QUEUED, actor)
     with ws.engine.begin() as conn:
         conn.execute(
@@ -183,21 +298,22 @@ def _run(ws: Workspace, bank: Bank, slot: datetime, actor: str) -> dict:
             .where(fundout_batches.c.id == batch.id)
             .values(status=RUNNING, started_at=datetime.now(UTC), finished_at=None)
         )
-    plan = _plan(ws, slot, batch.id, actor)
+    due, skipped = _plan(ws, slot, batch.id, actor)
     with ws.engine.connect() as conn:
         todo = payouts.load(
             conn, (fundout_payouts.c.slot == slot) & fundout_payouts.c.status.in_(payouts.OPEN)
         )
     payouts.drive(ws, bank, todo, actor)
-    return _finish(ws, batch, plan, actor)
+    return _finish(ws, batch, due, skipped, actor)
 
 
-def _plan(ws: Workspace, slot: datetime, batch_id: int, actor: str) -> dict:
-    """Hold `available - minimumBalance` of each currency of each due business not yet planned."""
+def _plan(ws: Workspace, slot: datetime, batch_id: int, actor: str) -> tuple[int, int]:
+    """Hold `available - minimumBalance` of each currency of each due business not yet planned; the number
+    of due businesses and of balances skipped at their minimum."""
     with ws.engine.connect() as conn:
         due = [c for c in enabled_configs(conn) if is_due(c.freq_type, c.day, c.hour, c.timezone, slot)]
     if not due:
-        return {"due": 0, "skipped": 0, "planned": 0}
+        return 0, 0
     with ws.lock("ledger"):
         balances.refresh_cache(ws)  # exact: no ledger writer can commit until the holds are in
         now = datetime.now(UTC)
@@ -246,31 +362,29 @@ def _plan(ws: Workspace, slot: datetime, batch_id: int, actor: str) -> dict:
                 reason="fund-out",
                 now=now,
             )
-    return {"due": len(due), "skipped": skipped, "planned": len(new)}
+    return len(due), skipped
 
 
-def _finish(ws: Workspace, batch, plan: dict, actor: str) -> dict:
+def _finish(ws: Workspace, batch, due: int, skipped: int, actor: str) -> BatchReport:
     """Counts and amounts of the slot's payouts in the batch row; ops alerted on a high failure rate."""
     with ws.engine.begin() as conn:
-        totals = payouts.counts(conn, fundout_payouts.c.slot == batch.slot)
-        n = totals["count"]
-        paid, failed = n.get(payouts.POSTED, 0), n.get("failed", 0)
+        n, amounts = payouts.counts(conn, fundout_payouts.c.slot == batch.slot)
+        paid, failed = n.get(payouts.POSTED, 0), n.get(payouts.FAILED, 0)
         pending = sum(n.get(s, 0) for s in payouts.OPEN)
-        summary = {
-            "due": plan["due"],
-            "skipped": plan["skipped"],
-            "paid": paid,
-            "failed": failed,
-            "pending": pending,
-            "amounts": {
-                "paid": totals["amount"].get(payouts.POSTED, {}),
-                "failed": totals["amount"].get("failed", {}),
-            },
-            "alerted": bool(batch.summary.get("alerted")),
-        }
         rate = failed / (paid + failed) if paid + failed else 0
-        if failed and rate > ws.settings.fundout_alert_failure_rate and not summary["alerted"]:
-            summary["alerted"] = True
+        was_alerted = bool(batch.summary.get("alerted"))
+        alert = failed and rate > ws.settings.fundout_alert_failure_rate and not was_alerted
+        summary = BatchSummary(
+            due=due,
+            skipped=skipped,
+            paid=paid,
+            failed=failed,
+            pending=pending,
+            paid_amounts=amounts.get(payouts.POSTED, {}),
+            failed_amounts=amounts.get(payouts.FAILED, {}),
+            alerted=was_alerted or bool(alert),
+        )
+        if alert:
             enqueue(
                 conn,
                 [
@@ -295,9 +409,13 @@ def _finish(ws: Workspace, batch, plan: dict, actor: str) -> dict:
         conn.execute(
             update(fundout_batches)
             .where(fundout_batches.c.id == batch.id)
-            .values(status=PENDING if pending else DONE, finished_at=datetime.now(UTC), summary=summary)
+            .values(
+                status=PENDING if pending else DONE, finished_at=datetime.now(UTC), summary=summary.stored()
+            )
         )
-        return view(conn.execute(select(fundout_batches).where(fundout_batches.c.id == batch.id)).one())
+        return BatchReport.from_row(
+            conn.execute(select(fundout_batches).where(fundout_batches.c.id == batch.id)).one()
+        )
 
 
 def _resume_stale(ws: Workspace, bank: Bank, actor: str) -> None:
@@ -309,4 +427,4 @@ def _resume_stale(ws: Workspace, bank: Bank, actor: str) -> None:
     for slot in sorted({x.slot for x in stale if x.slot is not None}):
         with ws.engine.connect() as conn:
             batch = conn.execute(select(fundout_batches).where(fundout_batches.c.slot == slot)).one()
-        _finish(ws, batch, {k: batch.summary.get(k, 0) for k in ("due", "skipped")}, actor)
+        _finish(ws, batch, batch.summary.get("due", 0), batch.summary.get("skipped", 0), actor)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 
@@ -11,14 +12,38 @@ from ops_pipeline.db.schema import fundout_payouts
 from ops_pipeline.errors import Conflict, InvalidInput, NotFound
 from ops_pipeline.fundout import payouts
 from ops_pipeline.fundout.bank import Bank
+from ops_pipeline.fundout.config import shown
 from ops_pipeline.ledger.balances import get_balances
 from ops_pipeline.ledger.holds import place_hold
-from ops_pipeline.money import to_minor
+from ops_pipeline.money import exponent, to_major, to_minor
 from ops_pipeline.workspace import Workspace
+
+MAX_MINOR = 2**63 - 1  # amounts are 64-bit integers of minor units in the ledger and the database
+MAX_AMOUNT_TEXT = 40
+
+
+def amount_minor(value: str | int | Decimal, currency: str) -> int:
+    """A positive major-unit amount (decimal text or an exact JSON number) in minor units, within 64 bits."""
+    text = value
+    if isinstance(value, Decimal) and value.is_finite() and abs(value.adjusted()) < MAX_AMOUNT_TEXT:
+        text = format(value, "f")
+    elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 4 * MAX_AMOUNT_TEXT:
+        text = str(value)
+    if not isinstance(text, str) or len(text) > MAX_AMOUNT_TEXT or not text.isascii():
+        raise InvalidInput(
+            f"amount: {shown(value)} is not allowed; use a positive decimal number like 125.50"
+        )
+    minor = to_minor(text, currency, allow_zero=False)
+    if minor > MAX_MINOR:
+        raise InvalidInput(
+            f"amount: {shown(value)} is too large; at most {to_major(MAX_MINOR, currency)} {currency}"
+        )
+    return minor
 
 
 def _currency(ws: Workspace, business_id: str, currency: str | None) -> str:
     if currency:
+        exponent(currency)  # names the field when it is not a currency
         return currency
     found = get_balances(ws, business_id)
     if len(found) != 1:
@@ -32,7 +57,7 @@ def _currency(ws: Workspace, business_id: str, currency: str | None) -> str:
 def cashout(
     ws: Workspace,
     business_id: str,
-    amount: str,
+    amount: str | int | Decimal,
     currency: str | None,
     actor: str,
     idempotency_key: str | None = None,
@@ -42,7 +67,7 @@ def cashout(
 
     The same `idempotency_key` again returns the first cash-out (finishing it if it was interrupted)."""
     currency = _currency(ws, business_id, currency)
-    minor = to_minor(amount, currency, allow_zero=False)
+    minor = amount_minor(amount, currency)
     p = fundout_payouts.c
     with ws.engine.connect() as conn:
         prior = payouts.load(conn, p.idempotency_key == idempotency_key) if idempotency_key else []

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
@@ -47,21 +48,10 @@ class Payout:
     created_at: datetime
     updated_at: datetime
 
-    def to_api(self) -> dict:
-        return {
-            "payoutId": self.id,
-            "kind": self.kind,
-            "businessId": self.business_id,
-            "currency": self.currency,
-            "amount": str(to_major(self.amount_minor, self.currency)),
-            "status": self.status,
-            "slot": self.slot.isoformat() if self.slot else None,
-            "batchId": self.batch_id,
-            "bankPayoutId": self.bank_payout_id,
-            "error": self.error,
-            "createdAt": self.created_at.isoformat(),
-            "updatedAt": self.updated_at.isoformat(),
-        }
+    @property
+    def amount(self) -> Decimal:
+        """Major units, exact."""
+        return to_major(self.amount_minor, self.currency)
 
 
 def from_row(row) -> Payout:
@@ -254,11 +244,11 @@ def _emails(conn: Connection, business_ids: set[str]) -> dict[str, str]:
     return found
 
 
-def counts(conn: Connection, where) -> dict:
-    """Payouts by status, and amounts by status and currency (exact decimal strings)."""
+def counts(conn: Connection, where) -> tuple[dict[str, int], dict[str, dict[str, Decimal]]]:
+    """Payouts by status, and their amounts by status and currency (exact, major units)."""
     p = fundout_payouts.c
     number: dict[str, int] = defaultdict(int)
-    amounts: dict[str, dict[str, str]] = defaultdict(dict)
+    amounts: dict[str, dict[str, Decimal]] = defaultdict(dict)
     query = (
         select(p.status, p.currency, func.count(), func.sum(p.amount_minor))
         .where(where)
@@ -267,5 +257,5 @@ def counts(conn: Connection, where) -> dict:
     )
     for status, currency, n, total in conn.execute(query):
         number[status] += n
-        amounts[status][currency] = str(to_major(int(total), currency))
-    return {"count": dict(number), "amount": dict(amounts)}
+        amounts[status][currency] = to_major(int(total), currency)
+    return dict(number), dict(amounts)
