@@ -45,6 +45,13 @@ class CreateJob(Body):
     idempotency_key: str | None = Field(
         None, description="A live job with this key is returned, not duplicated."
     )
+    depends_on: list[Any] | None = Field(
+        None,
+        max_length=50,
+        description="Ids of existing jobs that must all be Completed before this one runs; if one ends "
+        "otherwise, this job fails with its reason.",
+        json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
+    )
 
 
 class Reason(Body):
@@ -85,6 +92,7 @@ def create(body: CreateJob, ws: WorkspaceDep, who: Creator):
         priority=body.priority,
         expires_at=body.expires_at,
         idempotency_key=body.idempotency_key,
+        depends_on=body.depends_on,
         actor=who.sub,
         actor_kind=ACTOR_KINDS.get(who.role, "person"),
     )
