@@ -161,6 +161,5 @@ def jobs_sweep(ctx: Context) -> None:
     """Run the expiry sweeper and the rescuer once."""
     done = service.housekeep(ctx.ws)
     click.echo(
-        f"rescued {len(done['rescued'])}, failed {len(done['failed'])}, expired {len(done['expired'])}, "
-        f"released {len(done['released'])}"
+        f"rescued {len(done['rescued'])}, failed {len(done['failed'])}, expired {len(done['expired'])}"
     )

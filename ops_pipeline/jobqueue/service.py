@@ -14,6 +14,7 @@ details) are encrypted before they reach the database; `public_view` shows them 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +43,8 @@ __all__ = [
     "reject_job",
     "retry_job",
 ]
+
+log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
 MAX_JOB_ID = 2**63 - 1
@@ -203,12 +206,14 @@ def complete_manual(ws: Workspace, job_id: int, actor: str, note: str | None = N
 
 def housekeep(ws: Workspace) -> dict[str, list[int]]:
     """The rescuer (jobs whose worker died), the expiry sweeper and the dependency check, once (`jobs
-    sweep`, the schedule). Failed dependents are counted with the failed jobs."""
+    sweep`, the schedule). Dependents the check fails are counted with the failed jobs."""
     q = queue(ws)
     rescued, failed = q.rescue()
     expired = q.sweep_expired()
     released, orphaned = q.settle_dependencies()
-    return {"rescued": rescued, "failed": failed + orphaned, "expired": expired, "released": released}
+    if released:  # finishing a prerequisite releases its dependents: this is the safety net at work
+        log.warning("housekeeping: released jobs %s whose prerequisites had all completed", released)
+    return {"rescued": rescued, "failed": failed + orphaned, "expired": expired}
 
 
 # -- views ---------------------------------------------------------------------------------------------
