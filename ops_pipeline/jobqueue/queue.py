@@ -316,16 +316,19 @@ class JobQueue:
         """How many of the jobs `ids` are live, locked (FOR KEY SHARE) so none finishes before this
         transaction commits; InvalidInput for an unknown id, Conflict for one that ended otherwise."""
         wanted = set(ids)
-        live = set(
-            conn.execute(
-                select(jobs.c.id).where(jobs.c.id.in_(wanted)).with_for_update(read=True, key_share=True)
-            ).scalars()
-        )
+
+        def lock(candidates: set[int]) -> set[int]:
+            query = select(jobs.c.id).where(jobs.c.id.in_(candidates))
+            return set(conn.execute(query.with_for_update(read=True, key_share=True)).scalars())
+
+        live = lock(wanted)
         ended = dict(
             conn.execute(
                 select(jobs_archive.c.id, jobs_archive.c.state).where(jobs_archive.c.id.in_(wanted - live))
             ).all()
         )
+        if missing := wanted - live - set(ended):  # or retried (archive -> queue) between the two reads
+            live |= lock(missing)
         for job_id in sorted(wanted - live):
             state = ended.get(job_id)
             if state is None:
