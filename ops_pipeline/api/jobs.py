@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from ops_pipeline.api.auth import require_roles
@@ -26,6 +26,8 @@ router = APIRouter(prefix="/api/job", tags=["jobs"])
 Creator = Annotated[Principal, Depends(require_roles("ops", "internal"))]
 Approver = Annotated[Principal, Depends(require_roles("ops"))]
 Reader = Annotated[Principal, Depends(require_roles("ops", "internal", "analyst"))]
+# Checked by the service (400 naming dependsOn), so that a bad id is never a 422 or an overflow.
+JobId = Annotated[Any, WithJsonSchema({"type": "integer", "minimum": 1, "maximum": service.MAX_JOB_ID})]
 ACTOR_KINDS = {"internal": "service"}  # every other role is a person
 OPAQUE = {"attributes", "progress", "attributes_schema", "example"}  # keys inside are the job type's own
 
@@ -45,12 +47,11 @@ class CreateJob(Body):
     idempotency_key: str | None = Field(
         None, description="A live job with this key is returned, not duplicated."
     )
-    depends_on: list[Any] | None = Field(
+    depends_on: list[JobId] | None = Field(
         None,
         max_length=50,
         description="Ids of existing jobs that must all be Completed before this one runs; if one ends "
         "otherwise, this job fails with its reason.",
-        json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}},
     )
 
 
