@@ -3,14 +3,15 @@
 Live jobs stay in `jobs`; a job that finishes (Completed, Failed, Expired) moves to `jobs_archive` in the
 same transaction, so the table that claims scan stays small. Every transition appends to `job_history`.
 
+PostgreSQL enqueues, claims and completes in one statement each (claims: `FOR UPDATE SKIP LOCKED` over the
+partial index `ix_jobs_claim`), and `vacuum` (housekeeping) clears the dead rows claims would otherwise walk
+over; SQLite runs the same operations inside its write-locking transactions.
+
 Dependencies: a job may name prerequisite jobs (`job_dependencies`); its `waiting` counts those not yet
 Completed, and only jobs at 0 are claimable (the claim index covers them only). A job completing lowers
 its dependents' count, and a job ending otherwise (Failed, Expired; rejected and cancelled jobs are Failed)
 fails its not-started dependents with its reason, transitively, both in the transaction that finishes it.
 `settle_dependencies` (housekeeping) re-checks waiting jobs as a safety net.
-PostgreSQL enqueues, claims and completes in one statement each (claims: `FOR UPDATE SKIP LOCKED` over the
-partial index `ix_jobs_claim`), and `vacuum` (housekeeping) clears the dead rows claims would otherwise walk
-over; SQLite runs the same operations inside its write-locking transactions.
 """
 
 from __future__ import annotations

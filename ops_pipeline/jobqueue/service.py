@@ -3,7 +3,8 @@
 Every function takes the workspace first and raises the domain errors of `ops_pipeline.errors`
 (InvalidInput -> 400 naming the field, NotFound -> 404, Conflict -> 409, FourEyes -> 403), so adapters
 only map them. Attributes are validated by the job type's model, and sensitive ones (UPI VPAs, bank
-details) are encrypted before they reach the database; `public_view` shows them masked.
+details, contact e-mails and phones, addresses) are encrypted before they reach the database;
+`public_view` shows them masked. A job may wait for others (`depends_on`): see `queue`.
 
     job, created = create_job(ws, type="manual", attributes={"title": "Call the bank"}, actor="alice")
     later, _ = create_job(ws, type="manual", attributes={...}, depends_on=[job.id], actor="alice")
