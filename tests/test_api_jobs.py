@@ -138,5 +138,25 @@ def test_types_list_schemas_and_approval(client):
     assert types["manual"]["needsApproval"] is False
     assert "title" in types["manual"]["attributesSchema"]["required"]
     assert "postal_code" in types["principal_onboarding"]["attributesSchema"]["$defs"]["Address"]["properties"]
-    assert types["principal_onboarding"]["sensitiveFields"] == ["upi_vpas[]", "bank_account.account_number",
-                                                                "bank_account.ifsc"]
+    assert types["principal_onboarding"]["sensitiveFields"][-4:] == ["contact.phone", "upi_vpas[]",
+                                                                     "bank_account.account_number", "bank_account.ifsc"]
+
+
+def test_depends_on_over_the_api(client):
+    first = create(client, {"type": "manual", "attributes": {"title": "open the wallet"}}).json()
+    then = create(client, {"type": "manual", "attributes": {"title": "top it up"}, "dependsOn": [first["id"]]})
+    assert then.status_code == 201, then.text
+    assert (then.json()["dependsOn"], then.json()["waitingFor"]) == ([first["id"]], 1)
+    assert then.json()["history"][0]["reason"] == f"created, after job {first['id']}"
+    error(create(client, {"type": "manual", "attributes": {"title": "t"}, "dependsOn": [999]}), 400,
+          "VALIDATION_ERROR", "dependsOn: job 999 does not exist")
+    for bad in ([2**64], ["1"], [True], [first["id"], first["id"]]):
+        error(create(client, {"type": "manual", "attributes": {"title": "t"}, "dependsOn": bad}), 400,
+              "VALIDATION_ERROR", "dependsOn")
+    h = auth(client)
+    assert client.post(f"/api/job/{first['id']}/cancel", json={"reason": "no wallet"}, headers=h).status_code == 200
+    failed = client.get(f"/api/job/{then.json()['id']}", headers=h).json()
+    assert (failed["state"], failed["lastError"]) == (
+        "Failed", f"prerequisite job {first['id']} ended Failed: cancelled: no wallet")
+    error(create(client, {"type": "manual", "attributes": {"title": "t"}, "dependsOn": [first["id"]]}), 409,
+          "PREREQUISITE_ENDED", f"dependsOn: job {first['id']} ended Failed")

@@ -40,3 +40,7 @@ def test_jobs_from_the_command_line(tmp_path):
     assert [(r["id"], r["state"]) for r in rows] == [(1, "Completed")]
     assert run(home, "sweep") == "rescued 0, failed 0, expired 0\n"
     assert "Missing option '--reason'" in run(home, "reject", "1", code=2)
+    assert run(home, "create", "--type", "manual", "--attributes", '{"title": "next"}', "--depends-on", "1") == (
+        "job 3: manual Created (after job 1)\n")
+    assert "error: dependsOn: job 99 does not exist" in run(
+        home, "create", "--type", "manual", "--attributes", '{"title": "x"}', "--depends-on", "99", code=1)

@@ -29,7 +29,8 @@ TYPES = [
     "voucher_restriction_push",
     "manual",
 ]
-SECRETS = ("beanthere.g12@okhdfc", "beanthere@ybl", "50100123456789", "HDFC0001234")
+SECRETS = ("beanthere.g12@okhdfc", "beanthere@ybl", "50100123456789", "HDFC0001234", "asha@beanthere.example",
+           "+919812345678", "9812345678", "Unit G-12, Orion Mall", "560055")
 
 
 def example(type_name, **changes):
@@ -50,9 +51,12 @@ def test_catalog_lists_every_type_with_its_schema_approval_and_example():
     assert set(AUTOMATED_TYPES) == set(TYPES) - {"manual"}
     principal = catalog["principal_onboarding"]
     assert principal["actions"] == ["create_principal", "register_beneficiary"]
-    assert principal["sensitive_fields"] == ["upi_vpas[]", "bank_account.account_number", "bank_account.ifsc"]
+    assert principal["sensitive_fields"] == [
+        "entity.address.line1", "entity.address.line2", "entity.address.postal_code", "contact.email",
+        "contact.phone", "upi_vpas[]", "bank_account.account_number", "bank_account.ifsc"]
     schema = principal["attributes_schema"]
-    assert schema["properties"]["upi_vpas"]["items"] == {"type": "string", "writeOnly": True, "x-sensitive": "upi_vpa"}
+    assert schema["properties"]["upi_vpas"]["items"] == {
+        "type": "string", "maxLength": 320, "writeOnly": True, "x-sensitive": "upi_vpa"}
     assert {"principal_id", "entity", "upi_vpas", "bank_account", "commission_percent"} <= set(schema["required"])
     assert catalog["manual"]["attributes_schema"]["required"] == ["title"]
     assert catalog["voucher_restriction_push"]["sensitive_fields"] == ["tenants[].upi_vpas[]"]
@@ -119,7 +123,7 @@ def test_bad_type_priority_expiry_and_body_are_refused(sqlite_ws):
         create(sqlite_ws, actor=" ")
 
 
-def test_upi_vpas_and_bank_details_are_encrypted_at_rest_and_masked_in_views(ws):
+def test_upi_vpas_bank_details_and_contacts_are_encrypted_at_rest_and_masked_in_views(ws):
     job, created = create(ws, "principal_onboarding")
     assert created and job.state == State.AWAITING_APPROVAL
     with ws.engine.connect() as conn:
@@ -131,6 +135,11 @@ def test_upi_vpas_and_bank_details_are_encrypted_at_rest_and_masked_in_views(ws)
     assert view["attributes"]["upi_vpas"] == ["be***@okhdfc", "be***@ybl"]
     assert view["attributes"]["bank_account"] == {
         "account_holder": "Bean There Cafe Pvt Ltd", "account_number": "**********6789", "ifsc": "HDFC*******"}
+    assert view["attributes"]["contact"] == {"name": "Asha Rao", "email": "as***@beanthere.example",
+                                             "phone": "*********5678"}
+    assert view["attributes"]["entity"]["address"] == {
+        "line1": "***", "line2": None, "city": "Bengaluru", "state": "Karnataka", "postal_code": "560***",
+        "country": "IN"}
     assert view["state"] == "Awaiting Approval" and view["needs_approval"] is True
     assert view["history"][0] == {"at": view["created_at"], "from_state": None, "to_state": "Awaiting Approval",
                                   "actor": "alice", "reason": "created"}
@@ -139,6 +148,8 @@ def test_upi_vpas_and_bank_details_are_encrypted_at_rest_and_masked_in_views(ws)
     opened = JOB_TYPES["principal_onboarding"].open(job.attributes, cipher(ws.settings))
     assert opened.upi_vpas == ["beanthere.g12@okhdfc", "beanthere@ybl"]
     assert opened.bank_account.account_number == "50100123456789"
+    assert (opened.contact.email, opened.contact.phone) == ("asha@beanthere.example", "+919812345678")
+    assert (opened.entity.address.line1, opened.entity.address.postal_code) == ("Unit G-12, Orion Mall", "560055")
     with pytest.raises(DecryptionFailed, match="a sealed value does not open with this encryption key"):
         JOB_TYPES["principal_onboarding"].open(job.attributes, Cipher(Fernet.generate_key().decode()))
 
@@ -222,3 +233,50 @@ def test_an_expired_manual_job_cannot_be_completed(sqlite_ws):
         service.complete_manual(sqlite_ws, job.id, "dave")
     assert service.housekeep(sqlite_ws) == {"rescued": [], "failed": [], "expired": [job.id]}
     assert service.get_job(sqlite_ws, job.id).state == State.EXPIRED
+
+
+@pytest.mark.parametrize(("type_name", "changes", "message"), [
+    ("distributor_wallet_topup", {"amount": "1e400"}, "attributes.amount: decimal input should have no more than 19"),
+    ("distributor_wallet_topup", {"amount": "9" * 40}, "attributes.amount: decimal input should have no more than 19"),
+    ("distributor_wallet_topup", {"amount": 1e400}, "attributes.amount: input should be a finite number"),
+    ("distributor_wallet_topup", {"amount": "99999999999999999.99"},
+     "attributes.amount: decimal input should have no more than 15 digits before the decimal point"),
+    ("distributor_wallet_topup", {"currency": "CLF", "amount": "999999999999999.9999"},
+     "attributes.amount: '999999999999999.9999' is too large: CLF amounts are at most 9223372036854775807 minor"),
+    ("fund_transfer_to_principal", {"currency": "JPY", "amount": "10.5"},
+     "attributes.amount: '10.5' has 1 decimals, JPY allows 0"),
+    ("gift_card_program_creation", {"pricing": {"denominations": ["1" + "0" * 30]}},
+     "attributes.pricing.denominations[0]: decimal input should have no more than 19"),
+    ("gift_card_program_creation", {"discounts": [{"name": "d", "percent": "5", "min_order_value": "1.001"}]},
+     "attributes.discounts: '1.001' has 3 decimals, INR allows 2"),
+    ("manual", {"title": "x" * 201}, "attributes.title: string should have at most 200 characters"),
+    ("principal_onboarding", {"contact": {"name": "A", "email": "a@" + "b" * 300 + ".in", "phone": "+919812345678"}},
+     "attributes.contact.email: string should have at most 254 characters"),
+    ("voucher_restriction_push", {"tenants": [{"principal_id": "P1", "upi_vpas": ["a" * 400 + "@ybl"]}]},
+     "attributes.tenants[0].upi_vpas[0]: string should have at most 320 characters"),
+])
+def test_amounts_and_strings_are_bounded_with_the_field_named(sqlite_ws, type_name, changes, message):
+    with pytest.raises(InvalidInput) as caught:
+        create(sqlite_ws, type_name, attributes=example(type_name, **changes))
+    assert message in str(caught.value)
+
+
+def test_every_string_in_every_schema_has_a_max_length_and_amounts_show_their_bounds():
+    def strings(schema, path):
+        if isinstance(schema, dict):
+            if schema.get("type") == "string" and "enum" not in schema and schema.get("format") != "date":
+                yield path, schema
+            for key, value in schema.items():
+                yield from strings(value, f"{path}/{key}")
+        elif isinstance(schema, list):
+            for i, value in enumerate(schema):
+                yield from strings(value, f"{path}[{i}]")
+
+    for t in job_types_catalog():
+        unbounded = [p for p, s in strings(t["attributes_schema"], t["type"]) if "maxLength" not in s]
+        assert unbounded == [], unbounded
+    topup = next(t for t in job_types_catalog() if t["type"] == "distributor_wallet_topup")
+    amount = topup["attributes_schema"]["properties"]["amount"]
+    assert amount["anyOf"] == [
+        {"type": "number", "exclusiveMinimum": 0, "maximum": 99_999_999_999_999},
+        {"type": "string", "pattern": r"^[0-9]{1,14}(\.[0-9]{1,4})?$", "maxLength": 19}]

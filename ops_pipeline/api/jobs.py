@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from ops_pipeline.api.auth import require_roles
 from ops_pipeline.api.deps import WorkspaceDep
@@ -26,6 +26,8 @@ router = APIRouter(prefix="/api/job", tags=["jobs"])
 Creator = Annotated[Principal, Depends(require_roles("ops", "internal"))]
 Approver = Annotated[Principal, Depends(require_roles("ops"))]
 Reader = Annotated[Principal, Depends(require_roles("ops", "internal", "analyst"))]
+# Checked by the service (400 naming dependsOn), so that a bad id is never a 422 or an overflow.
+JobId = Annotated[Any, WithJsonSchema({"type": "integer", "minimum": 1, "maximum": service.MAX_JOB_ID})]
 ACTOR_KINDS = {"internal": "service"}  # every other role is a person
 WHY = 2000  # characters of a reason or a note
 
@@ -37,6 +39,12 @@ class CreateJob(Body):
     expires_at: Timestamp | None = Field(None, description="Never run after this time.")
     idempotency_key: str | None = text(200, "A live job with this key is returned, not duplicated.",
                                        default=None)
+    depends_on: list[JobId] | None = Field(
+        None,
+        max_length=50,
+        description="Ids of existing jobs that must all be Completed before this one runs; if one ends "
+        "otherwise, this job fails with its reason.",
+    )
 
 
 class Reason(Body):
@@ -68,6 +76,7 @@ def create(body: CreateJob, ws: WorkspaceDep, who: Creator):
         priority=body.priority,
         expires_at=body.expires_at,
         idempotency_key=body.idempotency_key,
+        depends_on=body.depends_on,
         actor=who.sub,
         actor_kind=ACTOR_KINDS.get(who.role, "person"),
     )

@@ -47,9 +47,12 @@ def jobs_group() -> None:
 @click.option("--priority", default="Medium", show_default=True, help="High, Medium or Low.")
 @click.option("--expires-at", help="ISO 8601; the job never runs after it.")
 @click.option("--idempotency-key", help="A live job with this key is returned instead of a new one.")
+@click.option("--depends-on", type=int, multiple=True, help="A job to be Completed first (repeatable).")
 @ACTOR
 @pass_ctx
-def jobs_create(ctx: Context, job_type, attributes, priority, expires_at, idempotency_key, actor) -> None:
+def jobs_create(
+    ctx: Context, job_type, attributes, priority, expires_at, idempotency_key, depends_on, actor
+) -> None:
     """Create a job (validated by its type)."""
     ctx.ws.init()
     expires = parse_time(expires_at, ctx.ws.settings.tz) if expires_at else None
@@ -60,9 +63,12 @@ def jobs_create(ctx: Context, job_type, attributes, priority, expires_at, idempo
         priority=priority,
         expires_at=expires,
         idempotency_key=idempotency_key,
+        depends_on=list(depends_on),
         actor=actor,
     )
-    click.echo(f"job {job.id}: {job.type} {job.state}" + ("" if created else " (existing job with this key)"))
+    after = f" (after job {', '.join(map(str, job.depends_on))})" if job.depends_on else ""
+    existing = "" if created else " (existing job with this key)"
+    click.echo(f"job {job.id}: {job.type} {job.state}{after}{existing}")
 
 
 @jobs_group.command("list")

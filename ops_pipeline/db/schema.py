@@ -126,6 +126,9 @@ def _job_columns() -> list[Column]:
         Column("updated_at", UTCDateTime(), nullable=False),
         Column("started_at", UTCDateTime()),
         Column("finished_at", UTCDateTime()),
+        Column("depends_on", JSON),  # prerequisite job ids (also in `job_dependencies`), or NULL
+        # How many prerequisites have not Completed yet: claimable at 0 only.
+        Column("waiting", Integer, nullable=False, default=0, server_default="0"),
     ]
 
 
@@ -134,13 +137,20 @@ jobs = Table(
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     *_job_columns(),
-    # Claim order (High first, then oldest) over claimable rows only.
+    # Claim order (High first, then oldest) over claimable rows only: Created, no prerequisite pending.
     Index(
         "ix_jobs_claim",
         "priority",
         "id",
-        postgresql_where=text("state = 'Created'"),
-        sqlite_where=text("state = 'Created'"),
+        postgresql_where=text("state = 'Created' AND waiting = 0"),
+        sqlite_where=text("state = 'Created' AND waiting = 0"),
+    ),
+    # Jobs waiting for prerequisites: what the housekeeping sweep re-checks.
+    Index(
+        "ix_jobs_waiting",
+        "id",
+        postgresql_where=text("waiting > 0"),
+        sqlite_where=text("waiting > 0"),
     ),
     Index(
         "ix_jobs_lease",
@@ -187,6 +197,15 @@ job_history = Table(
     Column("actor", String(128), nullable=False),
     Column("reason", Text),
     Index("ix_job_history_job", "job_id", "id"),
+)
+
+# Job `job_id` runs only after `prerequisite_id` Completed; kept after both finish (retries re-check them).
+job_dependencies = Table(
+    "job_dependencies",
+    metadata,
+    Column("job_id", BigInteger, primary_key=True),
+    Column("prerequisite_id", BigInteger, primary_key=True),
+    Index("ix_job_dependencies_prerequisite", "prerequisite_id"),
 )
 
 

@@ -1,5 +1,9 @@
 """The demo's job-queue chapter: the partner/bank simulator on 127.0.0.1, a day of ops jobs, a four-eyes
-approval and a worker pool that runs them all against the simulator."""
+approval and a worker pool that runs them all against the simulator.
+
+Jobs that need another's result name it as a prerequisite (the program needs its principal, the distributor
+its program, the top-up its wallet, ...), so the two workers run them in that order and every run of the
+demo ends the same way."""
 
 from __future__ import annotations
 
@@ -14,15 +18,16 @@ from ops_pipeline.partners.app import serving
 from ops_pipeline.partners.simulator import Simulator
 from ops_pipeline.workspace import Workspace
 
-ORDER = (
-    "principal_onboarding",
-    "gift_card_program_creation",
-    "distributor_onboarding",
-    "distributor_wallet_topup",
-    "voucher_restriction_push",
-    "fund_transfer_to_principal",
-    "manual",
-)
+# Each job type in creation order, with the jobs it waits for.
+ORDER = {
+    "principal_onboarding": (),
+    "gift_card_program_creation": ("principal_onboarding",),
+    "distributor_onboarding": ("gift_card_program_creation",),
+    "distributor_wallet_topup": ("distributor_onboarding",),
+    "voucher_restriction_push": ("gift_card_program_creation",),
+    "fund_transfer_to_principal": ("principal_onboarding",),
+    "manual": (),
+}
 
 
 def run_jobs(ws: Workspace, echo: Callable[[str], None]) -> None:
@@ -36,13 +41,14 @@ def run_jobs(ws: Workspace, echo: Callable[[str], None]) -> None:
         jobs_ws = Workspace(settings)
         try:
             created = {}
-            for name in ORDER:
+            for name, after in ORDER.items():
                 job, _ = service.create_job(
                     jobs_ws,
                     type=name,
                     attributes=examples[name],
                     actor="demo-asha",
                     idempotency_key=f"demo:{name}",
+                    depends_on=[created[p].id for p in after],
                 )
                 created[name] = job
             principal = created["principal_onboarding"]

@@ -21,6 +21,8 @@ class State(StrEnum):
 
 FINISHED = frozenset({State.COMPLETED, State.FAILED, State.EXPIRED})
 LIVE = frozenset(State) - FINISHED
+NOT_STARTED = (State.CREATED.value, State.AWAITING_APPROVAL.value)  # what a failed prerequisite fails
+MAX_PREREQUISITES = 50
 
 # Priority names and their stored rank: claims go in ascending rank (High first), then oldest first.
 PRIORITIES = {"High": 1, "Medium": 2, "Low": 3}
@@ -69,6 +71,7 @@ class NewJob:
     idempotency_key: str | None = None
     needs_approval: bool = False
     max_attempts: int = 3
+    depends_on: tuple[int, ...] = ()  # prerequisite job ids: not claimable before they all Completed
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class Job:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    depends_on: list[int] | None  # prerequisite job ids
+    waiting: int  # how many of them have not Completed yet (claimable only at 0)
     archived: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
 

@@ -2,9 +2,16 @@
 
 Live jobs stay in `jobs`; a job that finishes (Completed, Failed, Expired) moves to `jobs_archive` in the
 same transaction, so the table that claims scan stays small. Every transition appends to `job_history`.
+
 PostgreSQL enqueues, claims and completes in one statement each (claims: `FOR UPDATE SKIP LOCKED` over the
 partial index `ix_jobs_claim`), and `vacuum` (housekeeping) clears the dead rows claims would otherwise walk
 over; SQLite runs the same operations inside its write-locking transactions.
+
+Dependencies: a job may name prerequisite jobs (`job_dependencies`); its `waiting` counts those not yet
+Completed, and only jobs at 0 are claimable (the claim index covers them only). A job completing lowers
+its dependents' count, and a job ending otherwise (Failed, Expired; rejected and cancelled jobs are Failed)
+fails its not-started dependents with its reason, transitively, both in the transaction that finishes it.
+`settle_dependencies` (housekeeping) re-checks waiting jobs as a safety net.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     union_all,
@@ -33,12 +41,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ops_pipeline.db.schema import job_history, jobs, jobs_archive
+from ops_pipeline.db.schema import job_dependencies, job_history, jobs, jobs_archive
 from ops_pipeline.db.types import UTCDateTime
 from ops_pipeline.errors import Conflict, InvalidInput, NotFound, OpsError
 from ops_pipeline.jobqueue.model import (
     CREATOR_KINDS,
     FINISHED,
+    NOT_STARTED,
     PRIORITIES,
     Job,
     NewJob,
@@ -100,7 +109,7 @@ def _pg_claim(types_filter: str) -> str:
     return f"""
         WITH picked AS (
             SELECT id FROM jobs
-            WHERE state = '{State.CREATED}' AND run_at <= %(now)s
+            WHERE state = '{State.CREATED}' AND waiting = 0 AND run_at <= %(now)s
                   AND (expires_at IS NULL OR expires_at > %(now)s) {types_filter}
             ORDER BY priority, id
             LIMIT %(limit)s
@@ -119,8 +128,9 @@ def _pg_claim(types_filter: str) -> str:
     """
 
 
-def _pg_archive(guard: str, last_error: bool) -> str:
-    """Move the jobs `%(ids)s` still matching `guard` to the archive as `%(state)s`, with their history."""
+def _pg_archive(guard: str, last_error: bool, release: bool = False) -> str:
+    """Move the jobs `%(ids)s` still matching `guard` to the archive as `%(state)s`, with their history;
+    with `release` (Completed), their dependents' `waiting` counts go down by the prerequisites done."""
     finished = {
         "state": "%(state)s",
         "finished_at": "%(now)s",
@@ -137,8 +147,16 @@ def _pg_archive(guard: str, last_error: bool) -> str:
              kept AS (INSERT INTO jobs_archive ({_COLS}, archived_at) SELECT {cols}, %(now)s FROM done),
              noted AS (INSERT INTO job_history (job_id, at, from_state, to_state, actor, reason)
                        SELECT id, %(now)s, state, %(state)s, %(actor)s, %(reason)s FROM done)
+             {_PG_RELEASE if release else ""}
         SELECT id FROM done
     """
+
+
+_PG_RELEASE = """, released AS (
+                UPDATE jobs SET waiting = jobs.waiting - r.n, updated_at = %(now)s
+                FROM (SELECT d.job_id, count(*) AS n
+                      FROM job_dependencies d JOIN done ON d.prerequisite_id = done.id GROUP BY d.job_id) r
+                WHERE jobs.id = r.job_id)"""
 
 
 _PG_ENQUEUE = _pg_enqueue("id")
@@ -146,7 +164,14 @@ _PG_ENQUEUE_ONE = _pg_enqueue(_COLS)
 _PG_LIVE_KEY = f"SELECT {_COLS} FROM jobs WHERE idempotency_key = %(key)s"
 _PG_CLAIM = _pg_claim("")
 _PG_CLAIM_TYPES = _pg_claim("AND type = ANY(%(types)s)")
-_PG_COMPLETE = _pg_archive(f"state = '{State.IN_PROGRESS}' AND lease_owner = %(actor)s", last_error=False)
+_HELD = f"state = '{State.IN_PROGRESS}' AND lease_owner = %(actor)s"
+# Two statements, one round trip and one transaction: the first locks the jobs, waiting for any transaction
+# creating a dependent of them (it holds them FOR KEY SHARE), so that the second, whose snapshot is taken
+# after, sees that dependent and lowers its count. The release is exactly once: it joins the deleted rows.
+_PG_COMPLETE = (
+    f"SELECT id FROM jobs WHERE id = ANY(%(ids)s) AND {_HELD} ORDER BY id FOR UPDATE;"
+    + _pg_archive(_HELD, last_error=False, release=True)
+)
 
 
 def _pg_array(values: Iterable[Any]) -> str:
@@ -254,21 +279,67 @@ class JobQueue:
             progress={},
             created_at=now,
             updated_at=now,
+            depends_on=sorted(set(new.depends_on)) or None,
+            waiting=0,
         )
 
     def enqueue(self, new: NewJob) -> tuple[Job, bool]:
         """Create a job; with an idempotency key that a live job holds, return that job instead (False)."""
         now = self.clock()
         values = self._values(new, now)
-        if self.postgres:
+        if self.postgres and not new.depends_on:
             return self._enqueue_pg(values, now)
         with self.engine.begin() as conn:
-            job_id = conn.execute(self._insert([values]).returning(jobs.c.id)).scalar()
+            job_id = self._insert_one(conn, values, now)
             if job_id is None:  # the key is held by a live job
                 row = conn.execute(select(jobs).where(jobs.c.idempotency_key == new.idempotency_key)).one()
                 return Job.from_row(row), False
-            self._history(conn, [job_id], None, values["state"], new.created_by, "created", now)
         return self.get(job_id), True
+
+    def _insert_one(self, conn: Connection, values: dict[str, Any], now: datetime) -> int | None:
+        """Insert one job with its prerequisites and history; None when a live job holds its key."""
+        prerequisites = values["depends_on"] or []
+        if prerequisites:
+            values["waiting"] = self._pending_prerequisites(conn, prerequisites)
+        job_id = conn.execute(self._insert([values]).returning(jobs.c.id)).scalar()
+        if job_id is None:
+            return None
+        reason = "created"
+        if prerequisites:
+            rows = [{"job_id": job_id, "prerequisite_id": p} for p in prerequisites]
+            conn.execute(insert(job_dependencies), rows)
+            reason += f", after job{'s' if len(rows) > 1 else ''} {', '.join(map(str, prerequisites))}"
+        self._history(conn, [job_id], None, values["state"], values["created_by"], reason, now)
+        return job_id
+
+    @staticmethod
+    def _pending_prerequisites(conn: Connection, ids: Sequence[int]) -> int:
+        """How many of the jobs `ids` are live, locked (FOR KEY SHARE) so none finishes before this
+        transaction commits; InvalidInput for an unknown id, Conflict for one that ended otherwise."""
+        wanted = set(ids)
+
+        def lock(candidates: set[int]) -> set[int]:
+            query = select(jobs.c.id).where(jobs.c.id.in_(candidates))
+            return set(conn.execute(query.with_for_update(read=True, key_share=True)).scalars())
+
+        live = lock(wanted)
+        ended = dict(
+            conn.execute(
+                select(jobs_archive.c.id, jobs_archive.c.state).where(jobs_archive.c.id.in_(wanted - live))
+            ).all()
+        )
+        if missing := wanted - live - set(ended):  # or retried (archive -> queue) between the two reads
+            live |= lock(missing)
+        for job_id in sorted(wanted - live):
+            state = ended.get(job_id)
+            if state is None:
+                raise InvalidInput(f"dependsOn: job {job_id} does not exist")
+            if state != State.COMPLETED:
+                raise Conflict(
+                    f"dependsOn: job {job_id} ended {state}; a job waiting for it would never run",
+                    code="PREREQUISITE_ENDED",
+                )
+        return len(live)
 
     def _enqueue_pg(self, values: dict[str, Any], now: datetime) -> tuple[Job, bool]:
         """One round trip: the job and its history inserted, the job returned with that history."""
@@ -301,6 +372,9 @@ class JobQueue:
         rows = [self._values(new, now) for new in batch]
         if not rows:
             return []
+        if any(new.depends_on for new in batch):
+            with self.engine.begin() as conn:
+                return [i for values in rows if (i := self._insert_one(conn, values, now)) is not None]
         if self.postgres:  # the rows as array literals; the jobs and their history in one statement
             arrays = {c: _pg_array(r[c] for r in rows) for c in _PG_NEW}
             with self._pg_cursor() as cursor:
@@ -423,8 +497,9 @@ class JobQueue:
 
     @staticmethod
     def _claimable(now: datetime, types: Iterable[str] | None):
-        cond = [
-            jobs.c.state == State.CREATED.value,
+        cond = [  # literals, as in the claim index's condition, so that SQLite uses that index
+            jobs.c.state == literal_column(f"'{State.CREATED}'"),
+            jobs.c.waiting == literal_column("0"),
             jobs.c.run_at <= now,
             or_(jobs.c.expires_at.is_(None), jobs.c.expires_at > now),
         ]
@@ -486,6 +561,8 @@ class JobQueue:
             raise Conflict(
                 f"job {job_id}: expired at {job.expires_at.isoformat()}", code="ILLEGAL_TRANSITION"
             )
+        if job.waiting:  # it only ever goes down while the job is live: no lock needed to trust a 0
+            raise Conflict(f"job {job_id}: waits for {job.waiting} prerequisite job(s)", code="WAITING")
         return self._transition(
             job_id,
             "claim",
@@ -498,8 +575,13 @@ class JobQueue:
         )
 
     def pending(self, types: Iterable[str]) -> int:
-        """Live jobs of `types` still to run: Created (also those waiting out a backoff) or In Progress."""
-        running = jobs.c.state.in_([State.CREATED.value, State.IN_PROGRESS.value])
+        """Live jobs of `types` still to run: Created (also those waiting out a backoff) or In Progress.
+
+        Jobs waiting for prerequisites are not counted: the prerequisites are, while they still run."""
+        running = or_(
+            and_(jobs.c.state == State.CREATED.value, jobs.c.waiting == 0),
+            jobs.c.state == State.IN_PROGRESS.value,
+        )
         with self.engine.connect() as conn:
             return conn.execute(
                 select(func.count()).select_from(jobs).where(jobs.c.type.in_(list(types)), running)
@@ -667,7 +749,9 @@ class JobQueue:
                 check_transition(job_id, State(live), "retry")
             check_transition(job_id, State(row.state), "retry")
             values = {n: getattr(row, n) for n in JOB_COLUMNS}
+            prerequisites = values["depends_on"] or []
             values.update(
+                waiting=self._pending_prerequisites(conn, prerequisites) if prerequisites else 0,
                 state=State.CREATED.value,
                 attempts=0,
                 run_at=now,
@@ -774,7 +858,26 @@ class JobQueue:
         guard: list,
         last_error: str | None = None,
     ) -> list[int]:
-        """Move the jobs still matching `guard` to the archive as `state`, with history; returns their ids."""
+        """Move the jobs still matching `guard` to the archive as `state`, with history; then settle their
+        dependents (see the module docstring). Returns the ids archived."""
+        ids = self._move_to_archive(conn, job_ids, state, actor, reason, now, guard, last_error)
+        if ids and state == State.COMPLETED:
+            self._release(conn, ids, now)
+        elif ids:
+            self._fail_dependents(conn, ids, state, actor, reason, now)
+        return ids
+
+    def _move_to_archive(
+        self,
+        conn: Connection,
+        job_ids: Sequence[int],
+        state: State,
+        actor: str,
+        reason: str | None,
+        now: datetime,
+        guard: list,
+        last_error: str | None,
+    ) -> list[int]:
         if not job_ids:
             return []
         if self.postgres:
@@ -822,6 +925,77 @@ class JobQueue:
         return ids
 
     @staticmethod
+    def _release(conn: Connection, prerequisites: Sequence[int], now: datetime) -> None:
+        """The dependents of the jobs just Completed wait for that many fewer prerequisites."""
+        d = job_dependencies.c
+        done = select(func.count()).where(d.job_id == jobs.c.id, d.prerequisite_id.in_(prerequisites))
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id.in_(select(d.job_id).where(d.prerequisite_id.in_(prerequisites))))
+            .values(waiting=jobs.c.waiting - done.scalar_subquery(), updated_at=now)
+        )
+
+    def _fail_dependents(
+        self,
+        conn: Connection,
+        ended: Sequence[int],
+        state: State,
+        actor: str,
+        reason: str | None,
+        now: datetime,
+    ) -> None:
+        """Fail the not-started dependents of the jobs that just `ended` in `state`, with their reason; their
+        own dependents follow through `_archive`. (Run as its own statement, after the archive's, so that it
+        sees a dependent whose creation committed while the archive waited for its lock.)"""
+        d = job_dependencies.c
+        rows = conn.execute(
+            select(d.prerequisite_id, d.job_id)
+            .join_from(job_dependencies, jobs, jobs.c.id == d.job_id)
+            .where(d.prerequisite_id.in_(ended), jobs.c.state.in_(NOT_STARTED))
+            .order_by(d.prerequisite_id, d.job_id)
+        ).all()
+        for prerequisite in dict.fromkeys(p for p, _ in rows):
+            why = prerequisite_ended(prerequisite, state, reason)
+            dependents = [j for p, j in rows if p == prerequisite]
+            guard = [jobs.c.state.in_(NOT_STARTED)]
+            self._archive(conn, dependents, State.FAILED, actor, why, now, guard, last_error=why)
+
+    def settle_dependencies(self) -> tuple[list[int], list[int]]:
+        """The safety net behind the settling done when jobs finish: jobs waiting for prerequisites whose
+        count is too high get it lowered, those with a prerequisite that ended without completing fail.
+        Returns (ids released to the queue, ids failed)."""
+        now = self.clock()
+        d, a = job_dependencies.c, jobs_archive.c
+        released, failed = [], []
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(jobs.c.id, jobs.c.waiting, d.prerequisite_id, a.state, a.last_error)
+                .select_from(jobs.join(job_dependencies, d.job_id == jobs.c.id))
+                .outerjoin(jobs_archive, a.id == d.prerequisite_id)
+                .where(jobs.c.waiting > literal_column("0"))
+                .order_by(jobs.c.id, d.prerequisite_id)
+            ).all()
+            for job_id in dict.fromkeys(r.id for r in rows):
+                mine = [r for r in rows if r.id == job_id]
+                ended = [r for r in mine if r.state not in (None, State.COMPLETED.value)]
+                if ended:
+                    r = ended[0]
+                    why = prerequisite_ended(r.prerequisite_id, State(r.state), r.last_error)
+                    guard = [jobs.c.state.in_(NOT_STARTED)]
+                    failed += self._archive(conn, [job_id], State.FAILED, "sweeper", why, now, guard, why)
+                    continue
+                pending = sum(r.state is None for r in mine)
+                if pending < mine[0].waiting:  # only ever lowered: a concurrent release cannot be undone
+                    lowered = conn.execute(
+                        update(jobs)
+                        .where(jobs.c.id == job_id, jobs.c.waiting > pending)
+                        .values(waiting=pending, updated_at=now)
+                    ).rowcount
+                    if lowered and pending == 0:
+                        released.append(job_id)
+        return released, failed
+
+    @staticmethod
     def _history(
         conn: Connection,
         job_ids: Sequence[int],
@@ -848,6 +1022,11 @@ class JobQueue:
                 for i, a in zip(job_ids, actors, strict=True)
             ],
         )
+
+
+def prerequisite_ended(job_id: int, state: State, reason: str | None) -> str:
+    """Why a dependent failed: its prerequisite's end, with that job's own reason."""
+    return (f"prerequisite job {job_id} ended {state}" + (f": {reason}" if reason else ""))[:2000]
 
 
 class _Row:

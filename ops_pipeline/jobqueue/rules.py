@@ -17,14 +17,21 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError, model_validator
+from pydantic import TypeAdapter, ValidationError, model_validator
 
 from ops_pipeline.errors import InvalidInput, NotFound
 from ops_pipeline.jobqueue import service
 from ops_pipeline.jobqueue.jobtypes.base import describe
-from ops_pipeline.jobqueue.jobtypes.fields import Currency, Id, Strict, check_decimals
+from ops_pipeline.jobqueue.jobtypes.fields import (
+    Amount,
+    Currency,
+    Id,
+    NonNegativeAmount,
+    Strict,
+    check_decimals,
+)
 from ops_pipeline.ledger.balances import get_balances
 from ops_pipeline.money import to_major, to_minor
 from ops_pipeline.workspace import Workspace
@@ -38,8 +45,8 @@ REPLENISHMENT = "distributor_wallet_replenishment"
 class WalletThreshold(Strict):
     distributor_id: Id
     currency: Currency = "INR"
-    threshold: Annotated[Decimal, Field(ge=0)]
-    target: Annotated[Decimal, Field(gt=0)]
+    threshold: NonNegativeAmount
+    target: Amount
     priority: Literal["High", "Medium", "Low"] = "High"
 
     @model_validator(mode="after")

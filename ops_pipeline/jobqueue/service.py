@@ -3,9 +3,11 @@
 Every function takes the workspace first and raises the domain errors of `ops_pipeline.errors`
 (InvalidInput -> 400 naming the field, NotFound -> 404, Conflict -> 409, FourEyes -> 403), so adapters
 only map them. Attributes are validated by the job type's model, and sensitive ones (UPI VPAs, bank
-details) are encrypted before they reach the database; `public_view` shows them masked.
+details, contact e-mails and phones, addresses) are encrypted before they reach the database;
+`public_view` shows them masked. A job may wait for others (`depends_on`): see `queue`.
 
     job, created = create_job(ws, type="manual", attributes={"title": "Call the bank"}, actor="alice")
+    later, _ = create_job(ws, type="manual", attributes={...}, depends_on=[job.id], actor="alice")
     page = list_jobs(ws, state="Created", limit=20)         # page.jobs, page.next_after_id (cursor)
     approve_job(ws, job.id, actor="bob")                    # four eyes: not the creator
     public_view(get_job(ws, job.id))                        # plain dict, masked, with history
@@ -13,7 +15,8 @@ details) are encrypted before they reach the database; `public_view` shows them 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +24,7 @@ from typing import Any
 from ops_pipeline.crypto import cipher
 from ops_pipeline.errors import Conflict, InvalidInput
 from ops_pipeline.jobqueue.jobtypes import AUTOMATED_TYPES, JOB_TYPES, get_type, job_types_catalog
-from ops_pipeline.jobqueue.model import CREATOR_KINDS, Job, NewJob
+from ops_pipeline.jobqueue.model import CREATOR_KINDS, MAX_PREREQUISITES, Job, NewJob
 from ops_pipeline.jobqueue.queue import Filters, JobQueue
 from ops_pipeline.workspace import Workspace
 
@@ -42,7 +45,10 @@ __all__ = [
     "retry_job",
 ]
 
+log = logging.getLogger(__name__)
+
 MAX_PAGE = 500
+MAX_JOB_ID = 2**63 - 1
 
 
 def queue(ws: Workspace) -> JobQueue:
@@ -58,6 +64,20 @@ def _text(field: str, value: Any, max_length: int) -> str:
     return value
 
 
+def _prerequisites(value: Any) -> tuple[int, ...]:
+    """Job ids, distinct and at most MAX_PREREQUISITES; whether they exist is the queue's to check."""
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or len(value) > MAX_PREREQUISITES:
+        raise InvalidInput(f"dependsOn: must be a list of at most {MAX_PREREQUISITES} job ids")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= MAX_JOB_ID:
+            raise InvalidInput(f"dependsOn: {item!r} is not a job id")
+    if len(set(value)) != len(value):
+        raise InvalidInput("dependsOn: a job id is listed twice")
+    return tuple(value)
+
+
 # -- creating ------------------------------------------------------------------------------------------
 
 
@@ -69,10 +89,14 @@ def create_job(
     priority: str = "Medium",
     expires_at: datetime | None = None,
     idempotency_key: str | None = None,
+    depends_on: Sequence[int] | None = None,
     actor: str,
     actor_kind: str = "person",
 ) -> tuple[Job, bool]:
-    """Validate and enqueue a job; `created` is False when a live job holds `idempotency_key` (that job)."""
+    """Validate and enqueue a job; `created` is False when a live job holds `idempotency_key` (that job).
+
+    With `depends_on` (existing job ids), the job runs only once those have all Completed, and fails if one
+    of them ends otherwise."""
     job_type = get_type(type)
     _text("actor", actor, 128)
     if actor_kind not in CREATOR_KINDS:
@@ -81,6 +105,7 @@ def create_job(
         _text("idempotency_key", idempotency_key, 200)
     if expires_at is not None and expires_at.tzinfo is None:
         raise InvalidInput(f"expires_at: {expires_at.isoformat()} has no time zone")
+    prerequisites = _prerequisites(depends_on)
     model = job_type.validate(attributes)
     return queue(ws).enqueue(
         NewJob(
@@ -93,6 +118,7 @@ def create_job(
             idempotency_key=idempotency_key,
             needs_approval=job_type.needs_approval,
             max_attempts=job_type.max_attempts,
+            depends_on=prerequisites,
         )
     )
 
@@ -180,10 +206,15 @@ def complete_manual(ws: Workspace, job_id: int, actor: str, note: str | None = N
 
 
 def housekeep(ws: Workspace) -> dict[str, list[int]]:
-    """The rescuer (jobs whose worker died) and the expiry sweeper, once (`jobs sweep`, the schedule)."""
+    """The rescuer (jobs whose worker died), the expiry sweeper and the dependency check, once (`jobs
+    sweep`, the schedule). Dependents the check fails are counted with the failed jobs."""
     q = queue(ws)
     rescued, failed = q.rescue()
-    return {"rescued": rescued, "failed": failed, "expired": q.sweep_expired()}
+    expired = q.sweep_expired()
+    released, orphaned = q.settle_dependencies()
+    if released:  # finishing a prerequisite releases its dependents: this is the safety net at work
+        log.warning("housekeeping: released jobs %s whose prerequisites had all completed", released)
+    return {"rescued": rescued, "failed": failed + orphaned, "expired": expired}
 
 
 # -- views ---------------------------------------------------------------------------------------------
@@ -206,6 +237,8 @@ def public_view(job: Job) -> dict[str, Any]:
         "created_by": job.created_by,
         "created_by_kind": job.created_by_kind,
         "idempotency_key": job.idempotency_key,
+        "depends_on": job.depends_on or [],
+        "waiting_for": job.waiting if not job.archived else 0,
         "needs_approval": bool(job_type and job_type.needs_approval),
         "approved_by": job.approved_by,
         "attempts": job.attempts,

@@ -1,8 +1,8 @@
 """The job type interface: an input model, approval and attempts policy, and an ordered list of actions.
 
-Fields annotated `Sensitive` (UPI VPAs, bank details) are sealed when stored: each value becomes
-`{"enc": <Fernet token>, "masked": "ab***@upi"}`; `open` restores them in memory for the actions and
-`masked` gives the view the API and the CLI show.
+Fields annotated `Sensitive` (UPI VPAs, bank details, contact e-mails and phones, street lines and postal
+codes) are sealed when stored: each value becomes `{"enc": <Fernet token>, "masked": "ab***@upi"}`;
+`open` restores them in memory for the actions and `masked` gives the view the API and the CLI show.
 """
 
 from __future__ import annotations

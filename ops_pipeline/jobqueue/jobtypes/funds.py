@@ -11,7 +11,7 @@ from ops_pipeline.jobqueue.actions import ActionContext, CreditWalletInLedger, H
 from ops_pipeline.jobqueue.jobtypes.base import JobType
 from ops_pipeline.jobqueue.jobtypes.fields import Funds, Id, Name
 
-BankReference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{6,40}$")]
+BankReference = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{6,40}$", max_length=40)]
 
 
 class WalletTopup(Funds):

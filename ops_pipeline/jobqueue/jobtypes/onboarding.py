@@ -103,7 +103,7 @@ class DistributorOnboarding(Strict):
     distributor_id: Id = Field(description="Also the ledger merchant_id holding its wallet balance")
     entity: Entity
     contact: Contact
-    programs: Annotated[list[ProgramAssociation], Field(min_length=1)]
+    programs: Annotated[list[ProgramAssociation], Field(min_length=1, max_length=500)]
     wallet: WalletSetup = WalletSetup()
     bank_account: BankAccount = Field(description="Debited (direct-debit mandate) to replenish the wallet")
 

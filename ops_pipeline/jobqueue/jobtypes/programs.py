@@ -46,7 +46,9 @@ class GiftCardProgramCreation(Strict):
     program_id: Id
     name: Name
     currency: Currency = "INR"
-    principal_ids: Annotated[list[Id], Field(min_length=1, description="Principals where cards are redeemed")]
+    principal_ids: Annotated[
+        list[Id], Field(min_length=1, max_length=5_000, description="Principals where cards are redeemed")
+    ]
     pricing: Pricing
     discounts: Annotated[list[Discount], Field(max_length=20)] = Field(default_factory=list)
     validity_days: Annotated[int, Field(ge=1, le=3650)] = 365
@@ -60,6 +62,13 @@ class GiftCardProgramCreation(Strict):
             if value is not None:
                 check_decimals(value, currency)
         return pricing
+
+    @field_validator("discounts")
+    @classmethod
+    def _discount_decimals(cls, discounts: list[Discount], info: ValidationInfo) -> list[Discount]:
+        for discount in discounts:
+            check_decimals(discount.min_order_value, info.data.get("currency"))
+        return discounts
 
 
 def _program(ctx: ActionContext) -> dict:
