@@ -80,8 +80,9 @@ def step_ingest(home: str, file: str, kind: str, profile: bool = False) -> dict:
     stages: dict[str, float] = {}
     if profile:
         for owner, name, label in [
-            (ingest, "read_table", "read"), (ingest, "_append_raw", "raw rows (background)"),
+            (ingest, "read_table", "read"), (ingest, "_stage_raw", "raw rows (background)"),
             (ingest, "validate_operations", "validate"), (ingest, "_classify", "classify"),
+            (ingest, "_split", "split"), (Lake, "stage", "write {}"), (Lake, "commit", "commit {}"),
             (Lake, "append", "append {}"), (balances, "apply_to_cache", "cache"),
             (ingest, "_append_quarantine", "quarantine"), (ingest, "_resolve", "resolve"),
         ]:
@@ -99,14 +100,14 @@ def step_ingest(home: str, file: str, kind: str, profile: bool = False) -> dict:
 
 
 def _timed(fn, label: str, into: dict):
-    """`fn`, adding its wall time to `into[label]` ({} in the label: the table name of Lake.append)."""
+    """`fn`, adding its wall time to `into[label]` ({} in the label: the table name of a Lake method)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         started = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
-            key = label.format(args[1]) if "{}" in label else label
+            key = label.format(getattr(args[1], "name", args[1])) if "{}" in label else label
             into[key] = into.get(key, 0.0) + time.perf_counter() - started
     return wrapper
 
