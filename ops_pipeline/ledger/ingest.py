@@ -41,7 +41,8 @@ CONTENT = ("type", "amount_minor", "currency", "operation_date", "external_refer
 # a valid row: operation_date is the parsed timestamp from here on
 BATCH_COLUMNS = ("row_number", "falcon_operation_id", "external_reference", "type", "amount_minor",
                  "currency", pl.col("operation_ts").alias("operation_date"), "psp_id", "local_merchant_id",
-                 "shop_id", "merchant_id", "balance_shop_id", "fee_percent_micros", "fee_fixed_minor")
+                 "shop_id", "merchant_id", "balance_shop_id", "fee_percent_micros", "fee_fixed_minor",
+                 "context_row")
 ARROW = pl.CompatLevel.newest()  # polars -> Arrow without copying strings
 # op_key = (md5_number_lower(source || ':' || falcon_operation_id) >> 1)::BIGINT, the log's 63-bit key.
 # md5_number_lower reads bytes 8..15 of the digest little-endian: byte-swapping the big-endian hex of those
@@ -98,7 +99,7 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
         new_ops, counts, conflicts = _classify(ws, con, rows, source)
         rejects = combine_reasons(pl.concat([rejects, conflicts])) if len(conflicts) else rejects
         parts = _split(new_ops, source, ingest_id, started)
-        deltas = _fold(parts)  # the cache's sums, from the entries before they are written
+        deltas = _fold(parts, context)  # the cache's sums, from the entries before they are written
         entries = int(deltas["entries"].sum() or 0)
         staged = ws.lake.stage(LOG, parts)  # files only: invisible until the commit below
         if raw and (raw_staged := raw.result()):
@@ -153,12 +154,12 @@ def _halves(df: pl.DataFrame) -> list[pl.DataFrame]:
     return [df.slice(0, half), df.slice(half)]
 
 
-def _classify(ws, con, rows: pl.DataFrame, source: str) -> tuple[pl.DataFrame, dict[str, int], pl.DataFrame]:
+def _classify(ws, con, rows: pl.DataFrame, source: str) -> tuple[pl.LazyFrame, dict[str, int], pl.DataFrame]:
     """Mark each valid row new, duplicate (same content as stored or earlier in the file) or conflict.
 
-    Returns (the new rows with their `op_key`, count per status, conflict reasons). Only rows whose key
-    occurs twice in the file or is already in the log need their content compared (the key is a hash of
-    source and falcon_operation_id); every other valid row is new.
+    Returns (the new rows with their `op_key`, lazily, count per status, conflict reasons). Only rows whose
+    key occurs twice in the file or is already in the log need their content compared (the key is a hash
+    of source and falcon_operation_id); every other valid row is new.
     """
     con.register("batch_text", rows.select("falcon_operation_id").to_arrow(compat_level=ARROW))
     keys = con.sql("SELECT op_key($source, falcon_operation_id) AS op_key FROM batch_text",
@@ -170,13 +171,15 @@ def _classify(ws, con, rows: pl.DataFrame, source: str) -> tuple[pl.DataFrame, d
     batch = rows.select(*BATCH_COLUMNS, "valid").with_columns(keys)
     doubt = (key.is_duplicated() | key.is_in(hits["op_key"].implode())) & pl.col("valid")
     batch = batch.with_columns(_doubt=doubt)
-    new = batch.filter(pl.col("valid") & ~pl.col("_doubt")).drop("valid", "_doubt")
-    counts, conflicts = {"new": len(new)}, reasons_frame([])
+    clear = pl.col("valid") & ~pl.col("_doubt")
+    new = batch.lazy().filter(clear).drop("valid", "_doubt")
+    counts, conflicts = {"new": batch.select(clear.sum()).item()}, reasons_frame([])
     doubtful = batch.filter("_doubt").drop("valid", "_doubt")
     if len(doubtful):
         found, conflicts, doubtful_new = _compare(con, doubtful, hits, source, log)
         counts = {k: counts.get(k, 0) + found.get(k, 0) for k in {*counts, *found}}
-        new = pl.concat([new, doubtful_new.select(new.columns).cast(new.schema)])
+        schema = new.collect_schema()
+        new = pl.concat([new, doubtful_new.lazy().select(schema.names()).cast(schema)])
     return new, counts, conflicts
 
 
@@ -246,7 +249,7 @@ def _show(value) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _split(new: pl.DataFrame, source: str, ingest_id: str, recorded_at: datetime) -> list[pl.DataFrame]:
+def _split(new: pl.LazyFrame, source: str, ingest_id: str, recorded_at: datetime) -> list[pl.DataFrame]:
     """Log entries of the new operations: [amount entries, fee entries], each with a UUIDv7 `uuid`.
 
     Captures give +amount and, if the fee is not zero, -fee as psp_fee; refunds give -amount.
@@ -261,9 +264,10 @@ def _split(new: pl.DataFrame, source: str, ingest_id: str, recorded_at: datetime
                   ingest_id=pl.lit(ingest_id))
     amounts = new.select(pl.exclude("amount_minor"), amount_minor=pl.when(pl.col("type") == "refund")
                          .then(-amount).otherwise(amount), **common)
-    fees = (new.lazy().filter(pl.col("type") == "capture").with_columns(fee=fee).filter(pl.col("fee") != 0)
+    fees = (new.filter(pl.col("type") == "capture").with_columns(fee=fee).filter(pl.col("fee") != 0)
             .select(pl.exclude("amount_minor", "type", "fee"), amount_minor=-pl.col("fee"),
-                    type=pl.lit("psp_fee"), **common).collect())
+                    type=pl.lit("psp_fee"), **common))
+    amounts, fees = pl.collect_all([amounts, fees])
     prefix = uuid7_prefix(recorded_at)
     return [part.with_columns(uuid=_uuids(prefix, offset, len(part)))
             for offset, part in ((0, amounts), (len(amounts), fees))]
@@ -282,15 +286,22 @@ def _uuids(prefix: str, offset: int, n: int) -> pl.Expr:
     return pl.format(f"{prefix[:8]}-{prefix[8:12]}-{prefix[12:16]}-{prefix[16:20]}-{{}}", counter)
 
 
-def _fold(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    """The cache's sums per (merchant_id, currency) of these entries, as `balances.fold` gives them."""
-    entries = pl.concat([p.select("merchant_id", "currency", "source", "amount_minor") for p in parts])
+def _fold(parts: list[pl.DataFrame], context: pl.DataFrame) -> pl.DataFrame:
+    """The cache's sums per (merchant_id, currency) of these entries, as `balances.fold` gives them.
+
+    Summed per merchant context row first (an integer key), then per merchant and currency.
+    """
     amount = pl.col("amount_minor")
-    return entries.group_by("merchant_id", "currency").agg(
+    per_row = pl.concat([p.select("context_row", "source", "amount_minor") for p in parts]).group_by(
+        "context_row").agg(
         confirmed_minor=amount.filter(pl.col("source") != "RO").sum().cast(pl.Int64),
         settled_minor=amount.filter(pl.col("source") != "CO").sum().cast(pl.Int64),
         entries=pl.len().cast(pl.Int64),
     )
+    keys = context.select("merchant_id", "currency").with_row_index("context_row").with_columns(
+        pl.col("context_row").cast(pl.Int64))
+    return per_row.join(keys, on="context_row").group_by("merchant_id", "currency").agg(
+        pl.col("confirmed_minor", "settled_minor", "entries").sum())
 
 
 def quarantine_id(source: str, file_sha: str, row_number: int | pl.Expr):

@@ -66,14 +66,16 @@ def _id_suspect(columns) -> pl.Expr:
 
 
 def _with_context(df: pl.DataFrame, merchants: pl.DataFrame) -> pl.DataFrame:
-    """Add the currency's exponent, scale and frac_div and the merchant context fields (null when unknown).
+    """Add the currency's exponent, scale and frac_div, the merchant context fields and `context_row` (the
+    position of the matching row in `merchants`); null when unknown.
 
     A left join on the merchant key; on `shop_id` alone when it is unique in the context (six times
     faster than on four string columns), the other key columns then compared. `_ctx_suspect` marks rows
     whose context key has a doubtful id (the row has the same id). (A faster lookup by gathering context
     values with null indices for unknown merchants made polars 2.1 panic later on the gathered strings.)
     """
-    context = merchants.with_columns(_ctx_suspect=_id_suspect(MERCHANT_KEY[:3]))
+    context = merchants.with_row_index("context_row").with_columns(
+        pl.col("context_row").cast(pl.Int64), _ctx_suspect=_id_suspect(MERCHANT_KEY[:3]))
     if context["shop_id"].is_unique().all():
         others = [c for c in MERCHANT_KEY if c != "shop_id"]
         fields = [c for c in context.columns if c not in MERCHANT_KEY]
