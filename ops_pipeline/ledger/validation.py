@@ -69,8 +69,9 @@ def _with_context(df: pl.DataFrame, merchants: pl.DataFrame) -> pl.DataFrame:
     """Add the currency's exponent, scale and frac_div, the merchant context fields and `context_row` (the
     position of the matching row in `merchants`); null when unknown.
 
-    A left join on the merchant key; on `shop_id` alone when it is unique in the context (six times
-    faster than on four string columns), the other key columns then compared. `_ctx_suspect` marks rows
+    A left join on the merchant key; when `shop_id` is unique in the context, a join on it alone gives
+    the context row (compared on the other key columns), and an integer join its fields (three times
+    faster than one join on four string columns). `_ctx_suspect` marks rows
     whose context key has a doubtful id (the row has the same id). (A faster lookup by gathering context
     values with null indices for unknown merchants made polars 2.1 panic later on the gathered strings.)
     """
@@ -78,13 +79,13 @@ def _with_context(df: pl.DataFrame, merchants: pl.DataFrame) -> pl.DataFrame:
         pl.col("context_row").cast(pl.Int64), _ctx_suspect=_id_suspect(MERCHANT_KEY[:3]))
     if context["shop_id"].is_unique().all():
         others = [c for c in MERCHANT_KEY if c != "shop_id"]
-        fields = [c for c in context.columns if c not in MERCHANT_KEY]
+        slim = context.select("shop_id", "context_row", *(pl.col(c).alias(f"_ctx_{c}") for c in others))
         same = pl.all_horizontal(pl.col(c) == pl.col(f"_ctx_{c}") for c in others).fill_null(False)
         joined = (
-            df.join(context.rename({c: f"_ctx_{c}" for c in others}), on="shop_id", how="left",
-                    maintain_order="left")
-            .with_columns(pl.when(same).then(pl.col(f)).alias(f) for f in fields)
+            df.join(slim, on="shop_id", how="left", maintain_order="left")
+            .with_columns(context_row=pl.when(same).then("context_row"))
             .drop(f"_ctx_{c}" for c in others)
+            .join(context.drop(MERCHANT_KEY), on="context_row", how="left", maintain_order="left")
         )
     else:
         joined = df.join(context, on=list(MERCHANT_KEY), how="left", maintain_order="left")
