@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import time
+import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import duckdb
+import polars as pl
 import pyarrow as pa
 import pyarrow.fs as pa_fs
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.transaction import AddAction
 
 from ops_pipeline.lake.tables import TABLES, TableSpec
 
 # Every table keeps a change data feed, so caches can fold in exactly the commits they have not seen.
 TABLE_CONFIG = {"delta.enableChangeDataFeed": "true"}
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Rows of table `name` ready to commit: Parquet files already written (local disk) or an Arrow table."""
+
+    name: str
+    actions: tuple[AddAction, ...] = ()
+    table: pa.Table | None = None
 
 
 class Lake:
@@ -91,6 +106,45 @@ class Lake:
                 time.sleep(0.05 * 2**attempt)
         return self._write(name, data, "append")
 
+    def stage(self, name: str, frames: list[pl.DataFrame]) -> Staged:
+        """Write polars frames as Parquet files of table `name` (lz4), one file per frame, in parallel.
+
+        Nothing is visible until `commit`: a crash in between leaves only files no version refers to.
+        Polars writes the strings itself (no Arrow conversion). Object storage keeps the Arrow path.
+        """
+        spec = TABLES[name]
+        schema = pl.from_arrow(spec.schema.empty_table()).schema
+        frames = [f.select(spec.schema.names).cast(schema) for f in frames if len(f)]
+        if not self.is_local:
+            return Staged(name, table=pl.concat(frames).to_arrow() if frames else None)
+        self.ensure(spec)
+        root = self.table_uri(name).removeprefix("file://")
+        with ThreadPoolExecutor(max(1, len(frames))) as pool:
+            return Staged(name, tuple(pool.map(lambda f: _write_file(root, f), frames)))
+
+    def commit(self, staged: Staged, attempts: int = 5) -> int:
+        """Commit staged rows as one new version (all or nothing) and return it.
+
+        The returned version is the table's latest after the commit: callers serialize writers of the table
+        (the ledger lock), as the cache's compare-and-set on versions needs anyway.
+        """
+        if staged.table is not None:
+            return self.append(staged.name, staged.table, attempts)
+        table = self.open(staged.name)
+        if not staged.actions:
+            return table.version()
+        for attempt in range(attempts):
+            try:
+                table.create_write_transaction(list(staged.actions), mode="append",
+                                               schema=TABLES[staged.name].schema)
+                table.update_incremental()  # our commit is the latest: writers of a table hold its lock
+                return table.version()
+            except CommitFailedError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+                table.update_incremental()
+
     def overwrite(self, name: str, data: pa.Table) -> int:
         return self._write(name, data, "overwrite")
 
@@ -160,6 +214,17 @@ def _s3_filesystem(options: dict[str, str]) -> pa_fs.S3FileSystem:
         endpoint_override=endpoint.netloc or None,
         scheme=endpoint.scheme or "https",
     )
+
+
+def _write_file(root: str, frame: pl.DataFrame) -> AddAction:
+    """One Parquet file in the table directory, and the action that adds it."""
+    name = f"part-00000-{uuid.uuid4()}-c000.lz4.parquet"
+    path = os.path.join(root, name)
+    frame.write_parquet(path, compression="lz4")
+    stat = os.stat(path)
+    return AddAction(path=name, size=stat.st_size, partition_values={},
+                     modification_time=int(stat.st_mtime * 1000), data_change=True,
+                     stats=json.dumps({"numRecords": len(frame)}))
 
 
 def _sql_list(items: Iterable[str]) -> str:

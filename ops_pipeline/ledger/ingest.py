@@ -19,6 +19,7 @@ from sqlalchemy import insert
 
 from ops_pipeline.db.schema import ingest_runs
 from ops_pipeline.errors import InvalidInput
+from ops_pipeline.lake.store import Staged
 from ops_pipeline.lake.tables import (
     BALANCE_OPERATIONS,
     CONFIRMED_OPERATIONS,
@@ -37,8 +38,11 @@ RAW_TABLES = {"CO": CONFIRMED_OPERATIONS.name, "RO": RECONCILED_OPERATIONS.name}
 LOG = BALANCE_OPERATIONS.name
 CONTENT = ("type", "amount_minor", "currency", "operation_date", "external_reference", "psp_id",
            "local_merchant_id", "shop_id")
-BATCH_COLUMNS = ("row_number", *INPUT_COLUMNS, "amount_minor", "operation_ts", "merchant_id",
-                 "balance_shop_id", "fee_percent_micros", "fee_fixed_minor")
+# a valid row: operation_date is the parsed timestamp from here on
+BATCH_COLUMNS = ("row_number", "falcon_operation_id", "external_reference", "type", "amount_minor",
+                 "currency", pl.col("operation_ts").alias("operation_date"), "psp_id", "local_merchant_id",
+                 "shop_id", "merchant_id", "balance_shop_id", "fee_percent_micros", "fee_fixed_minor",
+                 "context_row")
 ARROW = pl.CompatLevel.newest()  # polars -> Arrow without copying strings
 # op_key = (md5_number_lower(source || ':' || falcon_operation_id) >> 1)::BIGINT, the log's 63-bit key.
 # md5_number_lower reads bytes 8..15 of the digest little-endian: byte-swapping the big-endian hex of those
@@ -82,27 +86,28 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
     """Ingest text rows (INPUT_COLUMNS + row_number) that came from the file with hash `file_sha`.
 
     Commits, in this order: raw rows, log entries (one commit: all or nothing), quarantine, resolutions.
-    The raw rows are written in the background while the operations are checked and split.
+    The raw rows' and the entries' Parquet files are written in parallel threads; the commits follow.
     """
     started = datetime.now(UTC)
     ingest_id = str(uuid.uuid4())
     context = merchants.current(ws).drop("loaded_at")
     with ws.lock("ledger"), ThreadPoolExecutor(1) as background:
-        raw = (background.submit(_append_raw, ws, df, source, file_name, file_sha, ingest_id, started)
+        raw = (background.submit(_stage_raw, ws, df, source, file_name, file_sha, ingest_id, started)
                if write_raw else None)
         rows, rejects = validate_operations(df, context, ws.settings.timezone)
         con = _connect()
-        counts, conflicts = _classify(ws, con, rows, source)
+        new_ops, counts, conflicts = _classify(ws, con, rows, source)
         rejects = combine_reasons(pl.concat([rejects, conflicts])) if len(conflicts) else rejects
-        _split(con, source, ingest_id, started)
-        deltas = con.sql(balances.fold_sql("entry_rows")).pl()  # the cache's sums, without the entries
+        parts = _split(new_ops, source, ingest_id, started)
+        deltas = _fold(parts, context)  # the cache's sums, from the entries before they are written
         entries = int(deltas["entries"].sum() or 0)
-        if raw:
-            raw.result()  # the raw rows are committed before the log, as without the background thread
+        staged = ws.lake.stage(LOG, parts)  # files only: invisible until the commit below
+        if raw and (raw_staged := raw.result()):
+            ws.lake.commit(raw_staged)  # the raw rows are committed before the log
         before, _ = balances.refresh_cache(ws)  # cache and log at one version: the new entries fold onto it
         version = before
         if entries:
-            version = ws.lake.append(LOG, con.sql("SELECT * FROM entries").to_arrow_reader().read_all())
+            version = ws.lake.commit(staged)
             if not balances.apply_to_cache(ws, deltas, before, version):
                 balances.refresh_cache(ws)
         new_q = _append_quarantine(ws, con, df, rejects, source, file_name, file_sha, ingest_id, started)
@@ -129,65 +134,66 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _append_raw(ws, df, source, file_name, file_sha, ingest_id, at) -> None:
-    """Raw rows as received, once per file content."""
+def _stage_raw(ws, df, source, file_name, file_sha, ingest_id, at) -> Staged | None:
+    """Raw rows as received, once per file content: their files written, the commit left to the caller."""
     table = RAW_TABLES[source]
     con = duckdb.connect()
     rel = ws.lake.relation(con, table)
     if con.execute(f"SELECT count(*) FROM {rel} WHERE file_sha256 = ?", [file_sha]).fetchall()[0][0]:
-        return
+        return None
     raw = df.with_columns(
         ingest_id=pl.lit(ingest_id), received_at=pl.lit(at).cast(pl.Datetime("us", "UTC")),
         file_name=pl.lit(file_name), file_sha256=pl.lit(file_sha),
     )
-    ws.lake.append(table, raw.to_arrow(compat_level=ARROW))
+    return ws.lake.stage(table, _halves(raw))
 
 
-def _classify(ws, con, rows: pl.DataFrame, source: str) -> tuple[dict[str, int], pl.DataFrame]:
+def _halves(df: pl.DataFrame) -> list[pl.DataFrame]:
+    """Two slices (zero-copy) to encode as two files in parallel."""
+    half = (len(df) + 1) // 2
+    return [df.slice(0, half), df.slice(half)]
+
+
+def _classify(ws, con, rows: pl.DataFrame, source: str) -> tuple[pl.LazyFrame, dict[str, int], pl.DataFrame]:
     """Mark each valid row new, duplicate (same content as stored or earlier in the file) or conflict.
 
-    Leaves a view `new_ops` with the rows to append. Returns (count per status, conflict reasons). Only
-    rows whose key occurs twice in the file or is already in the log need their content compared (the
-    key is a hash of source and falcon_operation_id); every other valid row is new.
+    Returns (the new rows with their `op_key`, lazily, count per status, conflict reasons). Only rows whose
+    key occurs twice in the file or is already in the log need their content compared (the key is a hash
+    of source and falcon_operation_id); every other valid row is new.
     """
-    batch = rows.select(*BATCH_COLUMNS, "valid")
-    con.register("batch_text", batch.select("falcon_operation_id").to_arrow(compat_level=ARROW))
+    con.register("batch_text", rows.select("falcon_operation_id").to_arrow(compat_level=ARROW))
     keys = con.sql("SELECT op_key($source, falcon_operation_id) AS op_key FROM batch_text",
                    params={"source": source}).pl()
     con.register("batch_keys", keys.to_arrow())
     log = ws.lake.relation(con, LOG)
     hits = con.sql(f"SELECT DISTINCT op_key FROM {log} WHERE op_key IN (SELECT op_key FROM batch_keys)").pl()
     key = pl.col("op_key")
+    batch = rows.select(*BATCH_COLUMNS, "valid").with_columns(keys)
     doubt = (key.is_duplicated() | key.is_in(hits["op_key"].implode())) & pl.col("valid")
-    batch = batch.with_columns(keys).with_columns(_doubt=doubt)
+    batch = batch.with_columns(_doubt=doubt)
+    clear = pl.col("valid") & ~pl.col("_doubt")
+    new = batch.lazy().filter(clear).drop("valid", "_doubt")
+    counts, conflicts = {"new": batch.select(clear.sum()).item()}, reasons_frame([])
     doubtful = batch.filter("_doubt").drop("valid", "_doubt")
-    con.register("batch_rows", batch.to_arrow(compat_level=ARROW))
-    counts, conflicts, union = {}, reasons_frame([]), ""
     if len(doubtful):
-        counts, conflicts = _compare(con, doubtful, hits, source, log)
-        union = "UNION ALL BY NAME SELECT * EXCLUDE (occurrence) FROM doubtful_new"
-    con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW new_ops AS
-        SELECT * EXCLUDE (operation_date, operation_ts, valid, _doubt), operation_ts AS operation_date
-        FROM batch_rows WHERE valid AND NOT _doubt {union}
-    """)
-    clear = batch.select((pl.col("valid") & ~pl.col("_doubt")).sum()).item()
-    counts["new"] = counts.get("new", 0) + clear
-    return counts, conflicts
+        found, conflicts, doubtful_new = _compare(con, doubtful, hits, source, log)
+        counts = {k: counts.get(k, 0) + found.get(k, 0) for k in {*counts, *found}}
+        schema = new.collect_schema()
+        new = pl.concat([new, doubtful_new.lazy().select(schema.names()).cast(schema)])
+    return new, counts, conflicts
 
 
 def _compare(con, doubtful: pl.DataFrame, hits: pl.DataFrame, source: str,
-             log: str) -> tuple[dict[str, int], pl.DataFrame]:
+             log: str) -> tuple[dict[str, int], pl.DataFrame, pl.DataFrame]:
     """Classify rows whose key is in the log or twice in the file by comparing their content.
 
-    Leaves a temp table `doubtful_new` with those that are new. Returns (count per status, conflict reasons).
+    Returns (count per status, conflict reasons, the rows that are new).
     """
     con.register("doubtful_rows", doubtful.to_arrow(compat_level=ARROW))
     con.register("hits", hits.to_arrow())
     con.execute("""
         CREATE OR REPLACE TEMP TABLE batch AS
-        SELECT * EXCLUDE (operation_date, operation_ts), operation_ts AS operation_date,
-               row_number() OVER (PARTITION BY falcon_operation_id ORDER BY row_number) AS occurrence
+        SELECT *, row_number() OVER (PARTITION BY falcon_operation_id ORDER BY row_number) AS occurrence
         FROM doubtful_rows
     """)
     cols = ", ".join(c for c in CONTENT if c not in ("type", "amount_minor"))
@@ -213,14 +219,14 @@ def _compare(con, doubtful: pl.DataFrame, hits: pl.DataFrame, source: str,
                {', '.join(f'b.{c} AS got_{c}' for c in CONTENT)}
         FROM batch b JOIN ref r USING (falcon_operation_id)
     """)
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE doubtful_new AS
-        SELECT b.* FROM batch b JOIN classified c USING (row_number) WHERE c.status = 'new'
-    """)
+    new = con.sql("""
+        SELECT b.* EXCLUDE (occurrence) FROM batch b JOIN classified c USING (row_number)
+        WHERE c.status = 'new'
+    """).pl()
     counts = dict(con.sql("SELECT status, count(*) FROM classified GROUP BY status").fetchall())
     bad = con.sql("SELECT * FROM classified WHERE status = 'conflict'").pl()
     return counts, reasons_frame([(r["row_number"], "conflicting_duplicate", _conflict(r, source))
-                                  for r in bad.iter_rows(named=True)])
+                                  for r in bad.iter_rows(named=True)]), new
 
 
 def _conflict(row: dict, source: str) -> str:
@@ -243,30 +249,59 @@ def _show(value) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _split(con, source: str, ingest_id: str, recorded_at: datetime) -> None:
-    """Leave views `entries` (log rows) and `entry_rows` (the same without uuids) over `new_ops`.
+def _split(new: pl.LazyFrame, source: str, ingest_id: str, recorded_at: datetime) -> list[pl.DataFrame]:
+    """Log entries of the new operations: [amount entries, fee entries], each with a UUIDv7 `uuid`.
 
     Captures give +amount and, if the fee is not zero, -fee as psp_fee; refunds give -amount.
     """
-    common = (f"currency, falcon_operation_id, '{source}' AS source, operation_date, "
-              f"'{recorded_at.isoformat()}'::TIMESTAMPTZ AS recorded_at, local_merchant_id, shop_id, "
-              f"balance_shop_id, psp_id, merchant_id, op_key, '{ingest_id}' AS ingest_id")
+    amount = pl.col("amount_minor")
     # fee = round_half_up(amount x percent_micros / 10^8) + fixed, with amount = hi x 10^8 + lo so that no
-    # product leaves BIGINT (captures and percentages are never negative)
-    fee = ("(amount_minor // 100000000) * fee_percent_micros"
-           " + ((amount_minor % 100000000) * fee_percent_micros + 50000000) // 100000000 + fee_fixed_minor")
-    con.execute(f"""
-        CREATE OR REPLACE TEMP VIEW entry_rows AS
-        SELECT external_reference,
-               CASE WHEN type = 'refund' THEN -amount_minor ELSE amount_minor END AS amount_minor,
-               type, {common}
-        FROM new_ops
-        UNION ALL
-        SELECT external_reference, -fee, 'psp_fee', {common}
-        FROM (SELECT *, {fee} AS fee FROM new_ops WHERE type = 'capture')
-        WHERE fee <> 0
-    """)
-    con.execute("CREATE OR REPLACE TEMP VIEW entries AS SELECT uuidv7()::VARCHAR AS uuid, * FROM entry_rows")
+    # product leaves Int64 (captures and percentages are never negative)
+    fee = ((amount // 100_000_000) * pl.col("fee_percent_micros")
+           + ((amount % 100_000_000) * pl.col("fee_percent_micros") + 50_000_000) // 100_000_000
+           + pl.col("fee_fixed_minor"))
+    common = dict(source=pl.lit(source), recorded_at=pl.lit(recorded_at).cast(pl.Datetime("us", "UTC")),
+                  ingest_id=pl.lit(ingest_id))
+    amounts = new.select(pl.exclude("amount_minor"), amount_minor=pl.when(pl.col("type") == "refund")
+                         .then(-amount).otherwise(amount), **common)
+    fees = (new.filter(pl.col("type") == "capture").with_columns(fee=fee).filter(pl.col("fee") != 0)
+            .select(pl.exclude("amount_minor", "type", "fee"), amount_minor=-pl.col("fee"),
+                    type=pl.lit("psp_fee"), **common))
+    amounts, fees = pl.collect_all([amounts, fees])
+    prefix = uuid7_prefix(recorded_at)
+    return [part.with_columns(uuid=_uuids(prefix, offset, len(part)))
+            for offset, part in ((0, amounts), (len(amounts), fees))]
+
+
+def uuid7_prefix(at: datetime) -> str:
+    """The first 20 hex digits of a UUIDv7 for time `at`: 48 bits of milliseconds, version, 26 random bits."""
+    rand = uuid.uuid4().int
+    return (f"{int(at.timestamp() * 1000):012x}{0x7000 | (rand >> 116):04x}"
+            f"{0x8000 | ((rand >> 100) & 0x3FFF):04x}")
+
+
+def _uuids(prefix: str, offset: int, n: int) -> pl.Expr:
+    """UUIDv7s sharing `prefix` whose last 12 digits count from `offset` (RFC 9562's monotonic counter)."""
+    counter = (pl.int_range(offset, offset + n, dtype=pl.Int64) + 10**12).cast(pl.String).str.slice(1)
+    return pl.format(f"{prefix[:8]}-{prefix[8:12]}-{prefix[12:16]}-{prefix[16:20]}-{{}}", counter)
+
+
+def _fold(parts: list[pl.DataFrame], context: pl.DataFrame) -> pl.DataFrame:
+    """The cache's sums per (merchant_id, currency) of these entries, as `balances.fold` gives them.
+
+    Summed per merchant context row first (an integer key), then per merchant and currency.
+    """
+    amount = pl.col("amount_minor")
+    per_row = pl.concat([p.select("context_row", "source", "amount_minor") for p in parts]).group_by(
+        "context_row").agg(
+        confirmed_minor=amount.filter(pl.col("source") != "RO").sum().cast(pl.Int64),
+        settled_minor=amount.filter(pl.col("source") != "CO").sum().cast(pl.Int64),
+        entries=pl.len().cast(pl.Int64),
+    )
+    keys = context.select("merchant_id", "currency").with_row_index("context_row").with_columns(
+        pl.col("context_row").cast(pl.Int64))
+    return per_row.join(keys, on="context_row").group_by("merchant_id", "currency").agg(
+        pl.col("confirmed_minor", "settled_minor", "entries").sum())
 
 
 def quarantine_id(source: str, file_sha: str, row_number: int | pl.Expr):
