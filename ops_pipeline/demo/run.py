@@ -13,6 +13,7 @@ from ops_pipeline.demo.fundout import run_fundout
 from ops_pipeline.demo.jobs import run_jobs
 from ops_pipeline.demo.tickets import run_tickets
 from ops_pipeline.demo.world import build_world
+from ops_pipeline.exports import write_csv
 from ops_pipeline.ledger import balances, holds, ingest, merchants, snapshots
 from ops_pipeline.ledger.entries import Entry, post_entries
 from ops_pipeline.money import exponent
@@ -161,5 +162,6 @@ def _reports(ws: Workspace):
             "SELECT reason_code, reason, file_name, row_number, status FROM ledger_quarantine ORDER BY ALL",
         ),
     ):
-        con.sql(query).write_csv(str(folder / f"{name}.csv"))
+        rel = con.sql(query)
+        write_csv(folder / f"{name}.csv", rel.columns, rel.fetchall())  # spreadsheet-safe
     return folder
