@@ -8,6 +8,7 @@ command module adds its commands here; tests/test_cli_startup.py checks the tabl
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -95,6 +96,7 @@ def cli(click_ctx: click.Context) -> None:
 
 
 def main() -> None:
+    os.umask(0o077)  # what this process and its children (Dagster, uvicorn) create is the owner's only
     try:
         code = cli.main(standalone_mode=False, prog_name="ops-pipeline")
     except OpsError as exc:
