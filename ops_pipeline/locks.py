@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, text
+from ops_pipeline.settings import PRIVATE_FILE, private_dir
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 @contextmanager
 def writer_lock(engine: Engine, name: str, lock_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock named `name` across processes; released even if the process dies."""
     if engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         with engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
@@ -25,10 +32,9 @@ def writer_lock(engine: Engine, name: str, lock_dir: Path) -> Iterator[None]:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 conn.commit()
         return
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{name}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    fd = os.open(private_dir(lock_dir) / f"{name}.lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -12,6 +12,9 @@ from zoneinfo import ZoneInfo
 
 from ops_pipeline.errors import InvalidInput
 
+# What we create under OPS_HOME (and the SQLite file, wherever it is) is private to the owner.
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+
 # S3 settings: ours first, then the standard AWS names.
 _S3_OPTIONS = {
     "AWS_ENDPOINT_URL": ("OPS_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
@@ -147,10 +150,11 @@ def _routes(text: str) -> dict[str, str]:
 def _home_secret(home: Path, name: str, make=lambda: secrets.token_urlsafe(48)) -> str:
     path = home / "secrets" / name
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(make())
-        tmp.chmod(0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)  # never readable by others
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make())
         try:
             os.link(tmp, path)  # first writer wins, atomically
         except FileExistsError:
@@ -158,3 +162,19 @@ def _home_secret(home: Path, name: str, make=lambda: secrets.token_urlsafe(48)) 
         finally:
             tmp.unlink()
     return path.read_text().strip()
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` and its missing parents 0700 (only the owner may list or enter them); existing
+    folders keep their mode."""
+    for folder in reversed([path, *path.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` empty and 0600 (only the owner may read or write it) unless it exists."""
+    private_dir(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+    return path

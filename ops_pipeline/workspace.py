@@ -13,7 +13,7 @@ from ops_pipeline.db import is_current, make_engine, upgrade
 from ops_pipeline.db.schema import balance_cache_state
 from ops_pipeline.lake import TABLES, Lake
 from ops_pipeline.locks import writer_lock
-from ops_pipeline.settings import Settings
+from ops_pipeline.settings import Settings, private_dir
 
 
 class Workspace:
@@ -44,9 +44,9 @@ class Workspace:
 
     def init(self) -> None:
         """Create or upgrade the DB schema, the lake tables and the workspace folders (idempotent)."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)
         for kind in ("confirmed", "reconciled"):
-            (self.settings.landing_dir / kind).mkdir(parents=True, exist_ok=True)
+            private_dir(self.settings.landing_dir / kind)
         upgrade(self.engine)
         with self.engine.begin() as conn:
             if conn.execute(select(balance_cache_state.c.id)).first() is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from ops_pipeline.cli import Context, cli, pass_ctx
+from ops_pipeline.settings import private_dir
 
 REPO = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT = 30
@@ -20,7 +21,7 @@ STOP_TIMEOUT = 30
 
 def install_instance_yaml(dagster_home: Path) -> Path:
     """Copy the repository's dagster.yaml into DAGSTER_HOME (where Dagster reads it) unless already there."""
-    dagster_home.mkdir(parents=True, exist_ok=True)
+    private_dir(dagster_home)
     target = dagster_home / "dagster.yaml"
     source = REPO / "dagster.yaml"
     if not target.exists() or target.read_bytes() != source.read_bytes():

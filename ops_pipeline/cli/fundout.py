@@ -13,8 +13,7 @@ from decimal import Decimal
 import click
 
 from ops_pipeline.cli import Context, cli, pass_ctx
-from ops_pipeline.cli.jobs import ACTOR
-from ops_pipeline.cli.ledger import FORMAT, parse_time
+from ops_pipeline.cli.options import ACTOR, FORMAT, parse_time
 from ops_pipeline.cli.output import emit
 from ops_pipeline.fundout import batch, cashout, config
 from ops_pipeline.notify import dispatch

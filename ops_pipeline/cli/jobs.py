@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import signal
 import threading
@@ -11,12 +10,11 @@ from pathlib import Path
 import click
 
 from ops_pipeline.cli import Context, cli, pass_ctx
-from ops_pipeline.cli.ledger import FORMAT, parse_time
+from ops_pipeline.cli.options import ACTOR, FORMAT, parse_time
 from ops_pipeline.cli.output import emit
 from ops_pipeline.errors import InvalidInput
 from ops_pipeline.jobqueue import service
 
-ACTOR = click.option("--actor", default=getpass.getuser, show_default="current user", help="Who does this.")
 LIST_COLUMNS = ["id", "type", "state", "priority", "created_by", "created_at", "attempts", "last_error"]
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from ops_pipeline.cli import Context, cli, pass_ctx
+from ops_pipeline.cli.options import FORMAT, parse_time
 from ops_pipeline.cli.output import emit, progress
-from ops_pipeline.errors import InvalidInput
 from ops_pipeline.ledger import (
     KINDS,
     adjustments,
@@ -24,9 +24,6 @@ from ops_pipeline.ledger import (
 )
 from ops_pipeline.money import to_major, to_minor
 
-FORMAT = click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
-)
 BALANCE_COLUMNS = [
     "merchant_id",
     "currency",
@@ -36,15 +33,6 @@ BALANCE_COLUMNS = [
     "available",
     "as_of",
 ]
-
-
-def parse_time(value: str, tz) -> datetime:
-    """ISO 8601 date or date-time; without an offset it is local to OPS_TIMEZONE."""
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"timestamp: {value!r} is not an ISO 8601 date or date-time") from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).astimezone(UTC)
 
 
 @cli.group("merchants")

@@ -1,23 +1,16 @@
-"""Printing results: aligned tables for people, CSV and JSON for programs; progress only on a terminal."""
+"""Printing results: aligned tables for people, CSV (spreadsheet-safe) and JSON for programs; progress only
+on a terminal."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 
 import click
 
-
-def _text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+from ops_pipeline.exports import csv_text
+from ops_pipeline.exports import text as _text
 
 
 def _json(value):
@@ -30,14 +23,10 @@ def emit(columns: Sequence[str], rows: Iterable[Sequence], fmt: str = "table") -
         out = [{c: _json(v) for c, v in zip(columns, row, strict=True)} for row in rows]
         click.echo(json.dumps(out, indent=2))
         return
-    rows = [[_text(v) for v in row] for row in rows]
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(rows)
-        click.echo(buf.getvalue(), nl=False)
+    if fmt == "csv":  # opened in spreadsheets: text that looks like a formula is escaped
+        click.echo(csv_text(columns, rows), nl=False)
     else:
+        rows = [[_text(v) for v in row] for row in rows]
         widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
         click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
         for r in rows:

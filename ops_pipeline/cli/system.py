@@ -7,6 +7,7 @@ import sys
 import click
 
 from ops_pipeline.cli import Context, cli, pass_ctx
+from ops_pipeline.cli.options import FORMAT
 from ops_pipeline.cli.output import emit
 
 
@@ -33,9 +34,7 @@ def demo(ctx: Context, operations: int, merchant_count: int, seed: int) -> None:
 
 @cli.command("sql")
 @click.argument("query", required=False)
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
-)
+@FORMAT
 @pass_ctx
 def sql(ctx: Context, query: str | None, fmt: str) -> None:
     """DuckDB SQL over the lake views; without QUERY, an interactive shell (statements end with ';')."""

@@ -5,7 +5,6 @@ A group is given by its id or its name.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import Counter
 from pathlib import Path
@@ -13,33 +12,17 @@ from pathlib import Path
 import click
 
 from ops_pipeline.cli import Context, cli, pass_ctx
-from ops_pipeline.cli.jobs import ACTOR
-from ops_pipeline.cli.ledger import FORMAT, parse_time
+from ops_pipeline.cli.options import ACTOR, FORMAT, parse_time
 from ops_pipeline.cli.output import emit, progress
-from ops_pipeline.errors import InvalidInput, NotFound
-from ops_pipeline.tickets import agents, groups, model, sources
+from ops_pipeline.tickets import agents, files, groups, model, sources
 from ops_pipeline.tickets import tickets as service
-from ops_pipeline.workspace import Workspace
+from ops_pipeline.tickets.files import resolve_group
 
 TICKET_COLUMNS = ["id", "group_id", "agent_id", "status", "priority", "source", "reference", "user_id",
                   "created_at"]
 AGENT_COLUMNS = ["agent_id", "name", "email", "group_ids", "active_status", "tickets_assigned_today",
                  "tickets_resolved_today", "total_tickets_assigned", "total_tickets_resolved"]
 GROUP_COLUMNS = ["group_id", "name", "active_status", "created_at"]
-
-FILE_COLUMNS = {"group", "group_id", "user_id", "priority", "source", "reference", "description"}
-
-
-def group_id(ws: Workspace, value: str) -> int:
-    """A group id, or the id of the group with this name."""
-    if value.isdigit():
-        return int(value)
-    with ws.engine.connect() as conn:
-        found = groups.by_name(conn, value)
-    if found is None:
-        raise NotFound(f"group {value!r}: not found")
-    return found.group_id
-
 
 def _table(rows: list[dict], columns: list[str], fmt: str) -> None:
     emit(columns, ([r[c] for c in columns] for r in rows), fmt)
@@ -80,8 +63,8 @@ def groups_list(ctx: Context, fmt: str) -> None:
 @pass_ctx
 def groups_delete(ctx: Context, group: str, move_to: str | None, actor: str) -> None:
     """Delete a group (refused while it has open tickets, unless --move-to)."""
-    target = group_id(ctx.ws, move_to) if move_to else None
-    done = groups.delete_group(ctx.ws, actor, group_id(ctx.ws, group), target)
+    target = resolve_group(ctx.ws, move_to) if move_to else None
+    done = groups.delete_group(ctx.ws, actor, resolve_group(ctx.ws, group), target)
     click.echo(f"group {done['group_id']}: deleted; {done['moved_tickets']} open tickets moved")
 
 
@@ -104,7 +87,7 @@ def agents_group() -> None:
 def agents_create(ctx: Context, agent_id, name, email, group_values, inactive, actor) -> None:
     """Add an agent to groups; an active one takes the tickets waiting there."""
     ctx.ws.init()
-    ids = [group_id(ctx.ws, g) for g in group_values]
+    ids = [resolve_group(ctx.ws, g) for g in group_values]
     made = agents.create_agent(ctx.ws, actor, agent_id, name, email, ids, not inactive)
     click.echo(f"agent {made['agent_id']}: groups {made['group_ids']}, "
                f"{made['tickets_assigned_today']} tickets assigned today")
@@ -116,7 +99,7 @@ def agents_create(ctx: Context, agent_id, name, email, group_values, inactive, a
 @pass_ctx
 def agents_list(ctx: Context, group_value: str | None, fmt: str) -> None:
     """Agents with their counters (today in OPS_TIMEZONE)."""
-    found = agents.list_agents(ctx.ws, group_id(ctx.ws, group_value) if group_value else None)
+    found = agents.list_agents(ctx.ws, resolve_group(ctx.ws, group_value) if group_value else None)
     _table(found, AGENT_COLUMNS, fmt)
 
 
@@ -131,7 +114,7 @@ def agents_list(ctx: Context, group_value: str | None, fmt: str) -> None:
 def agents_update(ctx: Context, agent_id, active, group_values, name, email, actor) -> None:
     """Change availability, groups, name or email."""
     changes = {"active_status": active, "name": name, "email": email,
-               "group_ids": [group_id(ctx.ws, g) for g in group_values] or None}
+               "group_ids": [resolve_group(ctx.ws, g) for g in group_values] or None}
     done = agents.update_agent(ctx.ws, actor, agent_id, {k: v for k, v in changes.items() if v is not None})
     click.echo(f"agent {done['agent_id']}: {'active' if done['active_status'] else 'inactive'}, "
                f"groups {done['group_ids']}")
@@ -155,41 +138,6 @@ def tickets_group() -> None:
     """Work for people, assigned fairly to the available agents of a group."""
 
 
-def _read_file(ws: Workspace, path: Path) -> list[service.NewTicket]:
-    """CSV with a header, or JSON lines; fields group (id or name), user_id, priority, source, reference,
-    description."""
-    with path.open() as handle:
-        if path.suffix.lower() == ".csv":
-            records = list(csv.DictReader(handle))
-        else:
-            records = [json.loads(line) for line in handle if line.strip()]
-    names: dict[str, int] = {}
-    batch = []
-    for number, r in enumerate(records, start=1):
-        where = f"{path.name}: row {number}"
-        unknown = sorted(set(r) - FILE_COLUMNS)
-        if unknown:
-            allowed = ", ".join(sorted(FILE_COLUMNS))
-            raise InvalidInput(f"{where}: {unknown[0]}: is not a column; allowed: {allowed}")
-        given = {k: v for k, v in r.items() if v not in (None, "")}  # an empty cell takes the default
-        group = str(given.get("group") or given.get("group_id") or "")
-        if not group:
-            raise InvalidInput(f"{where}: group: is required")
-        priority = given.get("priority", model.PRIORITY_DEFAULT)
-        if isinstance(priority, str) and priority.strip().lstrip("-").isdigit():
-            priority = int(priority)
-        try:
-            names.setdefault(group, group_id(ws, group))
-            batch.append(service.NewTicket(
-                group_id=names[group], user_id=given.get("user_id"), priority=model.priority(priority),
-                source=given.get("source", "manual"), reference=given.get("reference"),
-                description=given.get("description"),
-            ).validated())
-        except InvalidInput as exc:
-            raise InvalidInput(f"{where}: {exc}") from None
-    return batch
-
-
 @tickets_group.command("create")
 @click.option("--group", "group_value", help="Group id or name.")
 @click.option("--user", "user_id", help="The user the ticket is about.")
@@ -206,12 +154,12 @@ def tickets_create(ctx: Context, group_value, user_id, priority, description, fi
     if file is None:
         if not group_value:
             raise click.UsageError("give --group (or --file)")
-        made = service.create_ticket(ctx.ws, actor, group_id=group_id(ctx.ws, group_value), user_id=user_id,
-                                     priority=priority, description=description)
+        made = service.create_ticket(ctx.ws, actor, group_id=resolve_group(ctx.ws, group_value),
+                                     user_id=user_id, priority=priority, description=description)
         click.echo(f"ticket {made['id']}: " + (f"assigned to {made['agent_id']}" if made["agent_id"]
                                                else "waiting for an available agent"))
         return
-    batch = _read_file(ctx.ws, file)
+    batch = files.read_tickets(ctx.ws, file)
     chunks = [batch[i : i + model.MAX_BATCH] for i in range(0, len(batch), model.MAX_BATCH)]
     by_agent: Counter[str] = Counter()
     with progress(chunks, "creating tickets") as bar:
@@ -239,7 +187,8 @@ def tickets_list(ctx: Context, agent_id, group_value, status, priority, source, 
     """Tickets, newest first."""
     tz = ctx.ws.settings.tz
     filters = service.Filters(
-        agent_id, group_id(ctx.ws, group_value) if group_value else None, status, priority, source, reference,
+        agent_id, resolve_group(ctx.ws, group_value) if group_value else None, status, priority, source,
+        reference,
         parse_time(created_from, tz) if created_from else None,
         parse_time(created_to, tz) if created_to else None,
     )

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from ops_pipeline.settings import private_file
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str) -> Engine:
     """An engine; SQLite gets WAL, a busy timeout and write-locking transactions (BEGIN IMMEDIATE), except
-    on connections with the execution option `read_only` (see `Workspace.read_engine`)."""
+    on connections with the execution option `read_only` (see `Workspace.read_engine`). A new SQLite file
+    is created 0600 (SQLite gives its -wal and -shm files the same mode)."""
+    from sqlalchemy import create_engine, event  # imported here: `ops-pipeline --help` and `sql` skip it
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(parsed.database))
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
 
     @event.listens_for(engine, "connect")
@@ -55,6 +62,8 @@ def head_revisions() -> set[str]:
 
 def is_current(engine: Engine) -> bool:
     """Whether the schema is at the newest migration (one read; no lock taken)."""
+    from sqlalchemy import inspect
+
     with engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
             return False

@@ -14,6 +14,7 @@ from ops_pipeline.demo.jobs import run_jobs
 from ops_pipeline.demo.pipeline import run_pipeline
 from ops_pipeline.demo.tickets import run_tickets
 from ops_pipeline.demo.world import build_world
+from ops_pipeline.exports import write_csv
 from ops_pipeline.ledger import adjustments, holds, ingest, merchants
 from ops_pipeline.money import exponent
 from ops_pipeline.workspace import Workspace
@@ -152,5 +153,6 @@ def _reports(ws: Workspace):
             "SELECT reason_code, reason, file_name, row_number, status FROM ledger_quarantine ORDER BY ALL",
         ),
     ):
-        con.sql(query).write_csv(str(folder / f"{name}.csv"))
+        rel = con.sql(query)
+        write_csv(folder / f"{name}.csv", rel.columns, rel.fetchall())  # spreadsheet-safe
     return folder
