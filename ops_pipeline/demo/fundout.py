@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from ops_pipeline.db.schema import balance_cache, outbox
+from ops_pipeline.db.schema import balance_cache
 from ops_pipeline.fundout import batch, cashout, config
 from ops_pipeline.money import to_major
-from ops_pipeline.notify import dispatch
+from ops_pipeline.notify import dispatch, outbox
 from ops_pipeline.workspace import Workspace
 
 MINIMUMS = ("0", "250", "1000.5")
@@ -37,6 +37,6 @@ def run_fundout(ws: Workspace, echo: Callable[[str], None]) -> None:
          f"{s.skipped} skipped at their minimum, {s.failed} failed")
     sent = dispatch(ws).counts
     with ws.engine.connect() as conn:
-        waiting = conn.execute(select(func.count()).select_from(outbox)).scalar_one()
+        waiting = outbox.size(conn)
     echo(f"  {waiting} notifications in the outbox ({sent['unsent']} recorded, not sent: set OPS_SMTP_URL "
          "and OPS_WEBHOOK_URL to deliver them)")

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from ops_pipeline.errors import Conflict
 from ops_pipeline.jobqueue.model import Job
-from ops_pipeline.ledger.entries import Entry, post_entries
+from ops_pipeline.ledger import adjustments
 from ops_pipeline.money import to_minor
 from ops_pipeline.partners.clients import Clients
 from ops_pipeline.workspace import Workspace
@@ -109,17 +109,14 @@ class CreditWalletInLedger:
 
     def run(self, ctx: ActionContext) -> dict[str, Any]:
         a = ctx.attributes
-        entry = Entry(
-            source="ADJUSTMENT",
-            entry_id=ctx.idempotency_key(self.name),
-            merchant_id=a.distributor_id,
-            currency=a.currency,
-            amount_minor=to_minor(a.amount, a.currency),
-            type="wallet_topup",
-            reference=ctx.produced("reference"),
-        )
         try:
-            posted = post_entries(ctx.ws, [entry], ingest_id=f"job-{ctx.job.id}")
+            done = adjustments.adjust(
+                ctx.ws, a.distributor_id, a.currency, to_minor(a.amount, a.currency),
+                ctx.produced("reference") or f"job {ctx.job.id}", actor=f"job:{ctx.job.id}",
+                entry_id=ctx.idempotency_key(self.name), entry_type="wallet_topup",
+                ingest_id=f"job-{ctx.job.id}",
+            )
         except Conflict as exc:
             raise ActionError(f"ledger: {exc}", retryable=False) from None
-        return {"entry_id": entry.entry_id, "posted": posted.posted, "lake_version": posted.lake_version}
+        return {"entry_id": done.entry.entry_id, "posted": int(done.posted),
+                "lake_version": done.lake_version}
