@@ -4,6 +4,7 @@ Dagster UI (`make dev`) opens on every asset materialized with its metadata and 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -30,9 +31,11 @@ def _env(**values: str) -> Iterator[None]:
 
 def run_pipeline(ws: Workspace, echo: Callable[[str], None]) -> None:
     """Run `ledger_pipeline_job` (what "Materialize all" runs) and print what it materialized and checked."""
-    import dagster as dg
+    with warnings.catch_warnings():  # Dagster's beta notices are not for the demo's reader
+        warnings.simplefilter("ignore")
+        import dagster as dg
 
-    import definitions
+        import definitions
     from ops_pipeline.cli.dev import install_instance_yaml
 
     settings = ws.settings
