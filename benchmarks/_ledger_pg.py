@@ -17,7 +17,7 @@ import duckdb
 import psycopg2
 
 TABLE = "ledger_entries"
-# The same sums as ops_pipeline.ledger.balances.fold_sql, in PostgreSQL.
+# The same sums as ops_pipeline.ledger.live.fold_sql, in PostgreSQL.
 QUERY = f"""
     SELECT merchant_id, currency,
            coalesce(sum(amount_minor) FILTER (WHERE source <> 'RO'), 0) AS confirmed_minor,

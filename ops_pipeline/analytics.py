@@ -47,18 +47,20 @@ def _live_balances(ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
     """What makes `merchant_balances` exact when queried: the log entries after the latest snapshot,
     folded (`balance_changes_since_snapshot`; the whole log before any snapshot), and the holds active now
     from the operational DB (`balance_holds_now`)."""
-    from ops_pipeline.ledger import balances
+    from ops_pipeline.ledger import live
 
     latest = con.sql("SELECT lake_version FROM lake_balance_snapshots "
                      "ORDER BY snapshot_at DESC, snapshot_id DESC LIMIT 1").fetchall()
     if latest:
-        _, entries = balances.changes_since(ws, latest[0][0])
-        con.register("balance_changes_since_snapshot", balances.fold(entries).to_arrow())
+        _, entries = live.changes_since(ws, latest[0][0])
+        con.register("balance_entries_since_snapshot", entries)
+        con.execute("CREATE OR REPLACE TEMP VIEW balance_changes_since_snapshot AS "
+                    + live.fold_sql("balance_entries_since_snapshot"))
     else:
         con.execute("CREATE OR REPLACE TEMP VIEW balance_changes_since_snapshot AS "
-                    + balances.fold_sql("lake_balance_operations"))
+                    + live.fold_sql("lake_balance_operations"))
     with ws.read_engine.connect() as conn:
-        con.register("balance_holds_now", balances.held_all(conn, datetime.now(UTC)).to_arrow())
+        con.register("balance_holds_now", live.held_all(conn, datetime.now(UTC)))
 
 
 def view_names() -> list[str]:

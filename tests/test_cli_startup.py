@@ -41,6 +41,7 @@ def test_help_imports_no_command_module_and_nothing_heavy(tmp_path):
 
 
 def test_sql_imports_neither_dagster_nor_the_api_stack(tmp_path):
+    imported_by(tmp_path / "home", "init")  # a deploy migrates once; `sql` then only reads
     loaded = imported_by(tmp_path / "home", "sql", "select 1")
     assert "duckdb" in loaded
     assert loaded & {"dagster", "fastapi", "uvicorn", "polars", "pandera", "alembic", "httpx"} == set()

@@ -28,6 +28,7 @@ from ops_pipeline.api.auth import require_roles
 from ops_pipeline.api.correlation import REQUEST_HEADER, correlation_id
 from ops_pipeline.api.deps import WorkspaceDep, run_domain
 from ops_pipeline.api.errors import error_responses
+from ops_pipeline.api.models import Timestamp
 from ops_pipeline.auth import Principal
 from ops_pipeline.errors import InvalidInput, OpsError
 from ops_pipeline.fundout import batch, cashout, config
@@ -496,8 +497,8 @@ async def list_batches(
     request: Request,
     ws: WorkspaceDep,
     who: BatchReader,
-    slotFrom: Annotated[datetime | None, Query(description="Slots at or after this time (ISO 8601).")] = None,
-    slotTo: Annotated[datetime | None, Query(description="Slots at or before this time (ISO 8601).")] = None,
+    slotFrom: Annotated[Timestamp | None, Query(description="Slots at or after this time.")] = None,
+    slotTo: Annotated[Timestamp | None, Query(description="Slots at or before this time.")] = None,
     status: Annotated[Literal[batch.STATUSES] | None, Query()] = None,  # type: ignore[valid-type]
     cursor: Annotated[
         int | None, Query(ge=1, le=batch.MAX_ID, description="nextCursor of the previous page.")

@@ -21,7 +21,7 @@ OPAQUE = {"attributes", "progress", "attributes_schema", "example"}  # keys insi
 Id = Annotated[int, Field(ge=1, le=MAX_ID, description="A positive 64-bit integer id.")]
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="A positive 64-bit integer id.")]
 Cursor = Annotated[int | None, Query(ge=1, le=MAX_ID, description="nextCursor of the previous page.")]
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _iso_only(value: Any) -> Any:

@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 import pyarrow.fs as pa_fs
 from deltalake import DeltaTable, write_deltalake
@@ -22,6 +22,9 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.transaction import AddAction
 
 from ops_pipeline.lake.tables import TABLES, TableSpec
+
+if TYPE_CHECKING:
+    import polars as pl
 
 # Every table keeps a change data feed, so caches can fold in exactly the commits they have not seen.
 TABLE_CONFIG = {"delta.enableChangeDataFeed": "true"}
@@ -113,6 +116,8 @@ class Lake:
         Polars writes the strings itself (no Arrow conversion). Object storage keeps the Arrow path.
         """
         spec = TABLES[name]
+        import polars as pl  # here: readers of the lake (`ops-pipeline sql`) never need it
+
         schema = pl.from_arrow(spec.schema.empty_table()).schema
         frames = [f.select(spec.schema.names).cast(schema) for f in frames if len(f)]
         if not self.is_local:

@@ -10,31 +10,17 @@ import anyio
 import duckdb
 import polars as pl
 import pyarrow as pa
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ops_pipeline.db.schema import balance_cache, balance_cache_state, ledger_holds
 from ops_pipeline.db.types import UTCDateTime
 from ops_pipeline.errors import NotFound
-from ops_pipeline.lake.tables import BALANCE_OPERATIONS
+from ops_pipeline.ledger import live
+from ops_pipeline.ledger.live import FOLD_COLUMNS, LOG, fold_sql
 from ops_pipeline.money import to_major
 from ops_pipeline.workspace import Workspace
-
-LOG = BALANCE_OPERATIONS.name
-FOLD_COLUMNS = ["merchant_id", "currency", "source", "amount_minor"]
-
-
-def fold_sql(relation: str, where: str = "TRUE") -> str:
-    """Confirmed = CO + PAYOUT + ADJUSTMENT; settled = RO + PAYOUT + ADJUSTMENT (ARCHITECTURE section 5)."""
-    return f"""
-        SELECT merchant_id, currency,
-               coalesce(sum(amount_minor) FILTER (WHERE source <> 'RO'), 0)::BIGINT AS confirmed_minor,
-               coalesce(sum(amount_minor) FILTER (WHERE source <> 'CO'), 0)::BIGINT AS settled_minor,
-               count(*)::BIGINT AS entries
-        FROM {relation} WHERE {where}
-        GROUP BY merchant_id, currency
-    """
 
 
 def fold(entries: pa.Table) -> pl.DataFrame:
@@ -131,33 +117,11 @@ def refresh_cache(ws: Workspace) -> tuple[int, int]:
 
 # -- reads -------------------------------------------------------------------------------------------
 
-def changes_since(ws: Workspace, version: int) -> tuple[int, pa.Table]:
-    """The log's latest version and the entries committed after `version` (FOLD_COLUMNS only)."""
-    latest = ws.lake.latest_version(LOG)
-    return latest, ws.lake.changes(LOG, version, latest, FOLD_COLUMNS)
-
-
-def held_all(conn: Connection, now: datetime) -> pl.DataFrame:
-    """Active holds per (merchant, currency) at `now`."""
-    h = ledger_holds.c
-    rows = conn.execute(select(h.merchant_id, h.currency, func.sum(h.amount_minor))
-                        .where(_active_holds(now)).group_by(h.merchant_id, h.currency))
-    return pl.DataFrame([tuple(r) for r in rows], orient="row",
-                        schema={"merchant_id": pl.String, "currency": pl.String, "held_minor": pl.Int64})
-
-
-def _active_holds(now: datetime):
-    return and_(
-        ledger_holds.c.status == "active",
-        or_(ledger_holds.c.expires_at.is_(None), ledger_holds.c.expires_at > now),
-    )
-
-
 # Reads of one merchant's balance, with bind parameters `merchant_id` and `now`: built once, compiled once.
 _MERCHANT, _NOW = bindparam("merchant_id"), bindparam("now", type_=UTCDateTime())
 HELD_QUERY = (
     select(ledger_holds.c.currency, func.sum(ledger_holds.c.amount_minor))
-    .where(ledger_holds.c.merchant_id == _MERCHANT, _active_holds(_NOW))
+    .where(ledger_holds.c.merchant_id == _MERCHANT, live.active_holds(_NOW))
     .group_by(ledger_holds.c.currency)
 )
 CACHE_QUERY = (
@@ -188,7 +152,7 @@ def available_all(conn: Connection, now: datetime, merchants: list[str], lock: b
         available.update({(m, cur): v for m, cur, v in rows})
         held = conn.execute(
             select(h.merchant_id, h.currency, func.sum(h.amount_minor))
-            .where(h.merchant_id.in_(chunk), _active_holds(now)).group_by(h.merchant_id, h.currency)
+            .where(h.merchant_id.in_(chunk), live.active_holds(now)).group_by(h.merchant_id, h.currency)
         )
         for m, cur, total in held:
             available[(m, cur)] = available.get((m, cur), 0) - int(total)

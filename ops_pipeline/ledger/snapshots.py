@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from ops_pipeline.db.schema import balance_cache
 from ops_pipeline.lake.tables import BALANCE_OPERATIONS, BALANCE_SNAPSHOTS, MERCHANT_CONTEXT
-from ops_pipeline.ledger import balances
+from ops_pipeline.ledger import balances, live
 from ops_pipeline.workspace import Workspace
 
 
@@ -42,7 +42,7 @@ def write_snapshot(ws: Workspace) -> Snapshot:
                     "settled_minor": pl.Int64},
             orient="row",
         )
-        held = balances.held_all(conn, now)
+        held = pl.from_arrow(live.held_all(conn, now))
     snapshot_id = f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     rows = (
         cache.join(held, on=["merchant_id", "currency"], how="full", coalesce=True)
