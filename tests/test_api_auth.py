@@ -199,6 +199,9 @@ def test_body_parse_failures_are_422_and_unexpected_errors_500(ws):
         r = c.get("/t/crash", headers={"X-Correlation-Id": "boom-1"})
         body = assert_error(r, 500, "INTERNAL_ERROR", "internal error (correlation id boom-1)")
         assert "secret" not in r.text
+        r = c.get("/t/crash", headers={"X-Request-Correlation-Id": "boom-2"})  # the fund-out contract's header
+        assert_error(r, 500, "INTERNAL_ERROR", "internal error (correlation id boom-2)")
+        assert r.headers["X-Request-Correlation-Id"] == r.headers["X-Correlation-Id"] == "boom-2"
 
 
 def test_health_openapi_and_docs_need_no_token(client):

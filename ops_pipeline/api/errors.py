@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from ops_pipeline.api.correlation import HEADER, correlation_id
+from ops_pipeline.api.correlation import HEADER, REQUEST_HEADER, correlation_id
 from ops_pipeline.auth import AuthError
 from ops_pipeline.errors import OpsError
 
@@ -118,7 +118,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error (correlation id %s)", cid, exc_info=exc)
     # Sent by the outermost middleware, past the correlation middleware: add the header here.
     message = f"internal error (correlation id {cid})"
-    return error_response(request, 500, "INTERNAL_ERROR", message, {HEADER: cid})
+    return error_response(request, 500, "INTERNAL_ERROR", message, {HEADER: cid, REQUEST_HEADER: cid})
 
 
 def install(app: FastAPI) -> None:
