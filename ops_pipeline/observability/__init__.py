@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics (`metrics`, `state`, `exposition`), structured logs and tracing."""
