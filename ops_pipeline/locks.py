@@ -19,13 +19,16 @@ if TYPE_CHECKING:
 @contextmanager
 def writer_lock(engine: Engine, name: str, lock_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock named `name` across processes; released even if the process dies."""
+    from ops_pipeline.observability.timing import lock_wait  # here: commands that only read skip metrics
+
     if engine.dialect.name == "postgresql":
         from sqlalchemy import text
 
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            conn.commit()
+            with lock_wait(name):
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                conn.commit()
             try:
                 yield
             finally:
@@ -34,7 +37,8 @@ def writer_lock(engine: Engine, name: str, lock_dir: Path) -> Iterator[None]:
         return
     fd = os.open(private_dir(lock_dir) / f"{name}.lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        with lock_wait(name):
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # releases the lock

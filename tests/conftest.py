@@ -6,8 +6,13 @@ PostgreSQL tests fail (never skip) when the server on 127.0.0.1:5432 is unreacha
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from pathlib import Path
+
+# Metrics of this test process go to a directory of its own (set before anything imports the catalogue);
+# servers started by tests get their workspace's directory from their environment.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ops-test-metrics-")
 
 import pytest
 from sqlalchemy import create_engine, text

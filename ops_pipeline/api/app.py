@@ -1,23 +1,25 @@
 """The FastAPI application: one workspace per app, correlation ids, bodies checked once (`guard`: 413, 415,
-deep JSON), uniform errors, offline docs, the routers.
+deep JSON), uniform errors, offline docs, metrics (`/metrics`), the routers.
 
 `ops-pipeline api` serves it with `uvicorn.run("ops_pipeline.api.app:create_app", factory=True)`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from ops_pipeline.api import agents, balances, docs, errors, fundout, guard, jobs, models, tickets
+from ops_pipeline.api import agents, balances, docs, errors, fundout, guard, jobs, metrics, models, tickets
 from ops_pipeline.api.auth import TokenVerifier
 from ops_pipeline.api.correlation import CorrelationIdMiddleware
 from ops_pipeline.api.deps import WorkspaceDep, db_limiter
 from ops_pipeline.db.native import NativeReader
 from ops_pipeline.errors import OpsError
+from ops_pipeline.observability.timing import freeze_heap
 from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
 
@@ -38,9 +40,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_limiter = db_limiter(app.state.ws)
         postgres = app.state.ws.engine.dialect.name == "postgresql"
         app.state.native_reader = NativeReader(settings.database_url) if postgres else None
+        freeze_heap()
+        lag = asyncio.create_task(metrics.watch_event_loop())
         try:
             yield
         finally:
+            lag.cancel()
             app.state.fundout_runs.wait(30)
             if app.state.native_reader is not None:
                 await app.state.native_reader.close()
@@ -63,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verify_token = TokenVerifier(settings)
     app.state.fundout_runs = fundout.Runs()
     app.add_middleware(guard.BodyGuard)
-    app.add_middleware(CorrelationIdMiddleware)  # added last: the outer one
+    app.add_middleware(CorrelationIdMiddleware)
+    metrics.install(app)  # added last: the outer one, so it times and counts every answer
     errors.install(app)
     docs.install(app)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["system"],

@@ -136,12 +136,21 @@ _person_action("complete", "Complete a manual job.", service.complete_manual)
 @click.option("--batch", default=1, show_default=True, help="Jobs claimed per round trip.")
 @click.option("--poll", default=1.0, show_default=True, help="Seconds between claims when idle.")
 @click.option("--until-idle", is_flag=True, help="Stop once no job is left to run.")
+@click.option("--metrics-port", type=int, help="Serve /metrics on this port (a host without the API).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Interface of --metrics-port.")
 @pass_ctx
-def jobs_worker(ctx: Context, threads: int, batch: int, poll: float, until_idle: bool) -> None:
+def jobs_worker(ctx: Context, threads: int, batch: int, poll: float, until_idle: bool,
+                metrics_port: int | None, metrics_host: str) -> None:
     """Run a standalone worker pool (no Dagster needed) until Ctrl-C."""
     from ops_pipeline.jobqueue.worker import run_pool
+    from ops_pipeline.observability import exposition
+    from ops_pipeline.observability.timing import freeze_heap, watch_gc
 
     ctx.ws.init()
+    watch_gc()
+    if metrics_port is not None:
+        exposition.serve(ctx.ws, metrics_port, metrics_host)
+    freeze_heap()
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

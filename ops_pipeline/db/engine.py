@@ -21,9 +21,14 @@ def make_engine(url: str) -> Engine:
     from sqlalchemy import create_engine, event  # imported here: `ops-pipeline --help` and `sql` skip it
     from sqlalchemy.engine import make_url
 
+    from ops_pipeline.observability.timing import instrument_engine, timed_pool_class
+
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                               poolclass=timed_pool_class())
+        instrument_engine(engine)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         private_file(Path(parsed.database))
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
@@ -42,6 +47,7 @@ def make_engine(url: str) -> Engine:
         # Writers take the write lock up front; readers (read_only) use a plain snapshot and never wait.
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
+    instrument_engine(engine)
     return engine
 
 

@@ -55,6 +55,8 @@ from ops_pipeline.jobqueue.model import (
     check_transition,
     priority_rank,
 )
+from ops_pipeline.observability import metrics
+from ops_pipeline.observability.timing import TimedCursor
 
 JOB_COLUMNS = [c.name for c in jobs.columns]
 _COLS = ", ".join(JOB_COLUMNS)
@@ -247,7 +249,7 @@ class JobQueue:
             driver.autocommit = True
             try:
                 with driver.cursor() as cursor:
-                    yield cursor
+                    yield TimedCursor(cursor)
             finally:
                 if not driver.closed:  # a lost connection is dropped by the pool (its next ping fails)
                     driver.autocommit = False
@@ -288,13 +290,17 @@ class JobQueue:
         now = self.clock()
         values = self._values(new, now)
         if self.postgres and not new.depends_on:
-            return self._enqueue_pg(values, now)
-        with self.engine.begin() as conn:
-            job_id = self._insert_one(conn, values, now)
-            if job_id is None:  # the key is held by a live job
-                row = conn.execute(select(jobs).where(jobs.c.idempotency_key == new.idempotency_key)).one()
-                return Job.from_row(row), False
-        return self.get(job_id), True
+            job, created = self._enqueue_pg(values, now)
+        else:
+            with self.engine.begin() as conn:
+                job_id = self._insert_one(conn, values, now)
+                if job_id is None:  # the key is held by a live job
+                    live = select(jobs).where(jobs.c.idempotency_key == new.idempotency_key)
+                    return Job.from_row(conn.execute(live).one()), False
+            job, created = self.get(job_id), True
+        if created:
+            metrics.JOBS_CREATED.labels(new.type).inc()
+        return job, created
 
     def _insert_one(self, conn: Connection, values: dict[str, Any], now: datetime) -> int | None:
         """Insert one job with its prerequisites and history; None when a live job holds its key."""
@@ -368,6 +374,18 @@ class JobQueue:
 
     def enqueue_many(self, batch: Sequence[NewJob]) -> list[int]:
         """Create many jobs in one transaction; jobs whose idempotency key is live are skipped."""
+        ids = self._enqueue_many(batch)
+        if ids:
+            types = [new.type for new in batch] if len(ids) == len(batch) else self._types(ids)
+            for job_type in set(types):
+                metrics.JOBS_CREATED.labels(job_type).inc(types.count(job_type))
+        return ids
+
+    def _types(self, job_ids: Sequence[int]) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(jobs.c.type).where(jobs.c.id.in_(job_ids))).scalars())
+
+    def _enqueue_many(self, batch: Sequence[NewJob]) -> list[int]:
         now = self.clock()
         rows = [self._values(new, now) for new in batch]
         if not rows:
@@ -523,6 +541,8 @@ class JobQueue:
                 claimed = [_pg_job(values) for values in cursor.fetchall()]
         else:
             claimed = [Job.from_row(r) for r in self._claim_sqlite(worker, limit, types, now, lease)]
+        for job in claimed:
+            metrics.JOBS_CLAIMED.labels(job.type).inc()
         return sorted(claimed, key=lambda j: (PRIORITIES[j.priority], j.id))
 
     def _claim_sqlite(self, worker: str, limit: int, types, now: datetime, lease: datetime) -> list:
@@ -664,7 +684,9 @@ class JobQueue:
             else:
                 reason = f"attempt {row.attempts} of {row.max_attempts} failed: {error}"
                 self._archive(conn, [job_id], State.FAILED, worker, reason, now, held, last_error=error)
-        return self.get(job_id)
+        job = self.get(job_id)
+        (metrics.JOBS_FAILED if job.state == State.FAILED else metrics.JOBS_RETRIED).labels(job.type).inc()
+        return job
 
     def backoff(self, attempts: int) -> timedelta:
         """Exponential backoff with jitter: base x 2^(attempts-1), capped, times 0.5..1.5."""
@@ -818,6 +840,7 @@ class JobQueue:
                     [jobs.c.state == State.IN_PROGRESS.value],
                     last_error="worker stopped (lease expired)",
                 )
+        metrics.JOBS_RESCUED.inc(len(lost))
         return [r.id for r in retry], failed
 
     def sweep_expired(self) -> list[int]:
@@ -843,6 +866,7 @@ class JobQueue:
                     [jobs.c.state.in_(waiting)],
                     last_error="expired",
                 )
+        metrics.JOBS_EXPIRED.inc(len(due))
         return due
 
     # -- shared steps --------------------------------------------------------------------------------

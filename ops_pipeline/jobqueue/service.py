@@ -26,6 +26,7 @@ from ops_pipeline.errors import Conflict, InvalidInput
 from ops_pipeline.jobqueue.jobtypes import AUTOMATED_TYPES, JOB_TYPES, get_type, job_types_catalog
 from ops_pipeline.jobqueue.model import CREATOR_KINDS, MAX_PREREQUISITES, Job, NewJob
 from ops_pipeline.jobqueue.queue import Filters, JobQueue
+from ops_pipeline.observability import metrics
 from ops_pipeline.workspace import Workspace
 
 __all__ = [
@@ -201,7 +202,8 @@ def complete_manual(ws: Workspace, job_id: int, actor: str, note: str | None = N
         raise Conflict(f"job {job_id}: is a {job.type} job; workers complete it", code="NOT_MANUAL")
     q.take(job_id, actor)
     q.save_progress(job_id, actor, {"completed_by": actor, "note": note})
-    q.complete([job_id], actor)
+    if q.complete([job_id], actor):
+        metrics.JOBS_COMPLETED.labels(job.type).inc()
     return q.get(job_id)
 
 

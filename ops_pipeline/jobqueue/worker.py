@@ -30,6 +30,7 @@ from ops_pipeline.jobqueue.actions import ActionContext, ActionError
 from ops_pipeline.jobqueue.jobtypes import AUTOMATED_TYPES, JOB_TYPES, JobType
 from ops_pipeline.jobqueue.model import Job, State
 from ops_pipeline.jobqueue.queue import JobQueue, LeaseLost
+from ops_pipeline.observability import metrics
 from ops_pipeline.partners.clients import DEFAULT_HTTP, Clients, HttpOptions
 from ops_pipeline.workspace import Workspace
 
@@ -94,7 +95,10 @@ class Worker:
             self._held = {job.id for job in claimed}
         with self._heartbeat():
             for job in claimed:
-                counts.note(job.id, self._run(job))
+                started = time.perf_counter()
+                outcome = self._run(job)
+                metrics.JOB_SECONDS.labels(job.type, outcome).observe(time.perf_counter() - started)
+                counts.note(job.id, outcome)
                 with self._held_lock:
                     self._held.discard(job.id)
         return counts
@@ -136,6 +140,7 @@ class Worker:
                 self.queue.save_progress(job.id, self.worker_id, ctx.results)
             if not self.queue.complete([job.id], self.worker_id):
                 raise LeaseLost(f"job {job.id}: lease lost before completing")
+            metrics.JOBS_COMPLETED.labels(job.type).inc()
             log.info("job %s (%s): completed", job.id, job.type)
             return "completed"
         except LeaseLost as exc:

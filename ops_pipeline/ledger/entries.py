@@ -12,6 +12,7 @@ from ops_pipeline.errors import Conflict, InvalidInput
 from ops_pipeline.lake.tables import BALANCE_OPERATIONS
 from ops_pipeline.ledger import balances
 from ops_pipeline.money import exponent
+from ops_pipeline.observability import metrics
 from ops_pipeline.workspace import Workspace
 
 POSTABLE_SOURCES = ("PAYOUT", "ADJUSTMENT")
@@ -91,4 +92,5 @@ def post_entries(ws: Workspace, entries: list[Entry], ingest_id: str) -> PostRes
             version = ws.lake.append(BALANCE_OPERATIONS.name, new)
             if not balances.apply_to_cache(ws, balances.fold(new), before, version):
                 balances.refresh_cache(ws)
+            metrics.LEDGER_LOG_VERSION.set(version)
     return PostResult(posted=new.num_rows, duplicates=len(seen), lake_version=version)

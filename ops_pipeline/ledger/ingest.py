@@ -32,6 +32,7 @@ from ops_pipeline.ledger import KINDS, balances, merchants
 from ops_pipeline.ledger.reading import file_sha256, read_table
 from ops_pipeline.ledger.validation import REQUIRED, combine_reasons, reasons_frame, validate_operations
 from ops_pipeline.money import to_major
+from ops_pipeline.observability import metrics
 from ops_pipeline.workspace import Workspace
 
 RAW_TABLES = {"CO": CONFIRMED_OPERATIONS.name, "RO": RECONCILED_OPERATIONS.name}
@@ -123,7 +124,16 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
             ingested=result.ingested, duplicates=result.duplicates, quarantined=result.quarantined,
             lake_version=version, started_at=started, finished_at=datetime.now(UTC),
         ))
+    _count(result, started)
     return result
+
+
+def _count(result: IngestResult, started: datetime) -> None:
+    for outcome, n in (("ingested", result.ingested), ("duplicate", result.duplicates),
+                       ("quarantined", result.quarantined)):
+        metrics.LEDGER_ROWS.labels(result.kind, outcome).inc(n)
+    metrics.LEDGER_INGEST_SECONDS.labels(result.kind).observe((datetime.now(UTC) - started).total_seconds())
+    metrics.LEDGER_LOG_VERSION.set(result.lake_version)
 
 
 def _connect() -> duckdb.DuckDBPyConnection:
@@ -331,6 +341,8 @@ def _append_quarantine(ws, con, df, rejects, source, file_name, file_sha, ingest
         pl.lit(at).cast(pl.Datetime("us", "UTC")).alias("quarantined_at"),
     ).with_columns(raw=raw)
     ws.lake.append(LEDGER_QUARANTINE.name, out.to_arrow())
+    for code, n in out.group_by("reason_code").len().iter_rows():
+        metrics.LEDGER_QUARANTINED.labels(code).inc(n)
     return len(out)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from ops_pipeline.db.schema import balance_cache
 from ops_pipeline.lake.tables import BALANCE_OPERATIONS, BALANCE_SNAPSHOTS, MERCHANT_CONTEXT
 from ops_pipeline.ledger import balances, live
+from ops_pipeline.observability import metrics
 from ops_pipeline.workspace import Workspace
 
 
@@ -99,6 +100,8 @@ def check_fee_rules(ws: Workspace) -> CheckResult:
 def check_replay(ws: Workspace) -> CheckResult:
     """Replaying the whole log gives exactly the cached balances."""
     result = balances.rebuild(ws)
+    metrics.LEDGER_REPLAY_OK.set(0 if result.differences else 1)
+    metrics.LEDGER_REPLAY_AT.set(datetime.now(UTC).timestamp())
     return CheckResult(
         not result.differences,
         f"{len(result.differences)} differences over {result.balances} balances at version {result.version}",

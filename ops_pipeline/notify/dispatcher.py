@@ -15,6 +15,7 @@ from sqlalchemy import insert, select, update
 from ops_pipeline.db.schema import notification_attempts, outbox
 from ops_pipeline.notify.channels import Mailer, Webhook
 from ops_pipeline.notify.outbox import DEAD, PENDING, SENT, UNSENT
+from ops_pipeline.observability import metrics
 from ops_pipeline.workspace import Workspace
 
 MAX_ATTEMPTS = 6
@@ -103,6 +104,7 @@ def _deliver(ws: Workspace, channels: _Channels, row, now: datetime) -> str:
         retry_at = now + FIRST_RETRY * 2 ** (attempts - 1)
         status, values = PENDING, dict(last_error=detail, next_attempt_at=retry_at)
     _finish(ws, row.id, status=status, attempts=attempts, attempt=attempt, **values)
+    metrics.OUTBOX_DELIVERIES.labels(row.channel, "sent" if ok else "failed").inc()
     return status if status != PENDING else "retrying"
 
 

@@ -12,25 +12,44 @@ import fcntl
 import os
 from pathlib import Path
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ops_pipeline.observability import metrics
 from ops_pipeline.observability.state import StateCollector
+from ops_pipeline.observability.timing import record_gc_pauses
 from ops_pipeline.workspace import Workspace
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MERGED = "merged"
 
 
+class _Processes(MultiProcessCollector):
+    """Every process's files, dead ones compacted first."""
+
+    def collect(self):
+        record_gc_pauses()
+        compact(metrics.DIRECTORY)
+        return super().collect()
+
+
+def registry(ws: Workspace) -> CollectorRegistry:
+    """All processes' events and the workspace's state; collected afresh on every scrape."""
+    found = CollectorRegistry(auto_describe=False)
+    _Processes(found, path=str(metrics.DIRECTORY))
+    found.register(StateCollector(ws))
+    return found
+
+
 def render(ws: Workspace) -> bytes:
-    """The exposition text: all processes' events and the workspace's state."""
-    compact(metrics.DIRECTORY)
-    registry = CollectorRegistry(auto_describe=False)
-    MultiProcessCollector(registry, path=str(metrics.DIRECTORY))
-    registry.register(StateCollector(ws))
-    return generate_latest(registry)
+    """The exposition text (what `GET /metrics` answers)."""
+    return generate_latest(registry(ws))
+
+
+def serve(ws: Workspace, port: int, host: str = "127.0.0.1") -> None:
+    """`/metrics` on its own port, in a daemon thread: for a worker host that runs no API."""
+    start_http_server(port, host, registry(ws))
 
 
 def _alive(pid: int) -> bool:

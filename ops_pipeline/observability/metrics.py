@@ -49,8 +49,16 @@ HTTP_SECONDS = Histogram("ops_http_request_duration_seconds",
 # Where a request's time went: db (statements), pool (waiting for a connection), lock (waiting for a
 # writer lock), other (everything else: Python, JSON, the event loop).
 HTTP_PHASE_SECONDS = Histogram("ops_http_request_phase_seconds",
-                               "A request's time by phase: db, pool, lock, other.", ["route", "method", "phase"],
-                               buckets=FAST)
+                               "A request's time by phase: db, pool, lock, other.",
+                               ["route", "method", "phase"], buckets=FAST)
+# The same split summed over slow requests only (above SLOW_REQUEST_SECONDS): divided by their count, where
+# the time of a tail request goes.
+SLOW_REQUEST_SECONDS = 0.025
+HTTP_SLOW = Counter("ops_http_slow_requests", f"Requests slower than {SLOW_REQUEST_SECONDS * 1000:g} ms.",
+                    ["route", "method"])
+HTTP_SLOW_PHASE_SECONDS = Counter("ops_http_slow_request_phase_seconds",
+                                  "Time of the slow requests, summed by phase: db, pool, lock, other.",
+                                  ["route", "method", "phase"])
 EVENT_LOOP_LAG = Histogram("ops_event_loop_lag_seconds",
                            "How late the API's event loop ran a timer due every 100 ms (a blocked loop).",
                            buckets=FAST)

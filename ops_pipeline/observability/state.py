@@ -57,13 +57,14 @@ class StateCollector(Collector):
 
     @staticmethod
     def _fundout(conn) -> Iterator[GaugeMetricFamily]:
-        payouts = GaugeMetricFamily("ops_fundout_payout_records", "Payout rows, by status.", labels=["status"])
+        payouts = GaugeMetricFamily("ops_fundout_payout_records", "Payout rows, by status.",
+                                    labels=["status"])
         for status, n in conn.execute(
             select(fundout_payouts.c.status, func.count()).group_by(fundout_payouts.c.status)
         ):
             payouts.add_metric([status], n)
         yield payouts
-        batches = GaugeMetricFamily("ops_fundout_batches", "Fund-out batches, by status (missed: never paid).",
+        batches = GaugeMetricFamily("ops_fundout_batches", "Fund-out batches by status (missed: never paid).",
                                     labels=["status"])
         for status, n in conn.execute(
             select(fundout_batches.c.status, func.count()).group_by(fundout_batches.c.status)
@@ -103,7 +104,8 @@ class StateCollector(Collector):
     def _outbox(conn, now: datetime) -> Iterator[GaugeMetricFamily]:
         backlog = GaugeMetricFamily("ops_outbox_backlog", "Notifications not yet delivered, by channel.",
                                     labels=["channel"])
-        dead = GaugeMetricFamily("ops_outbox_dead", "Notifications given up on, by channel.", labels=["channel"])
+        dead = GaugeMetricFamily("ops_outbox_dead", "Notifications given up on, by channel.",
+                                 labels=["channel"])
         oldest = GaugeMetricFamily("ops_outbox_oldest_pending_seconds", "Age of the oldest undelivered one.")
         pending = and_(outbox.c.status == "pending")
         for channel, n in conn.execute(
@@ -123,7 +125,8 @@ class StateCollector(Collector):
     @staticmethod
     def _lock_waits(conn) -> GaugeMetricFamily:
         waiting = conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
         ).scalar_one()
         g = GaugeMetricFamily("ops_db_sessions_waiting_on_locks",
                               "PostgreSQL sessions of this database waiting on a lock now.")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from ops_pipeline.db.schema import (
     tickets,
 )
 from ops_pipeline.errors import Conflict, NotFound
+from ops_pipeline.observability import metrics
 from ops_pipeline.tickets import model
 from ops_pipeline.workspace import Workspace
 
@@ -42,13 +44,38 @@ _CHUNK = 1000
 _AGENT_LOCK_SPACE = 7301  # first key of the agents' advisory locks
 
 
+# Ticket events of the transaction in progress: (kind, group id, agent id), counted once it commits.
+_EVENTS: ContextVar[list[tuple[str, int, str]] | None] = ContextVar("ticket_events", default=None)
+_COUNTERS = {"opened": None, ASSIGNED: metrics.TICKETS_ASSIGNED, RESOLVED: metrics.TICKETS_RESOLVED}
+
+
+def note(kind: str, group_id: int, agent_id: str | None = None) -> None:
+    """Count a ticket event (opened, assigned, resolved) if the transaction of `write` commits."""
+    events = _EVENTS.get()
+    if events is not None and kind in _COUNTERS:
+        events.append((kind, group_id, agent_id or ""))
+
+
+def _count(events: list[tuple[str, int, str]]) -> None:
+    for kind, group_id, agent_id in events:
+        if kind == "opened":
+            metrics.TICKETS_OPENED.labels(str(group_id)).inc()
+        else:
+            _COUNTERS[kind].labels(str(group_id), agent_id).inc()
+
+
 def write(ws: Workspace, work: Callable[[Connection], T]) -> T:
     """Run `work` in one transaction, again when a concurrent one took the same history number first; an
-    open ticket for the same source reference (the unique index) is a Conflict."""
+    open ticket for the same source reference (the unique index) is a Conflict. Its events are counted
+    (metrics) once it commits."""
     for attempt in range(_ATTEMPTS):
+        events: list[tuple[str, int, str]] = []
+        token = _EVENTS.set(events)
         try:
             with ws.engine.begin() as conn:
-                return work(conn)
+                result = work(conn)
+            _count(events)
+            return result
         except IntegrityError as exc:
             message = str(exc.orig)
             if "uq_tickets_open_reference" in message or "tickets.source, tickets.reference" in message:
@@ -56,6 +83,8 @@ def write(ws: Workspace, work: Callable[[Connection], T]) -> T:
                                code="DUPLICATE_TICKET") from None
             if "ticket_assignments" not in message or attempt == _ATTEMPTS - 1:
                 raise
+        finally:
+            _EVENTS.reset(token)
     raise AssertionError("unreachable")
 
 
@@ -146,6 +175,8 @@ class History:
     def flush(self) -> None:
         if self.rows:
             self.conn.execute(insert(ticket_assignments), self.rows)
+            for row in self.rows:
+                note(row["kind"], row["group_id"], row["agent_id"])
             self.rows = []
 
 

@@ -20,7 +20,7 @@ from ops_pipeline import audit
 from ops_pipeline.db.schema import ticket_agent_groups, ticket_agents, ticket_groups, tickets
 from ops_pipeline.errors import Conflict, InvalidInput, NotFound
 from ops_pipeline.tickets import model
-from ops_pipeline.tickets.assign import RESOLVED, Assigner, History, find, lock_groups, place, write
+from ops_pipeline.tickets.assign import RESOLVED, Assigner, History, find, lock_groups, note, place, write
 from ops_pipeline.workspace import Workspace
 
 ENTITY = "ticket"
@@ -101,6 +101,8 @@ def create_tickets(
             if pick:
                 pick["ticket_id"] = ticket_id
         history.flush()
+        for r in rows:
+            note("opened", r["group_id"])
         audit.record_many(conn, [{"entity_id": str(r["id"]), "action": "created", "after": r} for r in rows],
                           actor=actor, entity_type=ENTITY, at=at)
         created = [view(r) for r in rows]
@@ -252,6 +254,8 @@ def _apply(history: History, row: Any, changes: dict[str, Any]) -> None:
         resolver = changed.get("agent_id", row.agent_id)  # given and resolved in one change counts too
         if resolver is not None:
             history.add(row.id, resolver, row.group_id, RESOLVED)
+        else:
+            note(RESOLVED, row.group_id)
     elif changed.get("status") == model.OPEN:
         _check_reopen(conn, row)
         changed["resolved_at"] = None
