@@ -18,6 +18,7 @@ from decimal import Decimal
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ops_pipeline.db.bulk import insert_rows
 from ops_pipeline.db.schema import fundout_batches, fundout_payouts
 from ops_pipeline.errors import InvalidInput, NotFound
 from ops_pipeline.fundout import payouts
@@ -266,8 +267,7 @@ def _report_missed(ws: Workspace, missed: list[datetime], actor: str) -> None:
             )
             for s in missed
         ]
-        for start in range(0, len(rows), 5000):
-            conn.execute(insert(fundout_batches), rows[start : start + 5000])
+        insert_rows(conn, fundout_batches, rows)
         first, last = missed[0].isoformat(), missed[-1].isoformat()
         enqueue(
             conn,
