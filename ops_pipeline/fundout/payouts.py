@@ -28,6 +28,7 @@ from ops_pipeline.ledger import holds
 from ops_pipeline.ledger.entries import Entry, post_entries
 from ops_pipeline.money import to_major
 from ops_pipeline.notify import Notification, enqueue
+from ops_pipeline.observability.metrics import FUNDOUT_PAYOUTS
 from ops_pipeline.workspace import Workspace
 
 HELD, SENDING, POSTED = "held", "sending", "posted"
@@ -158,7 +159,16 @@ def _record(ws: Workspace, by_id: dict[str, Payout], outcomes: dict[str, Outcome
                 conn,
                 _notices(conn, failed, "fundout.failed", {i: o.detail for i, o in outcomes.items()}),
             )
+    _count("failed", len(failed))
+    # Left for a later run: counted when a payout becomes so, not again by each run that finds it so.
+    _count("pending", sum(by_id[i].status != UNKNOWN for i in moved.get(UNKNOWN, [])))
     return moved.get(PAID, [])
+
+
+def _count(status: str, n: int) -> None:
+    """Payouts that ended a drive paid, failed or pending: counted after their transaction committed."""
+    if n:
+        FUNDOUT_PAYOUTS.labels(status).inc(n)
 
 
 # PostgreSQL moves a chunk in one statement from arrays (each payout its own status, bank id and error).
@@ -240,6 +250,7 @@ def _post(ws: Workspace, paid: list[Payout], bank_ids: dict[str, str | None], ac
         ids = [x.id for x in paid if x.id in posted]  # another driver may have posted some already
         holds.end_many(conn, ids, status=holds.CAPTURED, actor=actor, reason="paid out", now=now)
         enqueue(conn, _notices(conn, [x for x in paid if x.id in posted], "fundout.paid", {}))
+    _count("paid", len(posted))
 
 
 def _notices(conn: Connection, payouts: list[Payout], event: str, errors: dict[str, str | None]) -> list:
