@@ -5,7 +5,7 @@ On PostgreSQL the rows travel as one array per column and are inserted by a sing
 `INSERT ... SELECT FROM unnest(...)`: one short statement whatever the number of rows, nothing per row
 in SQLAlchemy, and about a third of the time of multi-row VALUES (`docs/BENCHMARKS.md`, fund-out).
 Values go through the columns' own bind processing (JSON encoding, UTC datetimes), so what is stored
-is what `insert(table)` would store. Elsewhere (SQLite) it is SQLAlchemy's executemany.
+is what `insert(table)` would store. A few rows, and SQLite, go through SQLAlchemy's executemany.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import TextClause
 
 PAGE = 5000  # rows per statement
+ARRAYS_FROM = 100  # rows; fewer go as a plain INSERT (planning unnest costs ~0.2 ms more for one row)
 _PG = postgresql.dialect()
 
 
@@ -43,17 +44,15 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     """Insert `rows` (dicts with the same keys) in the caller's transaction."""
     if not rows:
         return
-    postgres = conn.dialect.name == "postgresql"
-    columns = tuple(rows[0])
-    dialect = conn.dialect
+    if conn.dialect.name != "postgresql" or len(rows) < ARRAYS_FROM:
+        for start in range(0, len(rows), PAGE):
+            conn.execute(insert(table), rows[start : start + PAGE])
+        return
+    columns, dialect = tuple(rows[0]), conn.dialect
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
     for start in range(0, len(rows), PAGE):
-        page = rows[start : start + PAGE]
-        if not postgres:
-            conn.execute(insert(table), page)
-            continue
         params = {}
         for i, (name, process) in enumerate(zip(columns, processors, strict=True)):
-            values = [r[name] for r in page]
+            values = [r[name] for r in rows[start : start + PAGE]]
             params[f"c{i}"] = [process(v) for v in values] if process else values
         conn.execute(_pg_statement(table, columns), params)
