@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from ops_pipeline.db.bulk import insert_rows
 from ops_pipeline.db.schema import audit_log
 
 
@@ -45,8 +46,7 @@ def record_many(
          "reason": r.get("reason")}
         for r in records
     ]
-    for start in range(0, len(rows), 5000):
-        conn.execute(audit_log.insert(), rows[start : start + 5000])
+    insert_rows(conn, audit_log, rows)
 
 
 def history(conn: Connection, entity_type: str, entity_id: str) -> list[dict[str, Any]]:

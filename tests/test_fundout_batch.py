@@ -3,6 +3,7 @@ once per (business, currency, slot) when run again or concurrently, the bank fai
 answering late, missed slots, manual cash-out, and balances equal to the minimum after the batch."""
 
 import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -11,10 +12,11 @@ from sqlalchemy import select
 
 from ops_pipeline.db.schema import fundout_batches, fundout_payouts, ledger_holds, outbox
 from ops_pipeline.errors import Conflict, InsufficientFunds, InvalidInput
-from ops_pipeline.fundout import batch, cashout, config
+from ops_pipeline.fundout import batch, cashout, config, payouts
 from ops_pipeline.fundout.bank import Bank
 from ops_pipeline.ledger import balances
 from ops_pipeline.ledger.entries import Entry, post_entries
+from ops_pipeline.observability.metrics import FUNDOUT_BATCH_SECONDS, FUNDOUT_MISSED_SLOTS, FUNDOUT_PAYOUTS
 from ops_pipeline.partners.clients import HttpOptions
 from ops_pipeline.workspace import Workspace
 from tests.conftest import make_settings
@@ -245,3 +247,54 @@ def test_batch_ids_beyond_64_bits_are_refused_naming_the_field(ws):
         batch.list_batches(ws, after=2**64)
     with pytest.raises(InvalidInput, match=r"^status: "):
         batch.list_batches(ws, status="lost")
+
+
+def payout_counters():
+    """This process's fund-out payout counters (multiprocess mode keeps one file per process)."""
+    return {s: FUNDOUT_PAYOUTS.labels(s)._value.get() for s in ("paid", "failed", "pending")}
+
+
+def batch_runs():
+    return next(s.value for s in FUNDOUT_BATCH_SECONDS.collect()[0].samples if s.name.endswith("_count"))
+
+
+def db_payouts(ws, *where):
+    found = Counter(r.status for r in rows(ws, fundout_payouts, *where))
+    return {"paid": found["posted"], "failed": found["failed"], "pending": sum(found[s] for s in payouts.OPEN)}
+
+
+def test_metrics_count_each_payout_once_as_the_database_ends_it(ws, sim, bank):
+    fund(ws, ("B1", "EUR", 10_000), ("B2", "EUR", 10_000), ("B3", "USD", 500))
+    for b in ("B1", "B2", "B3"):
+        configure(ws, b)
+    sim.block("B1")
+    start, runs = payout_counters(), batch_runs()
+
+    def counted():
+        now = payout_counters()
+        return {s: now[s] - start[s] for s in now}
+
+    batch.run_due(ws, "test", now=SLOT, bank=bank)
+    assert counted() == db_payouts(ws, fundout_payouts.c.slot == SLOT) == {"paid": 2, "failed": 1, "pending": 0}
+    assert batch_runs() - runs == 1
+    # The next slot finds the bank down: both payouts stay pending (held), counted once.
+    sim.block("B1", blocked=False)
+    fund(ws, ("B2", "EUR", 700))
+    sim.inject("/payouts/batch", status=503, times=4)
+    second = SLOT + timedelta(hours=1)
+    batch.run_due(ws, "test", now=second, bank=bank)
+    assert db_payouts(ws, fundout_payouts.c.slot == second) == {"paid": 0, "failed": 0, "pending": 2}
+    assert counted() == {"paid": 2, "failed": 1, "pending": 2}
+    sim.clear_faults()
+    batch.run_slot(ws, second, "again", bank=bank)  # paid now; a pending payout is not counted twice
+    batch.run_slot(ws, second, "again", bank=bank)  # nothing left: nothing counted
+    assert db_payouts(ws, fundout_payouts.c.slot == second) == {"paid": 2, "failed": 0, "pending": 0}
+    assert counted() == {"paid": 4, "failed": 1, "pending": 2}
+    assert batch_runs() - runs == 4
+    # Missed slots are counted when recorded, once.
+    missed = FUNDOUT_MISSED_SLOTS._value.get()
+    for _ in range(2):
+        batch.run_due(ws, "test", now=SLOT + timedelta(hours=40), bank=bank)
+    recorded = len(rows(ws, fundout_batches, fundout_batches.c.status == "missed"))
+    assert FUNDOUT_MISSED_SLOTS._value.get() - missed == recorded == 14
+    assert counted() == {"paid": 4, "failed": 1, "pending": 2}  # every balance was at its minimum since

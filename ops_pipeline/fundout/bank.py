@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 PAID, FAILED, UNKNOWN, ABSENT = "paid", "failed", "unknown", "absent"
 ITEMS_PER_REQUEST = 500
 REFUSED = (400, 422)  # the request itself is wrong: nothing was paid
-IN_FLIGHT = 4  # requests at once
-OPTIONS = HttpOptions(timeout=30.0, retries=2, backoff=0.2, connections=IN_FLIGHT)
+IN_FLIGHT = 4  # requests at once per caller
+DRIVERS = 2  # callers at once: fund-out drives this many chunks at once (PostgreSQL)
+OPTIONS = HttpOptions(timeout=30.0, retries=2, backoff=0.2, connections=IN_FLIGHT * DRIVERS)
 
 
 @dataclass(frozen=True)

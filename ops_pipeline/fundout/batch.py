@@ -9,6 +9,7 @@ missed slots are recorded as `missed` and reported to ops, never paid.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from decimal import Decimal
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ops_pipeline.db.bulk import insert_rows
 from ops_pipeline.db.schema import fundout_batches, fundout_payouts
 from ops_pipeline.errors import InvalidInput, NotFound
 from ops_pipeline.fundout import payouts
@@ -27,6 +29,7 @@ from ops_pipeline.fundout.config import enabled_configs
 from ops_pipeline.ledger import balances, holds
 from ops_pipeline.money import exponent
 from ops_pipeline.notify import Notification, enqueue
+from ops_pipeline.observability.metrics import FUNDOUT_BATCH_SECONDS, FUNDOUT_MISSED_SLOTS
 from ops_pipeline.workspace import Workspace
 
 QUEUED, RUNNING, DONE, PENDING, MISSED = "queued", "running", "done", "pending", "missed"
@@ -266,8 +269,7 @@ def _report_missed(ws: Workspace, missed: list[datetime], actor: str) -> None:
             )
             for s in missed
         ]
-        for start in range(0, len(rows), 5000):
-            conn.execute(insert(fundout_batches), rows[start : start + 5000])
+        insert_rows(conn, fundout_batches, rows)
         first, last = missed[0].isoformat(), missed[-1].isoformat()
         enqueue(
             conn,
@@ -288,9 +290,11 @@ def _report_missed(ws: Workspace, missed: list[datetime], actor: str) -> None:
                 )
             ],
         )
+    FUNDOUT_MISSED_SLOTS.inc(len(missed))
 
 
 def _run(ws: Workspace, bank: Bank, slot: datetime, actor: str) -> BatchReport:
+    started = time.perf_counter()
     batch = _ensure(ws, slot, QUEUED, actor)
     with ws.engine.begin() as conn:
         conn.execute(
@@ -304,7 +308,9 @@ def _run(ws: Workspace, bank: Bank, slot: datetime, actor: str) -> BatchReport:
             conn, (fundout_payouts.c.slot == slot) & fundout_payouts.c.status.in_(payouts.OPEN)
         )
     payouts.drive(ws, bank, todo, actor)
-    return _finish(ws, batch, due, skipped, actor)
+    report = _finish(ws, batch, due, skipped, actor)
+    FUNDOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
+    return report
 
 
 def _plan(ws: Workspace, slot: datetime, batch_id: int, actor: str) -> tuple[int, int]:

@@ -11,20 +11,24 @@ a crash without doing it twice:
 
 from __future__ import annotations
 
+import contextvars
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, select, text, update
 
+from ops_pipeline.db.bulk import insert_rows
 from ops_pipeline.db.schema import fundout_configs, fundout_payouts
-from ops_pipeline.fundout.bank import ABSENT, FAILED, PAID, UNKNOWN, Bank, Outcome
+from ops_pipeline.fundout.bank import ABSENT, DRIVERS, FAILED, PAID, UNKNOWN, Bank, Outcome
 from ops_pipeline.ledger import holds
 from ops_pipeline.ledger.entries import Entry, post_entries
 from ops_pipeline.money import to_major
 from ops_pipeline.notify import Notification, enqueue
+from ops_pipeline.observability.metrics import FUNDOUT_PAYOUTS
 from ops_pipeline.workspace import Workspace
 
 HELD, SENDING, POSTED = "held", "sending", "posted"
@@ -70,15 +74,30 @@ def insert_held(conn: Connection, rows: list[dict], *, actor: str, now: datetime
     full = [
         dict(r, status=HELD, attempts=0, requested_by=actor, created_at=now, updated_at=now) for r in rows
     ]
-    for start in range(0, len(full), 5000):
-        conn.execute(insert(fundout_payouts), full[start : start + 5000])
+    insert_rows(conn, fundout_payouts, full)
 
 
 def drive(ws: Workspace, bank: Bank, payouts: Iterable[Payout], actor: str) -> None:
-    """Take open payouts as far as they can go; each chunk is recorded before the next is sent."""
+    """Take open payouts as far as they can go, a chunk at a time; each driver records a chunk before it
+    sends its next. On PostgreSQL DRIVERS chunks go at once, so that one's database work runs while another
+    waits for the bank or for Python (on SQLite writers take turns anyway)."""
     todo = [p for p in payouts if p.status in OPEN]
-    for start in range(0, len(todo), CHUNK):
-        _drive_chunk(ws, bank, todo[start : start + CHUNK], actor)
+    chunks = [todo[start : start + CHUNK] for start in range(0, len(todo), CHUNK)]
+    if len(chunks) < 2 or ws.engine.dialect.name != "postgresql":
+        for chunk in chunks:
+            _drive_chunk(ws, bank, chunk, actor)
+        return
+    with ThreadPoolExecutor(max_workers=DRIVERS) as pool:
+        # Each chunk in a copy of the caller's context: its log fields and trace spans go with it.
+        run = [contextvars.copy_context().run for _ in chunks]
+        futures = [pool.submit(r, _drive_chunk, ws, bank, c, actor) for r, c in zip(run, chunks, strict=True)]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:  # chunks not started stay open for the next run, as if sequential
+                future.cancel()
+            raise
 
 
 def _drive_chunk(ws: Workspace, bank: Bank, chunk: list[Payout], actor: str) -> None:
@@ -123,34 +142,9 @@ def _record(ws: Workspace, by_id: dict[str, Payout], outcomes: dict[str, Outcome
     (`absent`) stays held as unknown: a later run asks again."""
     now = datetime.now(UTC)
     status_of = {PAID: PAID, FAILED: FAILED, ABSENT: UNKNOWN, UNKNOWN: UNKNOWN}
-    groups: dict[str, list[str]] = defaultdict(list)
-    for i, o in outcomes.items():
-        groups[status_of[o.status]].append(i)
-    p = fundout_payouts.c
+    answers = [(i, status_of[o.status], o.bank_payout_id, o.detail) for i, o in outcomes.items()]
     with ws.engine.begin() as conn:
-        moved = {
-            status: conn.execute(
-                update(fundout_payouts)
-                .where(p.id.in_(ids), p.status.in_((SENDING, UNKNOWN)))
-                .values(status=status, updated_at=now)
-                .returning(p.id)
-            )
-            .scalars()
-            .all()
-            for status, ids in groups.items()
-        }
-        details = [
-            {"pid": i, "bank": outcomes[i].bank_payout_id, "err": outcomes[i].detail}
-            for ids in moved.values()
-            for i in ids
-        ]
-        if details:
-            conn.execute(
-                update(fundout_payouts)
-                .where(p.id == bindparam("pid"))
-                .values(bank_payout_id=bindparam("bank"), error=bindparam("err")),
-                details,
-            )
+        moved = _move(conn, answers, now)
         failed = [by_id[i] for i in moved.get(FAILED, [])]
         if failed:
             holds.end_many(
@@ -165,7 +159,65 @@ def _record(ws: Workspace, by_id: dict[str, Payout], outcomes: dict[str, Outcome
                 conn,
                 _notices(conn, failed, "fundout.failed", {i: o.detail for i, o in outcomes.items()}),
             )
+    _count("failed", len(failed))
+    # Left for a later run: counted when a payout becomes so, not again by each run that finds it so.
+    _count("pending", sum(by_id[i].status != UNKNOWN for i in moved.get(UNKNOWN, [])))
     return moved.get(PAID, [])
+
+
+def _count(status: str, n: int) -> None:
+    """Payouts that ended a drive paid, failed or pending: counted after their transaction committed."""
+    if n:
+        FUNDOUT_PAYOUTS.labels(status).inc(n)
+
+
+# PostgreSQL moves a chunk in one statement from arrays (each payout its own status, bank id and error).
+_PG_MOVE = text(
+    "UPDATE fundout_payouts SET status = a.status, bank_payout_id = a.bank, error = a.err, updated_at = :now"
+    " FROM unnest(CAST(:ids AS TEXT[]), CAST(:statuses AS TEXT[]), CAST(:banks AS TEXT[]),"
+    " CAST(:errs AS TEXT[])) AS a(id, status, bank, err)"
+    f" WHERE fundout_payouts.id = a.id AND fundout_payouts.status IN ('{SENDING}', '{UNKNOWN}')"
+    " RETURNING fundout_payouts.id, fundout_payouts.status"
+)
+
+
+def _move(
+    conn: Connection, answers: list[tuple[str, str, str | None, str | None]], now: datetime
+) -> dict[str, list[str]]:
+    """Set (payout id, status, bank payout id, error) on the payouts still sending or unknown; the ids moved,
+    by status."""
+    moved: dict[str, list[str]] = defaultdict(list)
+    if not answers:
+        return moved
+    if conn.dialect.name == "postgresql":
+        ids, statuses, banks, errs = (list(c) for c in zip(*answers, strict=True))
+        params = {"ids": ids, "statuses": statuses, "banks": banks, "errs": errs, "now": now}
+        for i, status in conn.execute(_PG_MOVE, params):
+            moved[status].append(i)
+        return moved
+    p = fundout_payouts.c
+    groups: dict[str, list[str]] = defaultdict(list)
+    for i, status, _, _ in answers:
+        groups[status].append(i)
+    for status, ids in groups.items():
+        moved[status] = list(
+            conn.execute(
+                update(fundout_payouts)
+                .where(p.id.in_(ids), p.status.in_((SENDING, UNKNOWN)))
+                .values(status=status, updated_at=now)
+                .returning(p.id)
+            ).scalars()
+        )
+    ours = {i for ids in moved.values() for i in ids}
+    details = [{"pid": i, "bank": b, "err": e} for i, _, b, e in answers if i in ours]
+    if details:
+        conn.execute(
+            update(fundout_payouts)
+            .where(p.id == bindparam("pid"))
+            .values(bank_payout_id=bindparam("bank"), error=bindparam("err")),
+            details,
+        )
+    return moved
 
 
 def _post(ws: Workspace, paid: list[Payout], bank_ids: dict[str, str | None], actor: str) -> None:
@@ -198,6 +250,7 @@ def _post(ws: Workspace, paid: list[Payout], bank_ids: dict[str, str | None], ac
         ids = [x.id for x in paid if x.id in posted]  # another driver may have posted some already
         holds.end_many(conn, ids, status=holds.CAPTURED, actor=actor, reason="paid out", now=now)
         enqueue(conn, _notices(conn, [x for x in paid if x.id in posted], "fundout.paid", {}))
+    _count("paid", len(posted))
 
 
 def _notices(conn: Connection, payouts: list[Payout], event: str, errors: dict[str, str | None]) -> list:

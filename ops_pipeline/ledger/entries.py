@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import duckdb
@@ -55,13 +55,13 @@ def post_entries(ws: Workspace, entries: list[Entry], ingest_id: str) -> PostRes
         return PostResult(0, 0, ws.lake.latest_version(BALANCE_OPERATIONS.name))
     now = datetime.now(UTC)
     rows = pa.Table.from_pylist(
-        [{**asdict(e), "falcon_operation_id": e.entry_id, "external_reference": e.reference} for e in entries]
+        [{**vars(e), "falcon_operation_id": e.entry_id, "external_reference": e.reference} for e in entries]
     )
+    con = duckdb.connect()
+    con.register("posted", rows)
+    con.execute("SET TimeZone = 'UTC'")
     with ws.lock("ledger"):
-        con = duckdb.connect()
         log = ws.lake.relation(con, BALANCE_OPERATIONS.name)
-        con.register("posted", rows)
-        con.execute("SET TimeZone = 'UTC'")
         key = "(md5_number_lower(source || ':' || falcon_operation_id) >> 1)::BIGINT"
         stored = con.sql(f"""
             SELECT p.falcon_operation_id, {", ".join(f"p.{c} AS new_{c}, l.{c} AS old_{c}" for c in COMPARED)}
@@ -90,7 +90,7 @@ def post_entries(ws: Workspace, entries: list[Entry], ingest_id: str) -> PostRes
         version = before
         if new.num_rows:
             version = ws.lake.append(BALANCE_OPERATIONS.name, new)
-            if not balances.apply_to_cache(ws, balances.fold(new), before, version):
+            if not balances.apply_to_cache(ws, balances.fold(new, con), before, version):
                 balances.refresh_cache(ws)
             metrics.LEDGER_LOG_VERSION.set(version)
     return PostResult(posted=new.num_rows, duplicates=len(seen), lake_version=version)

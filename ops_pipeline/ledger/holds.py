@@ -7,9 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from ops_pipeline import audit
+from ops_pipeline.db.bulk import insert_rows
 from ops_pipeline.db.schema import balance_cache, ledger_holds
 from ops_pipeline.errors import Conflict, InsufficientFunds, InvalidInput, NotFound
 from ops_pipeline.ledger.balances import get_balances, held_by_currency
@@ -195,8 +196,7 @@ def reserve_many(conn: Connection, holds: list[dict], *, actor: str, reason: str
 
     The caller has checked the available balances, under the locks that keep them true (see fund-out)."""
     rows = [dict(h, status=ACTIVE, reason=reason, created_by=actor, created_at=now) for h in holds]
-    for start in range(0, len(rows), 5000):
-        conn.execute(insert(ledger_holds), rows[start : start + 5000])
+    insert_rows(conn, ledger_holds, rows)
     placed = [dict(entity_id=r["hold_id"], action="place", after=r, reason=reason) for r in rows]
     audit.record_many(conn, placed, actor=actor, entity_type="hold", at=now)
 
@@ -210,10 +210,9 @@ def end_many(
     for start in range(0, len(hold_ids), 5000):
         chunk = hold_ids[start : start + 5000]
         active = conn.execute(
-            select(h.hold_id).where(h.hold_id.in_(chunk), h.status == ACTIVE).with_for_update()
+            update(ledger_holds).where(h.hold_id.in_(chunk), h.status == ACTIVE)
+            .values(status=status, ended_at=now, ended_by=actor, end_reason=reason).returning(h.hold_id)
         ).scalars().all()
-        conn.execute(update(ledger_holds).where(h.hold_id.in_(active), h.status == ACTIVE)
-                     .values(status=status, ended_at=now, ended_by=actor, end_reason=reason))
         change = dict(action=status, before={"status": ACTIVE}, after={"status": status}, reason=reason)
         ended_ones = [dict(change, entity_id=i) for i in active]
         audit.record_many(conn, ended_ones, actor=actor, entity_type="hold", at=now)

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, select
 
+from ops_pipeline.db.bulk import insert_rows
 from ops_pipeline.db.schema import outbox
 
 PENDING, SENT, UNSENT, DEAD = "pending", "sent", "unsent", "dead"
@@ -48,8 +49,7 @@ def enqueue(conn: Connection, notifications: list[Notification]) -> int:
     """Write the notifications' outbox rows in the caller's transaction; returns how many rows."""
     now = datetime.now(UTC)
     rows = [row for n in notifications for row in n.rows(now)]
-    for start in range(0, len(rows), 5000):
-        conn.execute(insert(outbox), rows[start : start + 5000])
+    insert_rows(conn, outbox, rows)
     return len(rows)
 
 
