@@ -11,6 +11,7 @@ import dagster as dg
 from pydantic import Field
 from sqlalchemy import Engine
 
+from ops_pipeline.observability import logs
 from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
 
@@ -29,6 +30,7 @@ def _engine(settings: Settings) -> Engine:
         if engine is not None:
             _ENGINES.move_to_end(key)
         else:
+            logs.configure(root=False)  # ops-pipeline's log lines on this process's stderr, in our format
             ws = Workspace(settings)
             try:
                 ws.ensure_ready()

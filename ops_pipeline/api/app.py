@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from ops_pipeline.api import agents, balances, docs, errors, fundout, guard, jobs, metrics, models, tickets
+from ops_pipeline.api.access import observed
 from ops_pipeline.api.auth import TokenVerifier
 from ops_pipeline.api.correlation import CorrelationIdMiddleware
 from ops_pipeline.api.deps import WorkspaceDep, db_limiter
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verify_token = TokenVerifier(settings)
     app.state.fundout_runs = fundout.Runs()
     app.add_middleware(guard.BodyGuard)
+    app.add_middleware(observed)  # the access log; the correlation id and the actor on the span
     app.add_middleware(CorrelationIdMiddleware)
     metrics.install(app)  # added last: the outer one, so it times and counts every answer
     errors.install(app)

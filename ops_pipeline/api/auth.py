@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ops_pipeline.auth import ROLES, AuthError, Principal, verify_token
 from ops_pipeline.errors import OpsError
+from ops_pipeline.observability import logs
 from ops_pipeline.settings import Settings
 
 bearer = HTTPBearer(
@@ -59,7 +60,9 @@ async def authenticate(
     """The caller, from a valid `Authorization: Bearer <JWT>` header; AuthError (401) otherwise."""
     if credentials is None:
         raise AuthError("Authorization: a bearer token is required")
-    return request.app.state.verify_token(credentials.credentials)
+    principal = request.app.state.verify_token(credentials.credentials)
+    logs.add(actor=principal.sub)  # on the request's log lines (the `bind` of its correlation id)
+    return principal
 
 
 def require_roles(*roles: str, merchant_self: str | None = None) -> Callable[..., Awaitable[Principal]]:

@@ -11,6 +11,8 @@ import uuid
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ops_pipeline.observability import logs
+
 HEADER = "X-Correlation-Id"
 REQUEST_HEADER = "X-Request-Correlation-Id"
 _RAW_HEADER = HEADER.lower().encode()
@@ -61,4 +63,5 @@ class CorrelationIdMiddleware:
                 ]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        with logs.bind(correlation_id=raw.decode()):  # on every line logged while serving the request
+            await self.app(scope, receive, send_with_id)

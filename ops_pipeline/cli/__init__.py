@@ -17,6 +17,7 @@ import click
 from click.utils import make_default_short_help
 
 from ops_pipeline.errors import OpsError
+from ops_pipeline.observability import logs
 
 if TYPE_CHECKING:
     from ops_pipeline.workspace import Workspace
@@ -100,6 +101,7 @@ def cli(click_ctx: click.Context) -> None:
 
 def main() -> None:
     os.umask(0o077)  # what this process and its children (Dagster, uvicorn) create is the owner's only
+    logs.configure()
     try:
         code = cli.main(standalone_mode=False, prog_name="ops-pipeline")
     except OpsError as exc:

@@ -87,6 +87,8 @@ def api(host: str, port: int, workers: int) -> None:
     """Serve the REST API."""
     import uvicorn
 
+    from ops_pipeline.observability import logs
+
     uvicorn.run(
         "ops_pipeline.api.app:create_app",
         factory=True,
@@ -94,7 +96,8 @@ def api(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         log_level="warning",
-        access_log=False,
+        log_config=logs.uvicorn_config(),  # uvicorn's lines in our format, in every worker process
+        access_log=False,  # ours (`api.access`) has the route, the correlation id and the actor
     )
 
 

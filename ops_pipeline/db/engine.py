@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ops_pipeline.observability import tracing
 from ops_pipeline.settings import private_file
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
                                poolclass=timed_pool_class())
         instrument_engine(engine)
-        return engine
+        return tracing.instrument_engine(engine)
     if parsed.database and parsed.database != ":memory:":
         private_file(Path(parsed.database))
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
@@ -48,7 +49,7 @@ def make_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
     instrument_engine(engine)
-    return engine
+    return tracing.instrument_engine(engine)
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -29,6 +29,7 @@ from ops_pipeline.fundout.config import enabled_configs
 from ops_pipeline.ledger import balances, holds
 from ops_pipeline.money import exponent
 from ops_pipeline.notify import Notification, enqueue
+from ops_pipeline.observability import logs, tracing
 from ops_pipeline.observability.metrics import FUNDOUT_BATCH_SECONDS, FUNDOUT_MISSED_SLOTS
 from ops_pipeline.workspace import Workspace
 
@@ -296,6 +297,16 @@ def _report_missed(ws: Workspace, missed: list[datetime], actor: str) -> None:
 def _run(ws: Workspace, bank: Bank, slot: datetime, actor: str) -> BatchReport:
     started = time.perf_counter()
     batch = _ensure(ws, slot, QUEUED, actor)
+    with (
+        logs.bind(batch_id=batch.id, slot=slot.isoformat()),
+        tracing.span("fundout.batch", {"ops.batch.id": batch.id, "ops.batch.slot": slot.isoformat()}),
+    ):
+        report = _drive(ws, bank, batch, slot, actor)
+    FUNDOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
+    return report
+
+
+def _drive(ws: Workspace, bank: Bank, batch, slot: datetime, actor: str) -> BatchReport:
     with ws.engine.begin() as conn:
         conn.execute(
             update(fundout_batches)
@@ -308,9 +319,7 @@ def _run(ws: Workspace, bank: Bank, slot: datetime, actor: str) -> BatchReport:
             conn, (fundout_payouts.c.slot == slot) & fundout_payouts.c.status.in_(payouts.OPEN)
         )
     payouts.drive(ws, bank, todo, actor)
-    report = _finish(ws, batch, due, skipped, actor)
-    FUNDOUT_BATCH_SECONDS.observe(time.perf_counter() - started)
-    return report
+    return _finish(ws, batch, due, skipped, actor)
 
 
 def _plan(ws: Workspace, slot: datetime, batch_id: int, actor: str) -> tuple[int, int]:

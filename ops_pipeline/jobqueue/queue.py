@@ -55,7 +55,7 @@ from ops_pipeline.jobqueue.model import (
     check_transition,
     priority_rank,
 )
-from ops_pipeline.observability import metrics
+from ops_pipeline.observability import metrics, tracing
 from ops_pipeline.observability.timing import TimedCursor
 
 JOB_COLUMNS = [c.name for c in jobs.columns]
@@ -248,7 +248,7 @@ class JobQueue:
             driver = conn.connection.dbapi_connection
             driver.autocommit = True
             try:
-                with driver.cursor() as cursor:
+                with tracing.autocommit_span("postgresql"), driver.cursor() as cursor:
                     yield TimedCursor(cursor)
             finally:
                 if not driver.closed:  # a lost connection is dropped by the pool (its next ping fails)

@@ -30,7 +30,7 @@ from ops_pipeline.jobqueue.actions import ActionContext, ActionError
 from ops_pipeline.jobqueue.jobtypes import AUTOMATED_TYPES, JOB_TYPES, JobType
 from ops_pipeline.jobqueue.model import Job, State
 from ops_pipeline.jobqueue.queue import JobQueue, LeaseLost
-from ops_pipeline.observability import metrics
+from ops_pipeline.observability import logs, metrics, tracing
 from ops_pipeline.partners.clients import DEFAULT_HTTP, Clients, HttpOptions
 from ops_pipeline.workspace import Workspace
 
@@ -127,6 +127,13 @@ class Worker:
 
     def _run(self, job: Job) -> str:
         """Run the job's remaining actions; the name of the `Counts` field its outcome adds to."""
+        with (
+            logs.bind(job_id=job.id, job_type=job.type, worker=self.worker_id),
+            tracing.span("job.run", {"ops.job.id": job.id, "ops.job.type": job.type}),
+        ):
+            return self._actions(job)
+
+    def _actions(self, job: Job) -> str:
         step = "attributes"
         try:
             job_type = JOB_TYPES[job.type]  # workers claim only the automated types they know

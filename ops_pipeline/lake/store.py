@@ -22,6 +22,7 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.transaction import AddAction
 
 from ops_pipeline.lake.tables import TABLES, TableSpec
+from ops_pipeline.observability import tracing
 
 if TYPE_CHECKING:
     import polars as pl
@@ -140,8 +141,9 @@ class Lake:
             return table.version()
         for attempt in range(attempts):
             try:
-                table.create_write_transaction(list(staged.actions), mode="append",
-                                               schema=TABLES[staged.name].schema)
+                with tracing.span("delta.commit", {"delta.table": staged.name, "delta.mode": "append"}):
+                    table.create_write_transaction(list(staged.actions), mode="append",
+                                                   schema=TABLES[staged.name].schema)
                 table.update_incremental()  # our commit is the latest: writers of a table hold its lock
                 return table.version()
             except CommitFailedError:
@@ -156,13 +158,15 @@ class Lake:
     def _write(self, name: str, data: pa.Table, mode: str) -> int:
         spec = TABLES[name]
         data = data.select(spec.schema.names).cast(spec.schema)
-        table = self.open(name)
-        if table is None:
-            write_deltalake(self.table_uri(name), data, mode=mode, configuration=TABLE_CONFIG,
-                            storage_options=self.storage_options)
-            return self.open(name).version()
-        write_deltalake(table, data, mode=mode)
-        return table.version()  # the handle now stands at our own commit, not at a later one
+        attributes = {"delta.table": name, "delta.mode": mode, "delta.rows": data.num_rows}
+        with tracing.span("delta.commit", attributes):
+            table = self.open(name)
+            if table is None:
+                write_deltalake(self.table_uri(name), data, mode=mode, configuration=TABLE_CONFIG,
+                                storage_options=self.storage_options)
+                return self.open(name).version()
+            write_deltalake(table, data, mode=mode)
+            return table.version()  # the handle now stands at our own commit, not at a later one
 
     def changes(self, name: str, after_version: int, upto_version: int, columns: list[str]) -> pa.Table:
         """Rows inserted by the commits in (after_version, upto_version]."""

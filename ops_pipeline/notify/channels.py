@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import httpx
 
 from ops_pipeline.errors import InvalidInput
+from ops_pipeline.observability import tracing
 from ops_pipeline.settings import Settings
 
 TIMEOUT = 10.0
@@ -74,7 +75,10 @@ class Mailer:
 class Webhook:
     def __init__(self, settings: Settings):
         self.url, self.secret = settings.webhook_url, settings.webhook_secret
-        self.client = httpx.Client(timeout=TIMEOUT, headers={"User-Agent": "ops-pipeline"})
+        # No URL path on its spans: a webhook's path can be its secret.
+        transport = tracing.traced_transport(httpx.HTTPTransport(), "webhook", path=False)
+        self.client = httpx.Client(timeout=TIMEOUT, headers={"User-Agent": "ops-pipeline"},
+                                   transport=transport)
 
     @property
     def target(self) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from ops_pipeline.observability import tracing
 from ops_pipeline.partners.simulator import Simulator
 from ops_pipeline.settings import Settings
 
@@ -90,7 +91,7 @@ def _client(url: str | None, settings: Settings, options: HttpOptions, name: str
     inner = httpx.HTTPTransport() if url else _sandbox_transport(sandbox(settings))
     return httpx.Client(
         base_url=url or f"http://{name}.sandbox",
-        transport=RetryTransport(inner, options.retries, options.backoff),
+        transport=RetryTransport(tracing.traced_transport(inner, name), options.retries, options.backoff),
         timeout=options.timeout,
         limits=httpx.Limits(max_connections=max(100, options.connections),
                             max_keepalive_connections=options.connections),
