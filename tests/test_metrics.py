@@ -199,6 +199,9 @@ def test_database_time_pool_and_lock_waits_are_recorded(scraped):
     assert sum(samples["ops_db_pool_wait_seconds_count"].values()) > 0
     assert _by(samples, "ops_db_lock_wait_seconds_count", "lock")[("ledger",)] > 0  # the demo's ingests
     assert "ops_db_sessions_waiting_on_locks" in samples
+    assert _by(samples, "ops_lake_commit_duration_seconds_count", "table")[("balance_operations",)] > 0
+    calls = _by(samples, "ops_partner_calls_total", "partner", "outcome")
+    assert calls and all(outcome == "2xx" for _, outcome in calls)  # the demo's jobs and payouts, all answered
     assert sum(samples["ops_event_loop_lag_seconds_count"].values()) > 0
     assert "ops_gc_pause_seconds_count" in samples
     assert "# TYPE ops_http_requests_total counter" in text_

@@ -141,7 +141,8 @@ class Lake:
             return table.version()
         for attempt in range(attempts):
             try:
-                with tracing.span("delta.commit", {"delta.table": staged.name, "delta.mode": "append"}):
+                with tracing.span("delta.commit", {"delta.table": staged.name, "delta.mode": "append"}), \
+                        delta_commit(staged.name):
                     table.create_write_transaction(list(staged.actions), mode="append",
                                                    schema=TABLES[staged.name].schema)
                 table.update_incremental()  # our commit is the latest: writers of a table hold its lock
@@ -159,7 +160,7 @@ class Lake:
         spec = TABLES[name]
         data = data.select(spec.schema.names).cast(spec.schema)
         attributes = {"delta.table": name, "delta.mode": mode, "delta.rows": data.num_rows}
-        with tracing.span("delta.commit", attributes):
+        with tracing.span("delta.commit", attributes), delta_commit(name):
             table = self.open(name)
             if table is None:
                 write_deltalake(self.table_uri(name), data, mode=mode, configuration=TABLE_CONFIG,
@@ -209,6 +210,13 @@ class Lake:
         if self._s3 is None:
             self._s3 = _s3_filesystem(self.storage_options)
         return pa_fs.SubTreeFileSystem(f"{url.netloc}{url.path}", self._s3)
+
+
+def delta_commit(table: str):
+    """Times a write (metrics), imported on the first write: readers (`ops-pipeline sql`) skip it."""
+    from ops_pipeline.observability.timing import delta_commit as timed
+
+    return timed(table)
 
 
 def _s3_filesystem(options: dict[str, str]) -> pa_fs.S3FileSystem:

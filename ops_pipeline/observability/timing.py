@@ -59,6 +59,16 @@ def lock_wait(name: str) -> Iterator[None]:
             phases.lock += waited
 
 
+@contextmanager
+def delta_commit(table: str) -> Iterator[None]:
+    """Time a Delta write or commit of `table`."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics.DELTA_COMMIT_SECONDS.labels(table).observe(time.perf_counter() - started)
+
+
 def _kind(statement: str) -> str:
     head = statement.lstrip()[:8].lower()
     for kind in ("select", "insert", "update", "delete", "with"):

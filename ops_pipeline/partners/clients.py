@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from ops_pipeline.observability import tracing
+from ops_pipeline.observability.partners import MeteredTransport
 from ops_pipeline.partners.simulator import Simulator
 from ops_pipeline.settings import Settings
 
@@ -91,7 +92,8 @@ def _client(url: str | None, settings: Settings, options: HttpOptions, name: str
     inner = httpx.HTTPTransport() if url else _sandbox_transport(sandbox(settings))
     return httpx.Client(
         base_url=url or f"http://{name}.sandbox",
-        transport=RetryTransport(tracing.traced_transport(inner, name), options.retries, options.backoff),
+        transport=RetryTransport(MeteredTransport(tracing.traced_transport(inner, name), name),
+                                 options.retries, options.backoff),
         timeout=options.timeout,
         limits=httpx.Limits(max_connections=max(100, options.connections),
                             max_keepalive_connections=options.connections),
