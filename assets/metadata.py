@@ -24,10 +24,12 @@ def markdown_table(df: pl.DataFrame) -> dg.MetadataValue:
 
 
 def view_summary(con: duckdb.DuckDBPyConnection, view: str, columns: str, ingest_ids: list[str]) -> dict:
-    """Total rows of an analyst view and a preview of the rows these ingests added."""
+    """Total rows of an analyst view and a preview of the rows these ingests added (sorted: the same
+    preview for the same rows)."""
     total = con.sql(f"SELECT count(*) FROM {view}").fetchall()[0][0]
     added = con.sql(
-        f"SELECT {columns} FROM {view} WHERE ingest_id IN (SELECT unnest($ids)) LIMIT {PREVIEW_ROWS}",
+        f"SELECT {columns} FROM {view} WHERE ingest_id IN (SELECT unnest($ids))"
+        f" ORDER BY ALL LIMIT {PREVIEW_ROWS}",
         params={"ids": ingest_ids},
     ).pl()
     return {"dagster/row_count": dg.MetadataValue.int(total), "preview": markdown_table(added)}

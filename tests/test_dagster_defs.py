@@ -89,7 +89,7 @@ def test_ledger_jobs_ingest_landing_files_cache_snapshot_and_check(home):
     # o1 CO capture + fee, o2 refund, j1 capture + fee (JPY 3.5% of 1000 = 35), o1 RO capture + fee
     assert (log["operations_ingested"], log["duplicates"], log["entries_appended"]) == (4, 0, 7)
     assert log["dagster/row_count"] == 7
-    assert "| o2 | CO | refund | -10.5000 | EUR | M1 |" in log["preview"]
+    assert "| o1 | CO | capture | 100.0000 | EUR | M1 |" in log["preview"]  # sorted: j1, then o1
     quarantine = ingested["ledger_quarantine"]
     assert (quarantine["quarantined"], quarantine["newly_quarantined"], quarantine["open"]) == (1, 1, 1)
     assert "non_positive_amount" in quarantine["preview"]
