@@ -46,6 +46,8 @@ class Settings:
     jwt_public_key: str | None = None
     tickets_group: str = "Ops"
     tickets_routes: Mapping[str, str] = field(default_factory=dict)
+    console_url: str = "http://127.0.0.1:8000/console"  # where people open the console (its links)
+    dagster_url: str = "http://127.0.0.1:3000"  # the Dagster UI the console links to
     _jwt_secret: str | None = None
     _encryption_key: str | None = None
 
@@ -86,6 +88,8 @@ class Settings:
             jwt_public_key=env.get("OPS_JWT_PUBLIC_KEY") or None,
             tickets_group=(env.get("OPS_TICKETS_GROUP") or "Ops").strip(),
             tickets_routes=_routes(env.get("OPS_TICKETS_ROUTES") or ""),
+            console_url=(env.get("OPS_CONSOLE_URL") or "http://127.0.0.1:8000/console").rstrip("/"),
+            dagster_url=(env.get("OPS_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
             _jwt_secret=env.get("OPS_JWT_SECRET") or None,
             _encryption_key=env.get("OPS_ENCRYPTION_KEY") or None,
         )

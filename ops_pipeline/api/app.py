@@ -1,5 +1,5 @@
 """The FastAPI application: one workspace per app, correlation ids, bodies checked once (`guard`: 413, 415,
-deep JSON), uniform errors, offline docs, metrics (`/metrics`), the routers.
+deep JSON), uniform errors, offline docs, metrics (`/metrics`), the routers, the ops console (`/console`).
 
 `ops-pipeline api` serves it with `uvicorn.run("ops_pipeline.api.app:create_app", factory=True)`.
 """
@@ -18,6 +18,7 @@ from ops_pipeline.api.access import observed
 from ops_pipeline.api.auth import TokenVerifier
 from ops_pipeline.api.correlation import CorrelationIdMiddleware
 from ops_pipeline.api.deps import WorkspaceDep, db_limiter
+from ops_pipeline.console import routes as console
 from ops_pipeline.db.native import NativeReader
 from ops_pipeline.errors import OpsError
 from ops_pipeline.observability.timing import freeze_heap
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                       responses=errors.error_responses(503))
     for router in ROUTERS:
         app.include_router(router)
+    console.install(app)  # /console: the ops console's pages
     app.openapi = lambda: models.exact_bounds(FastAPI.openapi(app))
     return app
 

@@ -58,7 +58,7 @@ async def _ops_error(request: Request, exc: OpsError) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
-    message = "; ".join(_describe(e) for e in errors)
+    message = "; ".join(describe(e) for e in errors)
     if any(e["loc"] and e["loc"][0] == "body" and _unparsed(e["type"]) for e in errors):
         return error_response(request, 422, "INVALID_BODY", message)
     return error_response(request, 400, "VALIDATION_ERROR", message)
@@ -68,7 +68,7 @@ def _unparsed(kind: str) -> bool:
     return kind in _UNPARSED or kind.endswith(("_type", "_parsing"))
 
 
-def _describe(error: dict) -> str:
+def describe(error: dict) -> str:
     """'priority: 9 is invalid (Input should be less than or equal to 5)'; 'groupId: Field required'."""
     if error["type"] == "json_invalid":
         return f"body: is not valid JSON ({error.get('ctx', {}).get('error', 'JSON decode error')})"

@@ -1,7 +1,8 @@
 """Every request body checked once, before any route reads it, whatever the route:
 
 - larger than `MAX_BODY_BYTES` -> 413 (from `Content-Length` before reading, else while reading);
-- not empty and not JSON (`Content-Type` missing, `text/plain`, ...) -> 415: every route takes JSON;
+- not empty and not JSON (`Content-Type` missing, `text/plain`, ...) -> 415: every route takes JSON, but the
+  console's, which take urlencoded forms (`console.web.read_form` checks those);
 - JSON nested deeper than `MAX_DEPTH` -> 400: CPython's json parser raises RecursionError on deep input;
 - a NUL character in the path, a query parameter or a JSON string -> 400 naming where: PostgreSQL cannot
   store it in text (psycopg raises ValueError), and no field of ours takes it.
@@ -83,7 +84,7 @@ class BodyGuard:
 
 def _problem(request: Request, body: bytes) -> tuple[int, str, str] | None:
     """(status, code, message) of the first thing wrong with the request's body, path or query; or None."""
-    if body and not is_json(request.headers.get("content-type")):
+    if body and not is_json(request.headers.get("content-type")) and not _console_form(request):
         shown = request.headers.get("content-type", "none")[:60]
         return 415, "UNSUPPORTED_MEDIA_TYPE", f"Content-Type: {shown!r} is not application/json"
     if too_deep(body):
@@ -92,6 +93,11 @@ def _problem(request: Request, body: bytes) -> tuple[int, str, str] | None:
     if where is not None:
         return 400, "VALIDATION_ERROR", f"{where}: contains a NUL character (U+0000), which no field takes"
     return None
+
+
+def _console_form(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media == "application/x-www-form-urlencoded" and request.scope["path"].startswith("/console/")
 
 
 def nul_at(request: Request, body: bytes) -> str | None:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 COMMANDS: dict[str, tuple[str, str]] = {
     "agents": ("tickets", "The people tickets are assigned to."),
     "api": ("system", "Serve the REST API."),
+    "console": ("console", "Serve the ops console (and the REST API) and print a one-time sign-in link."),
+    "console-login": ("console", "Print a one-time link that signs a person in to the ops console."),
     "demo": ("system", "Build a realistic sample world in OPS_HOME and run every pipeline once, end to end."),
     "dev": ("dev", "Dagster webserver + daemon + REST API together, for local use; Ctrl-C stops them all."),
     "fundout": (

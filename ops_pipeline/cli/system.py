@@ -85,6 +85,11 @@ def sql(ctx: Context, query: str | None, fmt: str) -> None:
 @click.option("--workers", default=1, show_default=True)
 def api(host: str, port: int, workers: int) -> None:
     """Serve the REST API."""
+    serve(host, port, workers)
+
+
+def serve(host: str, port: int, workers: int) -> None:
+    """The API process (REST API and console) under uvicorn, until interrupted."""
     import uvicorn
 
     from ops_pipeline.observability import logs

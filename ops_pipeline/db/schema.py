@@ -183,6 +183,7 @@ jobs_archive = Table(
     *_job_columns(),
     Column("archived_at", UTCDateTime(), nullable=False),
     Index("ix_jobs_archive_created", "created_at"),
+    Index("ix_jobs_archive_archived", "archived_at"),  # jobs finished per hour (the console)
     Index("ix_jobs_archive_idempotency_key", "idempotency_key"),
 )
 
@@ -421,4 +422,32 @@ Index(
     jobs_archive.c.archived_at,
     postgresql_where=text("state = 'Failed'"),
     sqlite_where=text("state = 'Failed'"),
+)
+
+# Console sign-in: one-time links printed by `ops-pipeline console-login`, and browser sessions. Only the
+# SHA-256 of each token is stored: a copy of the database signs nobody in.
+console_logins = Table(
+    "console_logins",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("sub", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime()),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("sub", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("csrf", String(64), nullable=False),  # the synchronizer token every form of the session carries
+    Column("via", String(16), nullable=False),  # link | token
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime()),
+    Column("flash", Text),  # the outcome of the last action, shown once on the next page
 )

@@ -10,11 +10,14 @@ import duckdb
 import polars as pl
 from sqlalchemy import select
 
+from ops_pipeline import audit
 from ops_pipeline.db.schema import balance_cache
 from ops_pipeline.lake.tables import BALANCE_OPERATIONS, BALANCE_SNAPSHOTS, MERCHANT_CONTEXT
 from ops_pipeline.ledger import balances, live
 from ops_pipeline.observability import metrics
 from ops_pipeline.workspace import Workspace
+
+REPLAY_CHECK = "replay_equals_cache"  # audit entity id of each replay check's outcome
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,11 @@ def check_fee_rules(ws: Workspace) -> CheckResult:
 def check_replay(ws: Workspace) -> CheckResult:
     """Replaying the whole log gives exactly the cached balances."""
     result = balances.rebuild(ws)
+    with ws.engine.begin() as conn:  # the console shows the latest
+        audit.record(conn, actor="system:replay_check", entity_type="ledger_check", entity_id=REPLAY_CHECK,
+                     action="failed" if result.differences else "passed",
+                     after={"differences": len(result.differences), "balances": result.balances,
+                            "version": result.version})
     metrics.LEDGER_REPLAY_OK.set(0 if result.differences else 1)
     metrics.LEDGER_REPLAY_AT.set(datetime.now(UTC).timestamp())
     return CheckResult(
