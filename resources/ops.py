@@ -61,6 +61,10 @@ class OpsResource(dg.ConfigurableResource):
                      "OPS_LAKE_URI": self.lake_uri}
         return Settings.from_env({**os.environ, **{k: v for k, v in overrides.items() if v}})
 
+    def console_link(self, path: str) -> dg.MetadataValue:
+        """A link into the ops console (OPS_CONSOLE_URL), shown with a run's or an asset's metadata."""
+        return dg.MetadataValue.url(f"{self.settings().console_url}{path}")
+
     @contextmanager
     def workspace(self) -> Iterator[Workspace]:
         """The workspace on the process's engine (initialized on first use if it was not); its Delta handles

@@ -65,7 +65,7 @@ def test_help_lists_every_command_with_its_summary():
     out = CliRunner().invoke(cli, ["--help"], terminal_width=80).output
     listed = out.split("Commands:\n", 1)[1]
     assert [line.split()[0] for line in listed.splitlines() if line.strip()] == sorted(COMMANDS)
-    assert "\n  sql        DuckDB SQL over the lake views; without QUERY, an" in out
+    assert "\n  sql            DuckDB SQL over the lake views; without QUERY, an" in out
 
 
 def test_shared_options_are_defined_once():

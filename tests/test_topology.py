@@ -54,21 +54,21 @@ COMPOSE = ROOT / "deploy" / "compose"
 BIN = Path(sys.executable).parent
 
 # The settings of each kind of process; docker-compose.yml gives the same (test_compose_matches_the_topology).
-OPS_ENV = ("OPS_HOME", "OPS_DATABASE_URL", "OPS_LAKE_URI", "OPS_S3_ENDPOINT_URL", "OPS_S3_REGION",
+WORKSPACE_SETTINGS = ("OPS_HOME", "OPS_DATABASE_URL", "OPS_LAKE_URI", "OPS_S3_ENDPOINT_URL", "OPS_S3_REGION",
            "OPS_S3_ACCESS_KEY_ID", "OPS_S3_SECRET_ACCESS_KEY", "OPS_S3_ALLOW_HTTP", "OPS_PARTNER_URL",
            "OPS_BANK_URL", "OPS_JWT_SECRET", "OPS_ENCRYPTION_KEY")
-DAGSTER_ENV = ("DAGSTER_HOME", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD",
+INSTANCE_SETTINGS = ("DAGSTER_HOME", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD",
                "DAGSTER_PG_DB")
-GRPC_ENV = ("DAGSTER_GRPC_HOST", "DAGSTER_GRPC_PORT")
+GRPC_SETTINGS = ("DAGSTER_GRPC_HOST", "DAGSTER_GRPC_PORT")
 # Each service: its command (then its address options) and its settings.
 SERVICES = {
-    "migrate": (["ops-pipeline", "init"], OPS_ENV),
+    "migrate": (["ops-pipeline", "init"], WORKSPACE_SETTINGS),
     "partner-sim": (["uvicorn", "ops_pipeline.partners.app:create_app", "--factory"], ()),
-    "code-server": (["dagster", "api", "grpc", "--module-name", "definitions"], OPS_ENV + DAGSTER_ENV),
-    "webserver": (["dagster-webserver"], DAGSTER_ENV + GRPC_ENV),
-    "daemon": (["dagster-daemon", "run"], DAGSTER_ENV + GRPC_ENV),
-    "api": (["ops-pipeline", "api"], OPS_ENV),
-    "worker": (["ops-pipeline", "jobs", "worker"], OPS_ENV),
+    "code-server": (["dagster", "api", "grpc", "--module-name", "definitions"], WORKSPACE_SETTINGS + INSTANCE_SETTINGS),
+    "webserver": (["dagster-webserver"], INSTANCE_SETTINGS + GRPC_SETTINGS),
+    "daemon": (["dagster-daemon", "run"], INSTANCE_SETTINGS + GRPC_SETTINGS),
+    "api": (["ops-pipeline", "api"], WORKSPACE_SETTINGS),
+    "worker": (["ops-pipeline", "jobs", "worker"], WORKSPACE_SETTINGS),
 }
 API_WORKERS = 2
 LOCATION = {"repositoryLocationName": "ops_pipeline", "repositoryName": "__repository__"}

@@ -20,9 +20,10 @@ class FundoutRunConfig(dg.Config):
     at: str | None = Field(default=None, description="ISO 8601 time in the slot to run; default now.")
 
 
-def batch_metadata(report: BatchReport) -> dict:
+def batch_metadata(report: BatchReport, ops: OpsResource) -> dict:
     s = report.summary
     return {
+        "console": ops.console_link(f"/fundout/batches/{report.id}"),
         "batch_id": report.id,
         "slot": report.slot.isoformat(),
         "status": report.status,
@@ -44,9 +45,10 @@ def run_fundout_batch(context: dg.OpExecutionContext, config: FundoutRunConfig, 
             f"slot {report.slot.isoformat()}: paid {s.paid}, skipped {s.skipped}, failed {s.failed}, "
             f"pending {s.pending}"
         )
-        context.log_event(dg.AssetObservation(asset_key="fundout_batches", metadata=batch_metadata(report)))
+        observed = batch_metadata(report, ops)
+        context.log_event(dg.AssetObservation(asset_key="fundout_batches", metadata=observed))
     current = reports[-1]
-    yield dg.Output(current, metadata=batch_metadata(current))
+    yield dg.Output(current, metadata=batch_metadata(current, ops))
 
 
 @dg.job(

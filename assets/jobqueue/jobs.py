@@ -77,7 +77,8 @@ def process_claimable_jobs(context: dg.OpExecutionContext, config: WorkerConfig,
     tag_job_ids(context, list(counts.outcomes))
     summary = {"claimed": counts.claimed, "completed": counts.completed, "retried": counts.retried,
                "failed": counts.failed, "lost": counts.lost}
-    context.add_output_metadata({**summary, "job_ids": job_ids_tag(counts.outcomes)})
+    context.add_output_metadata({**summary, "job_ids": job_ids_tag(counts.outcomes),
+                                 "console": ops.console_link("/jobs")})
     return summary
 
 

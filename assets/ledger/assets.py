@@ -105,6 +105,7 @@ def ingest_landing_files(
             "newly_quarantined": sum(r.newly_quarantined for r in done),
             "resolved": sum(r.resolved for r in done),
             "open": queries.open_quarantine(con),
+            "console": ops.console_link("/ledger/quarantine"),
             "lake_version": ws.lake.latest_version(LEDGER_QUARANTINE.path[-1]),
             **view_summary(con, "ledger_quarantine", QUARANTINE_PREVIEW, ids),
         })

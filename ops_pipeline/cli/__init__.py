@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "console": ("console", "Serve the ops console (and the REST API) and print a one-time sign-in link."),
     "console-login": ("console", "Print a one-time link that signs a person in to the ops console."),
     "demo": ("system", "Build a realistic sample world in OPS_HOME and run every pipeline once, end to end."),
-    "dev": ("dev", "Dagster webserver + daemon + REST API together, for local use; Ctrl-C stops them all."),
+    "dev": ("dev", "Dagster webserver + daemon + REST API and console, for local use; Ctrl-C stops all."),
     "fundout": (
         "fundout",
         "Auto fund-out: per-business schedules that pay out all but a minimum balance; manual cash-out.",

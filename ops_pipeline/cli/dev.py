@@ -1,7 +1,9 @@
-"""`ops-pipeline dev`: the Dagster webserver and daemon (`dagster dev`) and the REST API, together."""
+"""`ops-pipeline dev`: the Dagster webserver and daemon (`dagster dev`) and the REST API with the ops console,
+together."""
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -13,6 +15,7 @@ from pathlib import Path
 import click
 
 from ops_pipeline.cli import Context, cli, pass_ctx
+from ops_pipeline.console import sessions
 from ops_pipeline.settings import private_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +56,7 @@ def _interrupt(signum, frame):
 @click.option("--api-port", default=8000, show_default=True, help="Port of the REST API.")
 @pass_ctx
 def dev(ctx: Context, host: str, port: int, api_port: int) -> None:
-    """Dagster webserver + daemon + REST API together, for local use; Ctrl-C stops them all."""
+    """Dagster webserver + daemon + REST API and console, for local use; Ctrl-C stops all."""
     ctx.ws.init()
     settings = ctx.ws.settings
     dagster_home = settings.dagster_home
@@ -61,7 +64,8 @@ def dev(ctx: Context, host: str, port: int, api_port: int) -> None:
     lake = settings.lake_uri if "://" in settings.lake_uri else str(Path(settings.lake_uri).resolve())
     # Absolute paths: the children run from DAGSTER_HOME and the repository.
     env = {**os.environ, "OPS_HOME": str(settings.home), "OPS_LAKE_URI": lake,
-           "DAGSTER_HOME": str(dagster_home)}
+           "DAGSTER_HOME": str(dagster_home), "OPS_DAGSTER_URL": f"http://{host}:{port}",
+           "OPS_CONSOLE_URL": f"http://{host}:{api_port}/console"}
     commands = {
         "dagster": [sys.executable, "-m", "dagster", "dev", "-w", str(REPO / "workspace.yaml"),
                     "--host", host, "--port", str(port)],
@@ -78,6 +82,9 @@ def dev(ctx: Context, host: str, port: int, api_port: int) -> None:
             procs[name] = subprocess.Popen(command, env=env, cwd=dagster_home, start_new_session=True)
         click.echo(f"Dagster UI  http://{host}:{port}  (DAGSTER_HOME {dagster_home})")
         click.echo(f"REST API    http://{host}:{api_port}/docs")
+        link = sessions.issue_link(ctx.ws, "ops", getpass.getuser(), actor="cli:dev")
+        click.echo(f"Console     http://{host}:{api_port}/console/  (sign in: "
+                   f"http://{host}:{api_port}/console/login/{link})")
         click.echo("Ctrl-C stops both.")
         while True:
             for name, proc in procs.items():
