@@ -7,7 +7,7 @@ failed in big batches, as `bench_jobqueue --fill` does), 100,000 tickets over 50
 
 Each page is requested `--requests` times one after another by a signed-in session (keep-alive, as a browser
 does) from this process to `ops-pipeline api` (one worker); latency is from send to the last byte. The floor
-from the same run: `GET /healthz` (no session, no query) and the REST API's `GET /api/job/list`.
+from the same run: `GET /healthz` (no session, no query) and the REST API's `GET /api/job/queue`.
 
     flock /tmp/ops-bench.lock .venv/bin/python -m benchmarks.bench_console
     .venv/bin/python -m benchmarks.bench_console --jobs 5000 --tickets 5000 --businesses 2000 --requests 50
@@ -164,7 +164,7 @@ def main() -> None:
                 print(f"{name:24} {results[name]}", file=sys.stderr)
             bearer = {"Authorization": f"Bearer {mint_token(settings, 'ops', 'bench')}"}
             floor = {"healthz": measure(client, "/healthz", args.requests),
-                     "GET /api/job/list": measure(client, "/api/job/list", args.requests, bearer)}
+                     "GET /api/job/queue": measure(client, "/api/job/list", args.requests, bearer)}
     finally:
         stop_server(server)
         ws.close()

@@ -56,11 +56,23 @@ def quarantine_connection(ws: Workspace) -> duckdb.DuckDBPyConnection:
     return con
 
 
+_BY_REASON: dict[tuple, dict[str, int]] = {}  # by lake and table versions: a new commit is a new key
+
+
 def open_quarantine_by_reason(ws: Workspace) -> dict[str, int]:
-    """Open quarantined rows per reason code, most first."""
-    con = quarantine_connection(ws)
-    try:
-        return dict(con.sql("SELECT reason_code, count(*) AS n FROM ledger_quarantine WHERE status = 'open' "
-                            "GROUP BY 1 ORDER BY n DESC, 1").fetchall())
-    finally:
-        con.close()
+    """Open quarantined rows per reason code, most first. Remembered per version of the two tables (checking
+    the versions costs a stat; a DuckDB connection costs 15-20 ms, more than a whole console page may)."""
+    tables = ("ledger_quarantine", "quarantine_resolutions")
+    key = (ws.settings.lake_uri, *(ws.lake.latest_version(name) for name in tables))
+    found = _BY_REASON.get(key)
+    if found is None:
+        con = quarantine_connection(ws)
+        try:
+            found = dict(con.sql("SELECT reason_code, count(*) AS n FROM ledger_quarantine "
+                                 "WHERE status = 'open' GROUP BY 1 ORDER BY n DESC, 1").fetchall())
+        finally:
+            con.close()
+        if len(_BY_REASON) > 64:
+            _BY_REASON.clear()
+        _BY_REASON[key] = found
+    return dict(found)
