@@ -98,8 +98,10 @@ def test_overview_counts_jobs_tickets_and_the_replay_check(ws):
     snapshots.check_replay(ws)
     with console_client(ws) as client:
         page = text_of(client.get("/console/").text)
-    assert "manual 2" in page or "manual 2" in page.replace("Created ", "")
+        missing = client.get("/console/nope")
+    assert "Type Created manual 2" in page
     assert "equal replay check" in page
+    assert missing.status_code == 404 and "is not a console page" in missing.text
 
 
 def test_console_login_cli_prints_a_link_that_works(ws, tmp_path):
