@@ -89,6 +89,27 @@ def fill_fundout(ws: Workspace, n: int) -> dict:
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+def build(args: argparse.Namespace) -> Workspace:
+    """The world on a fresh schema; what it holds is saved in HOME/world.json for `--reuse`."""
+    bank_port = free_port()
+    bank_proc = start_bank(bank_port)
+    url = postgres_url(args.pg, "bench_console")
+    ws = Workspace(Settings.from_env({"OPS_HOME": str(HOME), "OPS_BANK_URL": f"http://127.0.0.1:{bank_port}",
+                                      "OPS_DATABASE_URL": url}))
+    ws.init()
+    try:
+        world = {"database_url": url, "jobs": fill_jobs(ws, args.jobs),
+                 "tickets": fill_tickets(ws, args.tickets), "fundout": fill_fundout(ws, args.businesses)}
+    finally:
+        bank_proc.terminate()
+    with ws.engine.begin() as conn:
+        world["job_id"] = conn.exec_driver_sql("SELECT max(id) FROM jobs_archive").scalar_one()
+        world["ticket_id"] = conn.exec_driver_sql("SELECT max(id) FROM tickets").scalar_one()
+        conn.exec_driver_sql("ANALYZE")
+    (HOME / "world.json").write_text(json.dumps(world))
+    return ws
+
+
 def pages(world: dict) -> dict[str, str]:
     """The pages measured: each area's list and one of its detail pages."""
     return {
@@ -129,25 +150,19 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--businesses", type=int, default=40_000)
     parser.add_argument("--requests", type=int, default=400, help="per page")
+    parser.add_argument("--reuse", action="store_true", help="measure the world the last run built")
     parser.add_argument("--pg", default=os.environ.get("OPS_BENCH_PG_URL",
                                                        "postgresql+psycopg2://postgres@127.0.0.1:5432/test"))
     args = parser.parse_args()
 
-    bank_port = free_port()
-    bank_proc = start_bank(bank_port)
-    settings = Settings.from_env({"OPS_HOME": str(HOME), "OPS_BANK_URL": f"http://127.0.0.1:{bank_port}",
-                                  "OPS_DATABASE_URL": postgres_url(args.pg, "bench_console")})
-    ws = Workspace(settings)
-    ws.init()
-    try:
-        world = {"jobs": fill_jobs(ws, args.jobs), "tickets": fill_tickets(ws, args.tickets),
-                 "fundout": fill_fundout(ws, args.businesses)}
-    finally:
-        bank_proc.terminate()
-    with ws.engine.connect() as conn:
-        world["job_id"] = conn.exec_driver_sql("SELECT max(id) FROM jobs_archive").scalar_one()
-        world["ticket_id"] = conn.exec_driver_sql("SELECT max(id) FROM tickets").scalar_one()
-        conn.exec_driver_sql("ANALYZE")
+    saved = HOME / "world.json"
+    if args.reuse:
+        world = json.loads(saved.read_text())
+        settings = Settings.from_env({"OPS_HOME": str(HOME), "OPS_DATABASE_URL": world["database_url"]})
+        ws = Workspace(settings)
+    else:
+        ws = build(args)
+        settings, world = ws.settings, json.loads(saved.read_text())
     print(f"world: {json.dumps(world)}", file=sys.stderr)
 
     idle = wait_idle(max_busy=0.15, max_wait=120)
