@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -90,7 +91,8 @@ def fill_fundout(ws: Workspace, n: int) -> dict:
 
 
 def build(args: argparse.Namespace) -> Workspace:
-    """The world on a fresh schema; what it holds is saved in HOME/world.json for `--reuse`."""
+    """The world on a fresh schema and lake; what it holds is saved in HOME/world.json for `--reuse`."""
+    shutil.rmtree(HOME, ignore_errors=True)
     bank_port = free_port()
     bank_proc = start_bank(bank_port)
     url = postgres_url(args.pg, "bench_console")
