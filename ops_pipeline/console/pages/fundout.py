@@ -39,7 +39,7 @@ async def batches_page(
     _reader(session)
     listed = partial(batch.list_batches, request.app.state.ws, status=status, after=after)
     page = await run_domain(request, listed)
-    return render(request, "fundout/batches.html", page=page, status=status, statuses=batch.STATUSES,
+    return render(request, "fundout/batches.html", page=page, chosen=status, statuses=batch.STATUSES,
                   next_url=page.next_cursor and url("/fundout", status=status, after=page.next_cursor))
 
 
