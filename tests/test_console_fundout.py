@@ -55,7 +55,7 @@ def row_text(html, row_id):
 
 def test_batches_by_slot_with_counts_exact_amounts_failure_rate_and_missed_slots(ws, sim):
     first, later = run(ws, sim, hours_later=30)
-    missed = [b for b in batch.list_batches(ws, status="missed").batches]
+    missed = batch.list_batches(ws, status="missed").batches
     assert len(missed) == 5 and len(later) == 25  # 23:00 .. 03:00: more than 24 h old when batches resumed
     with console_client(ws, role="finance", sub="fiona") as client:
         html = client.get("/console/fundout").text

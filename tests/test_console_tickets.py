@@ -159,6 +159,7 @@ def test_only_ops_act_finance_does_not_read_and_forms_need_csrf(ws):
     with console_client(ws, role="finance", sub="fiona") as client:
         r = client.get("/console/tickets")
         assert r.status_code == 403 and "does not read tickets" in r.text
+        assert client.get(f"/console/tickets/{ticket}").status_code == 403
     with console_client(ws) as client:
         assert submit(client, f"/console/tickets/{ticket}/resolve", token="").status_code == 403
         assert submit(client, "/console/tickets/agents/bob/away", token="").status_code == 403
