@@ -311,6 +311,7 @@ fundout_payouts = Table(
     # Exactly once per (business, currency, slot): the row is the claim.
     Index("uq_fundout_payouts_slot", "business_id", "currency", "slot", unique=True),
     Index("ix_fundout_payouts_batch", "batch_id", "status"),
+    Index("ix_fundout_payouts_batch_id", "batch_id", "id"),  # a batch's payouts in pages (the console)
     Index(
         "ix_fundout_payouts_open",
         "status",
