@@ -47,11 +47,7 @@ def overview(ws: Workspace, now: datetime | None = None) -> Overview:
             select(jobs.c.type, jobs.c.state, func.count()).group_by(jobs.c.type, jobs.c.state)
         ):
             live.setdefault(type_, {})[state] = n
-        finished = dict(conn.execute(
-            select(jobs_archive.c.state, func.count())
-            .where(jobs_archive.c.archived_at >= since).group_by(jobs_archive.c.state)
-        ).all())
-        per_hour = _per_hour(conn, since)
+        per_hour, finished = _finished(conn, since)
         open_tickets = _open_tickets(conn)
         replay = conn.execute(
             select(audit_log.c.at, audit_log.c.action, audit_log.c.after)
@@ -65,31 +61,36 @@ def overview(ws: Workspace, now: datetime | None = None) -> Overview:
     )
 
 
-def _per_hour(conn: Connection, since: datetime) -> list[tuple[datetime, int, int]]:
-    """Completed and failed jobs per hour: one grouped query, hours without any filled with zeros."""
-    at = jobs_archive.c.archived_at
+def _finished(conn: Connection, since: datetime) -> tuple[list[tuple[datetime, int, int]], dict[str, int]]:
+    """Jobs that ended since `since`: completed and failed per hour (the last 24 whole or current hours, zeros
+    filled in) and the totals by state, from one grouped query over the index on (archived_at, state)."""
+    at, state = jobs_archive.c.archived_at, jobs_archive.c.state
     pg = conn.dialect.name == "postgresql"
     hour = func.date_trunc("hour", at) if pg else func.strftime("%Y-%m-%dT%H", at)
-    found: dict[str, list[int]] = {}
-    for bucket, state, n in conn.execute(
-        select(hour, jobs_archive.c.state, func.count())
-        .where(at >= since, jobs_archive.c.state.in_([State.COMPLETED, State.FAILED]))
-        .group_by(hour, jobs_archive.c.state)
-    ):
+    found: dict[str, dict[str, int]] = {}
+    totals: dict[str, int] = {}
+    rows = conn.execute(select(hour, state, func.count()).where(at >= since).group_by(hour, state))
+    for bucket, ended, n in rows:
         key = bucket.strftime("%Y-%m-%dT%H") if isinstance(bucket, datetime) else bucket
-        found.setdefault(key, [0, 0])[0 if state == State.COMPLETED else 1] = n
+        found.setdefault(key, {})[ended] = n
+        totals[ended] = totals.get(ended, 0) + n
     first = since.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     hours = [first + timedelta(hours=i) for i in range(HOURS)]
-    return [(h, *found.get(h.strftime("%Y-%m-%dT%H"), [0, 0])) for h in hours]
+    per_hour = []
+    for h in hours:
+        counts = found.get(h.strftime("%Y-%m-%dT%H"), {})
+        per_hour.append((h, counts.get(State.COMPLETED, 0), counts.get(State.FAILED, 0)))
+    return per_hour, totals
 
 
 def _open_tickets(conn: Connection) -> list[tuple[str, str, int]]:
-    rows = conn.execute(
-        select(ticket_groups.c.name, ticket_agents.c.name, func.count())
-        .select_from(tickets.join(ticket_groups, ticket_groups.c.group_id == tickets.c.group_id)
-                     .outerjoin(ticket_agents, ticket_agents.c.agent_id == tickets.c.agent_id))
-        .where(tickets.c.status == "open")
-        .group_by(ticket_groups.c.name, ticket_agents.c.name)
-        .order_by(ticket_groups.c.name, ticket_agents.c.name)
+    """Open tickets per group and agent (from the partial index alone), then the few names."""
+    counts = conn.execute(
+        select(tickets.c.group_id, tickets.c.agent_id, func.count())
+        .where(tickets.c.status == "open").group_by(tickets.c.group_id, tickets.c.agent_id)
     ).all()
-    return [(group, agent or "", n) for group, agent, n in rows]
+    groups = dict(conn.execute(select(ticket_groups.c.group_id, ticket_groups.c.name)
+                               .where(ticket_groups.c.group_id.in_({g for g, _, _ in counts}))).all())
+    agents = dict(conn.execute(select(ticket_agents.c.agent_id, ticket_agents.c.name)
+                               .where(ticket_agents.c.agent_id.in_({a for _, a, _ in counts if a}))).all())
+    return sorted((groups.get(g, str(g)), agents.get(a, a) if a else "", n) for g, a, n in counts)

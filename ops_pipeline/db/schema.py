@@ -183,7 +183,7 @@ jobs_archive = Table(
     *_job_columns(),
     Column("archived_at", UTCDateTime(), nullable=False),
     Index("ix_jobs_archive_created", "created_at"),
-    Index("ix_jobs_archive_archived", "archived_at"),  # jobs finished per hour (the console)
+    Index("ix_jobs_archive_archived", "archived_at", "state"),  # jobs finished per hour (the console)
     Index("ix_jobs_archive_idempotency_key", "idempotency_key"),
 )
 
@@ -393,6 +393,14 @@ tickets = Table(
     Index("ix_tickets_group", "group_id", "status", "id"),
     Index("ix_tickets_source_reference", "source", "reference"),
     Index("ix_tickets_created", "created_at"),
+    # Open tickets per group and agent (the console's overview), from the index alone.
+    Index(
+        "ix_tickets_open_load",
+        "group_id",
+        "agent_id",
+        postgresql_where=text("status = 'open'"),
+        sqlite_where=text("status = 'open'"),
+    ),
     sqlite_autoincrement=True,
 )
 

@@ -1,6 +1,6 @@
 """Console sign-in: one-time login links and browser sessions (tokens stored only as SHA-256 hashes); jobs
-finished per hour for the console's overview (an index on `jobs_archive.archived_at`) and a batch's payouts
-in pages (`fundout_payouts (batch_id, id)`).
+finished per hour and open tickets per group and agent for the console's overview (index-only scans), and a
+batch's payouts in pages (`fundout_payouts (batch_id, id)`).
 
 Revision ID: 0006
 Revises: 0005
@@ -41,12 +41,15 @@ def upgrade() -> None:
         sa.Column("ended_at", UTCDateTime()),
         sa.Column("flash", sa.Text),
     )
-    op.create_index("ix_jobs_archive_archived", "jobs_archive", ["archived_at"])
+    op.create_index("ix_jobs_archive_archived", "jobs_archive", ["archived_at", "state"])
+    op.create_index("ix_tickets_open_load", "tickets", ["group_id", "agent_id"],
+                    postgresql_where=sa.text("status = 'open'"), sqlite_where=sa.text("status = 'open'"))
     op.create_index("ix_fundout_payouts_batch_id", "fundout_payouts", ["batch_id", "id"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_fundout_payouts_batch_id", "fundout_payouts")
+    op.drop_index("ix_tickets_open_load", "tickets")
     op.drop_index("ix_jobs_archive_archived", "jobs_archive")
     op.drop_table("console_sessions")
     op.drop_table("console_logins")
