@@ -165,11 +165,11 @@ def test_reprocess_ingests_rows_whose_merchant_context_arrived(ws, tmp_path):
     f = write_ops(tmp_path / "co.csv", rows)
     r = ingest.ingest_file(ws, f, "confirmed")
     assert (r.ingested, r.quarantined) == (1, 3)
-    assert sum(x.ingested for x in ingest.reprocess(ws)) == 0  # cause not gone yet: stays quarantined, once
+    assert sum(x.ingested for x in ingest.reprocess(ws, actor="test")) == 0  # cause not gone yet: stays, once
     assert len(quarantine(ws)) == 3
     ctx = [*MERCHANTS, ("psp9", "lm1", "s1", "EUR", "M9", "", "1", "0")]
     merchants.load(ws, write_merchants(tmp_path / "m2.csv", ctx))
-    results = ingest.reprocess(ws)
+    results = ingest.reprocess(ws, actor="test")
     assert sum(x.ingested for x in results) == 2
     assert sorted((n, code, status) for n, code, _, status in quarantine(ws)) == [
         (2, "unknown_merchant", "resolved"),

@@ -133,7 +133,7 @@ def ledger_rebuild(ctx: Context) -> int:
 @pass_ctx
 def ledger_reprocess(ctx: Context) -> None:
     """Retry quarantined rows whose cause may be gone (e.g. merchant context now present)."""
-    results = ingest.reprocess(ctx.ws)
+    results = ingest.reprocess(ctx.ws, actor="cli")
     done = sum(r.ingested + r.duplicates for r in results)
     still = sum(r.quarantined for r in results)
     click.echo(

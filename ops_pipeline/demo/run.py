@@ -48,7 +48,7 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
     echo(f"  re-ingesting {world.days[0][1].name}: {again.ingested} ingested, {again.duplicates} duplicates")
 
     merchants_module_load(ws, world.late_merchants_file)
-    results = ingest.reprocess(ws)
+    results = ingest.reprocess(ws, actor="demo")
     echo(
         f"Late merchant context loaded; reprocess: {sum(r.ingested for r in results)} quarantined operations "
         f"now in the ledger"

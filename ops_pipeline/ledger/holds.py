@@ -59,6 +59,15 @@ def get_hold(ws: Workspace, hold_id: str) -> Hold:
     return _hold(row)
 
 
+def merchant_holds(ws: Workspace, merchant_id: str, limit: int = 20) -> list[Hold]:
+    """A merchant's holds: the active ones, then the latest ended; newest first in each, at most `limit`."""
+    h = ledger_holds.c
+    with ws.read_engine.connect() as conn:
+        rows = conn.execute(select(ledger_holds).where(h.merchant_id == merchant_id)
+                            .order_by(h.status != ACTIVE, h.created_at.desc(), h.hold_id).limit(limit))
+        return [_hold(r) for r in rows]
+
+
 def place_hold(
     ws: Workspace,
     merchant_id: str,

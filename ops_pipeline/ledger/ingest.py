@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 from sqlalchemy import insert
 
+from ops_pipeline import audit
 from ops_pipeline.db.schema import ingest_runs
 from ops_pipeline.errors import InvalidInput
 from ops_pipeline.lake.store import Staged
@@ -369,8 +370,9 @@ def _resolve(ws, con, source: str, file_sha: str, rows: pl.DataFrame, conflicts:
     return len(ids)
 
 
-def reprocess(ws: Workspace) -> list[IngestResult]:
-    """Retry every unresolved quarantined row (e.g. its merchant context now exists), file by file."""
+def reprocess(ws: Workspace, *, actor: str) -> list[IngestResult]:
+    """Retry every unresolved quarantined row (e.g. its merchant context now exists), file by file; the run
+    is audited (`ledger_quarantine` / `reprocess`) with `actor` and what it did."""
     con = duckdb.connect()
     q = ws.lake.relation(con, LEDGER_QUARANTINE.name)
     r = ws.lake.relation(con, QUARANTINE_RESOLUTIONS.name)
@@ -386,4 +388,11 @@ def reprocess(ws: Workspace) -> list[IngestResult]:
                             schema={c: pl.String for c in INPUT_COLUMNS})
         rows = rows.with_columns(row_number=group["row_number"])
         results.append(ingest_rows(ws, rows, source, file_name, file_sha, write_raw=False))
+    with ws.engine.begin() as conn:
+        audit.record(conn, actor=actor, entity_type="ledger_quarantine", entity_id="reprocess",
+                     action="reprocess",
+                     after={"files": len(results), "rows": sum(r.rows for r in results),
+                            "resolved": sum(r.resolved for r in results),
+                            "still_quarantined": sum(r.quarantined for r in results),
+                            "ingest_ids": [r.ingest_id for r in results]})
     return results

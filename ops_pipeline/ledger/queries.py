@@ -76,3 +76,84 @@ def open_quarantine_by_reason(ws: Workspace) -> dict[str, int]:
             _BY_REASON.clear()
         _BY_REASON[key] = found
     return dict(found)
+
+
+QUARANTINE_STATUSES = ("open", "resolved", "all")
+ORDER = "quarantined_at, source, file_sha256, row_number"  # a quarantine_id is source, file hash, row
+PAGE = 50
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    quarantine_id: str
+    source: str
+    reason_code: str
+    reason: str
+    file_name: str
+    row_number: int
+    raw: str
+    quarantined_at: datetime
+    status: str
+    resolved_at: datetime | None
+
+
+@dataclass(frozen=True)
+class QuarantinePage:
+    rows: list[QuarantineRow]
+    next_after: str | None  # the last row's quarantine_id when there are more rows
+
+
+def quarantine_rows(ws: Workspace, reason: str | None = None, status: str = "open", after: str | None = None,
+                    limit: int = PAGE) -> QuarantinePage:
+    """Quarantined rows, newest first (keyset on ORDER, which the id determines), by reason and status."""
+    if status not in QUARANTINE_STATUSES:
+        raise InvalidInput(f"status: {status!r} is not one of {', '.join(QUARANTINE_STATUSES)}")
+    where, params = ["TRUE"], {}
+    if status != "all":
+        where.append("status = $status")
+        params["status"] = status
+    if reason:
+        where.append("reason_code = $reason")
+        params["reason"] = reason
+    if after:
+        where.append(f"({ORDER}) < (SELECT ({ORDER}) FROM ledger_quarantine WHERE quarantine_id = $after)")
+        params["after"] = after
+    columns = ", ".join(QuarantineRow.__dataclass_fields__)
+    con = quarantine_connection(ws)
+    try:
+        found = con.sql(f"SELECT {columns} FROM ledger_quarantine WHERE {' AND '.join(where)} "
+                        f"ORDER BY ({ORDER}) DESC LIMIT {int(limit) + 1}",
+                        params=params).fetchall()
+    finally:
+        con.close()
+    rows = [QuarantineRow(*r) for r in found[:limit]]
+    return QuarantinePage(rows, rows[-1].quarantine_id if len(found) > limit else None)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One entry of the balance-operations log, as a person reads it."""
+
+    uuid: str
+    source: str
+    type: str
+    amount_minor: int
+    currency: str
+    operation_date: datetime
+    recorded_at: datetime
+    falcon_operation_id: str
+    external_reference: str | None
+
+
+def recent_entries(ws: Workspace, merchant_id: str, limit: int = PAGE) -> list[LogEntry]:
+    """A merchant's latest log entries (by recorded time, then operation date), at most `limit`."""
+    con = duckdb.connect()
+    try:
+        log = ws.lake.relation(con, "balance_operations")
+        columns = ", ".join(LogEntry.__dataclass_fields__)
+        found = con.sql(f"SELECT {columns} FROM {log} WHERE merchant_id = $merchant "
+                        f"ORDER BY recorded_at DESC, operation_date DESC, uuid DESC LIMIT {int(limit)}",
+                        params={"merchant": merchant_id}).fetchall()
+    finally:
+        con.close()
+    return [LogEntry(*r) for r in found]
