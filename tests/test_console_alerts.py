@@ -110,6 +110,7 @@ def test_the_stream_sends_alerts_written_after_connecting_and_ends_by_itself(ws,
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
             lines = r.iter_lines()
             assert events(lines) == {"retry": "1000", "id": str(newest_id(ws))}
+            write(ws, Notification("fundout.paid", "Payout of 1.00 EUR paid", {"id": 9}))  # not for ops
             write(ws, alert("fundout.missed_slots", "Fund-out: 2 hourly slots missed, not paid"))
             got = events(lines)
             data = json.loads(got["data"])

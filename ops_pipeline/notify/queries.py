@@ -92,15 +92,19 @@ def alerts(ws: Workspace, status: str | None = None, kind: str | None = None, be
     return AlertPage(found[:limit], found[limit - 1].id if len(found) > limit else None)
 
 
-def alerts_after(ws: Workspace, after: int, limit: int = PAGE) -> list[Alert]:
-    """Ops alerts with an id above `after`, oldest first (what a live page has not shown yet)."""
-    query = select(*COLUMNS).where(o.event.in_(OPS_EVENTS), o.id > after).order_by(o.id).limit(limit)
+def alerts_after(ws: Workspace, after: int, limit: int = PAGE) -> tuple[list[Alert], int]:
+    """Ops alerts with an id above `after`, oldest first (what a live page has not shown yet), and the id to
+    ask after next time: past the other rows seen too (payout notices), so each poll reads only new rows."""
     with ws.read_engine.connect() as conn:
-        return _with_attempts(conn, conn.execute(query).all())
+        newest = conn.execute(select(func.max(o.id))).scalar() or 0
+        rows = conn.execute(select(*COLUMNS).where(o.event.in_(OPS_EVENTS), o.id > after, o.id <= newest)
+                            .order_by(o.id).limit(limit)).all()
+        found = _with_attempts(conn, rows)
+    return found, found[-1].id if len(found) == limit else max(after, newest)
 
 
 def newest_id(ws: Workspace) -> int:
-    """The outbox's newest row id (0 when empty): where a live page starts."""
+    """The outbox's newest row id (0 when empty): where a live page starts (any row: ids only grow)."""
     with ws.read_engine.connect() as conn:
         return conn.execute(select(func.max(o.id))).scalar() or 0
 

@@ -48,9 +48,12 @@ async def alerts_page(
     page = await run_domain(request, queries.alerts, ws, status or None, kind or None, cursor)
     more = page.next_before
     next_url = url("/alerts", status=status, kind=kind, before=more) if more else None
-    # the live rows start after the newest alert on the first page (a later page takes none)
-    last = (page.alerts[0].id if page.alerts else await run_domain(request, queries.newest_id, ws)) \
-        if not before else ""
+    # live rows go on top of the first page only: after the newest alert it shows, or (filtered or empty)
+    # after the outbox's newest row, so that older alerts the filter left out do not stream in
+    last = ""
+    if cursor is None:
+        unfiltered = page.alerts and not (status or kind)
+        last = page.alerts[0].id if unfiltered else await run_domain(request, queries.newest_id, ws)
     return render(request, "alerts/list.html", page=page, kind=kind, chosen=status, kinds=queries.KINDS,
                   statuses=queries.STATUSES, next_url=next_url, last=last)
 
@@ -82,8 +85,8 @@ async def _events(request: Request, after: int) -> AsyncIterator[str]:
     yield f"retry: 1000\nid: {after}\n\n"  # a reconnect resumes here even when nothing came
     deadline = time.monotonic() + STREAM_SECONDS
     while time.monotonic() < deadline and not await request.is_disconnected():
-        for alert in await run_domain(request, queries.alerts_after, ws, after):
-            after = alert.id
+        found, after = await run_domain(request, queries.alerts_after, ws, after)
+        for alert in found:
             data = json.dumps({"id": alert.id, "html": row_html(alert)})
             yield f"id: {alert.id}\nevent: alert\ndata: {data}\n\n"
         await anyio.sleep(POLL_SECONDS)

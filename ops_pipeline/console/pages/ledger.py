@@ -11,7 +11,7 @@ from functools import partial
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ops_pipeline.console.ledger import merchant_ledger
@@ -26,35 +26,36 @@ router = page_router()
 Merchant = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def _may_read(session: Session) -> None:
+async def ledger_reader(session: Viewer) -> Session:
     if session.role not in READERS:
         raise Refused(f"role: {session.role!r} cannot read the ledger; it is for {', '.join(READERS)}")
+    return session
+
+
+Reader = Annotated[Session, Depends(ledger_reader)]
 
 
 @router.get("/ledger")
-async def search(request: Request, session: Viewer,
+async def search(request: Request, session: Reader,
                  merchant: Annotated[str, Query(max_length=64)] = "") -> Response:
-    _may_read(session)
     if merchant.strip():
         return RedirectResponse(url(f"/ledger/merchants/{quote(merchant.strip(), safe='')}"), status_code=303)
     return render(request, "ledger/search.html")
 
 
 @router.get("/ledger/merchants/{merchant_id}")
-async def merchant_page(request: Request, session: Viewer, merchant_id: Merchant) -> HTMLResponse:
-    _may_read(session)
+async def merchant_page(request: Request, session: Reader, merchant_id: Merchant) -> HTMLResponse:
     data = await run_domain(request, merchant_ledger, request.app.state.ws, merchant_id)
     return render(request, "ledger/merchant.html", merchant_id=merchant_id, data=data)
 
 
 @router.get("/ledger/quarantine")
 async def quarantine_page(
-    request: Request, session: Viewer,
+    request: Request, session: Reader,
     reason: Annotated[str, Query(max_length=64)] = "",
     status: Annotated[str, Query(max_length=16)] = "open",
     after: Annotated[str, Query(max_length=200)] = "",
 ) -> HTMLResponse:
-    _may_read(session)
     ws = request.app.state.ws
     counts = await run_domain(request, queries.open_quarantine_by_reason, ws)
     if reason and reason not in PRIORITY and reason not in counts:
