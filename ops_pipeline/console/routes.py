@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from ops_pipeline.console.pages import overview, signin
+from ops_pipeline.console.pages import jobs, overview, signin
 from ops_pipeline.console.web import HERE, PREFIX
 
-PAGES = (signin.router, overview.router)
+PAGES = (signin.router, overview.router, jobs.router)
 
 
 def install(app: FastAPI) -> None:
