@@ -78,8 +78,8 @@ def test_the_cursor_gives_the_next_page_without_overlap(ws):
     ("state=Nope", "state: 'Nope' is not one of Created"),
     ("priority=9", "priority: '9' is not one of High, Medium, Low"),
     ("type=nope", "type: 'nope' is not one of principal_onboarding"),
-    ("after=0", "after"),
-    (f"created_by={'x' * 129}", "created_by"),
+    ("after=0", "after: '0' is invalid (Input should be greater than or equal to 1)"),
+    (f"created_by={'x' * 129}", "created_by: 'xxxx"),
 ])
 def test_a_bad_filter_is_a_400_naming_it(ws, query, named):
     with console_client(ws, "analyst", "ann") as client:

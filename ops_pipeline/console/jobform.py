@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 JOB_FIELDS = ("priority", "expires_at", "idempotency_key", "depends_on")
-SCALARS = ("text", "decimal", "integer", "number", "date", "enum", "boolean")
 _ERROR_PATH = r"[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*|\[\d+\])*"
 _PROBLEMS = re.compile(rf"; (?={_ERROR_PATH}: )")
 _PROBLEM = re.compile(rf"({_ERROR_PATH}): (.*)", re.S)
@@ -37,7 +36,7 @@ _DOMAIN_NAMES = {"dependsOn": "depends_on"}
 class Field:
     name: str  # the input's name: the dotted path of the attribute
     label: str
-    kind: str  # one of SCALARS, "group", "lines" or "json"
+    kind: str  # text, decimal, integer, number, date, enum, boolean, group, lines or json
     required: bool
     help: str = ""
     default: str = ""
