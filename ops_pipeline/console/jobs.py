@@ -16,7 +16,7 @@ from ops_pipeline.jobqueue.model import TRANSITIONS, State
 from ops_pipeline.workspace import Workspace
 
 PEOPLE_OPERATIONS = ("approve", "reject", "cancel", "retry")
-DAGSTER_WORKER = "dagster-"  # worker id prefix of a Dagster run (`dagster-<run id>`)
+RUN_WORKER_PREFIX = "dagster-"  # worker id prefix of a Dagster run (`dagster-<run id>`)
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,8 @@ def job_detail(ws: Workspace, job_id: int) -> JobDetail:
     operations = tuple(op for op in PEOPLE_OPERATIONS if job.state in TRANSITIONS[op][0])
     if manual and job.state == State.CREATED:
         operations += ("complete",)
-    runs = [h["actor"].removeprefix(DAGSTER_WORKER) for h in job.history
-            if (h["actor"] or "").startswith(DAGSTER_WORKER)]
+    runs = [h["actor"].removeprefix(RUN_WORKER_PREFIX) for h in job.history
+            if (h["actor"] or "").startswith(RUN_WORKER_PREFIX)]
     actions = [a.name for a in job_type.actions] if job_type else []
     return JobDetail(
         view=service.public_view(job),

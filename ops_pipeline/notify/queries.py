@@ -15,7 +15,7 @@ from ops_pipeline.errors import InvalidInput
 from ops_pipeline.notify.outbox import DEAD, PENDING, SENT, UNSENT
 from ops_pipeline.workspace import Workspace
 
-OPS_EVENTS = ("ops.alert", "ticket.opened")
+ALERT_EVENTS = ("ops.alert", "ticket.opened")
 STATUSES = (PENDING, SENT, UNSENT, DEAD)
 # kind: an ops.alert's payload `alert`, or an opened ticket's `source`
 KINDS = {
@@ -80,7 +80,7 @@ def alerts(ws: Workspace, status: str | None = None, kind: str | None = None, be
         raise InvalidInput(f"status: {status!r} is not one of {', '.join(STATUSES)}")
     if kind and kind not in KINDS:
         raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(KINDS)}")
-    query = select(*COLUMNS).where(o.event.in_(OPS_EVENTS)).order_by(o.id.desc()).limit(limit + 1)
+    query = select(*COLUMNS).where(o.event.in_(ALERT_EVENTS)).order_by(o.id.desc()).limit(limit + 1)
     if status:
         query = query.where(o.status == status)
     if kind:
@@ -97,7 +97,7 @@ def alerts_after(ws: Workspace, after: int, limit: int = PAGE) -> tuple[list[Ale
     ask after next time: past the other rows seen too (payout notices), so each poll reads only new rows."""
     with ws.read_engine.connect() as conn:
         newest = conn.execute(select(func.max(o.id))).scalar() or 0
-        rows = conn.execute(select(*COLUMNS).where(o.event.in_(OPS_EVENTS), o.id > after, o.id <= newest)
+        rows = conn.execute(select(*COLUMNS).where(o.event.in_(ALERT_EVENTS), o.id > after, o.id <= newest)
                             .order_by(o.id).limit(limit)).all()
         found = _with_attempts(conn, rows)
     return found, found[-1].id if len(found) == limit else max(after, newest)
