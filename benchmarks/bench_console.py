@@ -181,7 +181,7 @@ def main() -> None:
                 print(f"{name:24} {results[name]}", file=sys.stderr)
             bearer = {"Authorization": f"Bearer {mint_token(settings, 'ops', 'bench')}"}
             floor = {"healthz": measure(client, "/healthz", args.requests),
-                     "GET /api/job/queue": measure(client, "/api/job/list", args.requests, bearer)}
+                     "GET /api/job/queue": measure(client, "/api/job/queue", args.requests, bearer)}
     finally:
         stop_server(server)
         ws.close()

@@ -86,7 +86,7 @@ def test_analysts_cannot_read_the_ledger(ws):
     with console_client(ws, "analyst", "ann") as client:
         for path in ("/console/ledger", "/console/ledger/merchants/M1", "/console/ledger/quarantine"):
             r = client.get(path)
-            assert r.status_code == 403 and "cannot read the ledger" in said(r.text), path
+            assert r.status_code == 403 and "does not read the ledger" in said(r.text), path
 
 
 def quarantine_some(ws, tmp_path, unknown: int = 2):

@@ -121,6 +121,17 @@ async def acting(request: Request, form: Annotated[Posted, Depends(posted)]) -> 
 Acting = Annotated[Posted, Depends(acting)]
 
 
+def readers(area: str, *roles: str) -> Callable[..., Coroutine[Any, Any, Session]]:
+    """A dependency admitting the signed-in people whose role reads `area` (as the REST API's reads do)."""
+
+    async def reader(session: Viewer) -> Session:
+        if session.role not in roles:
+            raise Refused(f"role: {session.role!r} does not read {area}; {', '.join(roles)} do")
+        return session
+
+    return reader
+
+
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A page in the console's frame (navigation, who is signed in, the flash message, the CSRF token)."""
     ws = _ws(request)

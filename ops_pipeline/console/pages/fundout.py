@@ -11,32 +11,27 @@ from functools import partial
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ops_pipeline.console.sessions import Session
-from ops_pipeline.console.web import Refused, Viewer, page_router, render, run_domain, url
+from ops_pipeline.console.web import page_router, readers, render, run_domain, url
 from ops_pipeline.fundout import batch, config, queries
 
 router = page_router()
-READERS = ("ops", "finance")
+Reader = Annotated[Session, Depends(readers("fund-out", "ops", "finance"))]
 BusinessId = Annotated[str, Path(min_length=1, max_length=config.MAX_BUSINESS_ID)]
 After = Annotated[str | None, Query(min_length=1, max_length=queries.MAX_CURSOR)]
 
-
-def _reader(session: Session) -> None:
-    if session.role not in READERS:
-        raise Refused(f"role: {session.role!r} does not read fund-out; {', '.join(READERS)} do")
 
 
 @router.get("/fundout")
 async def batches_page(
     request: Request,
-    session: Viewer,
+    session: Reader,
     status: Literal[batch.STATUSES] | None = None,  # type: ignore[valid-type]
     after: Annotated[int | None, Query(ge=1, le=batch.MAX_ID)] = None,
 ) -> HTMLResponse:
-    _reader(session)
     listed = partial(batch.list_batches, request.app.state.ws, status=status, after=after)
     page = await run_domain(request, listed)
     return render(request, "fundout/batches.html", page=page, chosen=status, statuses=batch.STATUSES,
@@ -46,12 +41,11 @@ async def batches_page(
 @router.get("/fundout/batches/{batch_id:int}")
 async def batch_page(
     request: Request,
-    session: Viewer,
+    session: Reader,
     batch_id: Annotated[int, Path(ge=1, le=batch.MAX_ID)],
     failed: bool = False,
     after: After = None,
 ) -> HTMLResponse:
-    _reader(session)
     ws = request.app.state.ws
     report = await run_domain(request, batch.get_batch, ws, batch_id)
     page = await run_domain(request, queries.batch_payouts, ws, batch_id, failed, after)
@@ -62,10 +56,9 @@ async def batch_page(
 
 @router.get("/fundout/businesses")
 async def find_business(
-    session: Viewer, id: Annotated[str, Query(min_length=1, max_length=config.MAX_BUSINESS_ID)]
+    session: Reader, id: Annotated[str, Query(min_length=1, max_length=config.MAX_BUSINESS_ID)]
 ) -> RedirectResponse:
     """The search box: to the business's page."""
-    _reader(session)
     return RedirectResponse(url(f"/fundout/businesses/{_quoted(id.strip())}"), status_code=303)
 
 
@@ -74,9 +67,8 @@ def _quoted(business_id: str) -> str:
 
 
 @router.get("/fundout/businesses/{business_id}")
-async def business_page(request: Request, session: Viewer, business_id: BusinessId, after: After = None
+async def business_page(request: Request, session: Reader, business_id: BusinessId, after: After = None
                         ) -> HTMLResponse:
-    _reader(session)
     data = await run_domain(request, queries.business, request.app.state.ws, business_id, after)
     return render(request, "fundout/business.html", data=data,
                   next_url=data.payouts.next_after and url(f"/fundout/businesses/{_quoted(business_id)}",

@@ -11,30 +11,37 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated
 
-from fastapi import Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ops_pipeline.api.jobs import WHY
 from ops_pipeline.api.models import Cursor, IdPath
 from ops_pipeline.console import jobform
 from ops_pipeline.console.jobs import job_detail, state_counts
-from ops_pipeline.console.web import Acting, Refused, Viewer, done, page_router, render, run_domain, url
+from ops_pipeline.console.sessions import Session
+from ops_pipeline.console.web import (
+    Acting,
+    Refused,
+    Viewer,
+    done,
+    page_router,
+    readers,
+    render,
+    run_domain,
+    url,
+)
 from ops_pipeline.errors import Conflict, InvalidInput
 from ops_pipeline.jobqueue import service
 from ops_pipeline.jobqueue.jobtypes import get_type
 from ops_pipeline.jobqueue.model import PRIORITIES, State
 
 router = page_router()
-READERS = ("ops", "analyst")
+Reader = Annotated[Session, Depends(readers("jobs", "ops", "analyst"))]
 CATALOG = {t["type"]: t for t in service.job_types_catalog()}
 FORMS = {name: jobform.form_fields(t["attributes_schema"]) for name, t in CATALOG.items()}
 PAGE = 50
 Filter = Annotated[str, Query(max_length=128)]
 
-
-def _reader(session) -> None:
-    if session.role not in READERS:
-        raise Refused(f"role: {session.role!r} does not read jobs; {' and '.join(READERS)} do")
 
 
 def _why(form, name: str) -> str | None:
@@ -51,9 +58,8 @@ def _creator(session) -> None:
 
 
 @router.get("/jobs")
-async def jobs_page(request: Request, session: Viewer, state: Filter = "", type: Filter = "",
+async def jobs_page(request: Request, session: Reader, state: Filter = "", type: Filter = "",
                     priority: Filter = "", created_by: Filter = "", after: Cursor = None) -> HTMLResponse:
-    _reader(session)
     ws = request.app.state.ws
     filters = {"state": state, "type": type, "priority": priority, "created_by": created_by}
     page = await run_domain(request, partial(service.list_jobs, ws, after_id=after, limit=PAGE,
@@ -112,8 +118,7 @@ async def create(request: Request, type_name: str, form: Acting) -> Response:
 
 
 @router.get("/jobs/{job_id:int}")
-async def job_page(request: Request, session: Viewer, job_id: IdPath) -> HTMLResponse:
-    _reader(session)
+async def job_page(request: Request, session: Reader, job_id: IdPath) -> HTMLResponse:
     detail = await run_domain(request, job_detail, request.app.state.ws, job_id)
     return render(request, "jobs/detail.html", d=detail, job=detail.view)
 

@@ -16,23 +16,24 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ops_pipeline.console.ledger import merchant_ledger
 from ops_pipeline.console.sessions import Session
-from ops_pipeline.console.web import Acting, Refused, Viewer, done, page_router, render, run_domain, url
+from ops_pipeline.console.web import (
+    Acting,
+    done,
+    page_router,
+    readers,
+    render,
+    run_domain,
+    url,
+)
 from ops_pipeline.errors import InvalidInput
 from ops_pipeline.ledger import ingest, queries
 from ops_pipeline.ledger.validation import PRIORITY
 
-READERS = ("ops", "finance")
 router = page_router()
 Merchant = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-async def ledger_reader(session: Viewer) -> Session:
-    if session.role not in READERS:
-        raise Refused(f"role: {session.role!r} cannot read the ledger; it is for {', '.join(READERS)}")
-    return session
-
-
-Reader = Annotated[Session, Depends(ledger_reader)]
+Reader = Annotated[Session, Depends(readers("the ledger", "ops", "finance"))]
 
 
 @router.get("/ledger")

@@ -10,38 +10,41 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ops_pipeline import audit
 from ops_pipeline.api.models import MAX_ID
 from ops_pipeline.console.sessions import Session
-from ops_pipeline.console.web import Acting, Refused, Viewer, done, page_router, render, run_domain, url
+from ops_pipeline.console.web import (
+    Acting,
+    done,
+    page_router,
+    readers,
+    render,
+    run_domain,
+    url,
+)
 from ops_pipeline.tickets import agents, queries
 from ops_pipeline.tickets.tickets import get_ticket, update_tickets
 from ops_pipeline.workspace import Workspace
 
 router = page_router()
-READERS = ("ops", "analyst")
+Reader = Annotated[Session, Depends(readers("tickets", "ops", "analyst"))]
 SHOWN_MOVES = 12  # moves named in the message; the rest counted
 TicketId = Annotated[int, Path(ge=1, le=MAX_ID)]
 AgentId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def _reader(session: Session) -> None:
-    if session.role not in READERS:
-        raise Refused(f"role: {session.role!r} does not read tickets; {', '.join(READERS)} do")
-
 
 @router.get("/tickets")
 async def tickets_page(
     request: Request,
-    session: Viewer,
+    session: Reader,
     group: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     after: Annotated[str | None, Query(max_length=24)] = None,
     mine: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> HTMLResponse:
-    _reader(session)
     data = await run_domain(request, queries.home, request.app.state.ws, session.sub, group, after, mine)
     group_id = data.group and data.group["group_id"]
     queue_next = data.queue and data.queue.next_after
@@ -56,8 +59,7 @@ async def tickets_page(
 
 
 @router.get("/tickets/{ticket_id:int}")
-async def ticket_page(request: Request, session: Viewer, ticket_id: TicketId) -> HTMLResponse:
-    _reader(session)
+async def ticket_page(request: Request, session: Reader, ticket_id: TicketId) -> HTMLResponse:
     ws = request.app.state.ws
     ticket = await run_domain(request, get_ticket, ws, ticket_id)
     history = await run_domain(request, queries.assignment_history, ws, ticket_id)
