@@ -73,7 +73,7 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
     echo(f"Reports written to {reports}")
     echo(f"Under `make dev`, files dropped in {ws.settings.landing_dir}/<kind>/ are ingested by a sensor.")
     echo("Next:")
-    echo("  make dev                      # Dagster UI on http://127.0.0.1:3000 and the REST API on :8000")
+    echo("  make dev                      # Dagster UI on :3000; REST API and ops console on :8000")
     echo('  .venv/bin/ops-pipeline sql "SELECT * FROM merchant_balances ORDER BY available DESC LIMIT 5"')
     echo("  .venv/bin/ops-pipeline ledger balance MER-0001")
     echo("  .venv/bin/ops-pipeline jobs list")
