@@ -9,6 +9,7 @@ from assets.fundout import defs as fundout
 from assets.jobqueue import defs as jobqueue
 from assets.ledger import defs as ledger
 from assets.platform import defs as platform
+from assets.statements import defs as statements
 from assets.tickets import defs as tickets
 from resources.lake_duckdb import LakeDuckDBResource
 from resources.ops import OpsResource
@@ -18,6 +19,7 @@ DOMAINS = [
     jobqueue,
     fundout,
     tickets,
+    statements,
     platform,
 ]
 

@@ -45,7 +45,7 @@ class Workspace:
     def init(self) -> None:
         """Create or upgrade the DB schema, the lake tables and the workspace folders (idempotent)."""
         private_dir(self.home)
-        for kind in ("confirmed", "reconciled"):
+        for kind in ("confirmed", "reconciled", "statements"):
             private_dir(self.settings.landing_dir / kind)
         upgrade(self.engine)
         with self.engine.begin() as conn:

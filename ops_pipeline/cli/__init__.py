@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "system",
         "DuckDB SQL over the lake views; without QUERY, an interactive shell (statements end with ';').",
     ),
+    "statements": ("statements", "Bank statements: load SWIFT MT940 and ISO 20022 camt.053 files."),
     "tickets": ("tickets", "Work for people, assigned fairly to the available agents of a group."),
     "token": ("system", "Mint a signed JWT for local use."),
 }

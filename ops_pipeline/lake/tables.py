@@ -139,6 +139,33 @@ BALANCE_SNAPSHOTS = TableSpec(
     ),
 )
 
+BANK_STATEMENT_ENTRIES = TableSpec(
+    "bank",
+    "bank_statement_entries",
+    pa.schema(
+        [
+            pa.field("statement_id", S, nullable=False),
+            pa.field("statement_ref", S, nullable=False),
+            pa.field("format", S, nullable=False),
+            pa.field("account", S, nullable=False),
+            pa.field("sequence", I64, nullable=False),
+            pa.field("entry_date", pa.date32(), nullable=False),
+            pa.field("value_date", pa.date32(), nullable=False),
+            pa.field("amount_minor", I64, nullable=False),
+            pa.field("currency", S, nullable=False),
+            pa.field("direction", S, nullable=False),
+            pa.field("customer_reference", S),
+            pa.field("bank_reference", S),
+            pa.field("entry_reference", S),
+            pa.field("details", S),
+            pa.field("raw", S, nullable=False),
+            pa.field("file_name", S, nullable=False),
+            pa.field("ingest_id", S, nullable=False),
+            pa.field("loaded_at", UTC_TS, nullable=False),
+        ]
+    ),
+)
+
 CONFIRMED_OPERATIONS = _raw_feed("confirmed_operations")
 RECONCILED_OPERATIONS = _raw_feed("reconciled_operations")
 
@@ -152,5 +179,6 @@ TABLES: dict[str, TableSpec] = {
         QUARANTINE_RESOLUTIONS,
         MERCHANT_CONTEXT,
         BALANCE_SNAPSHOTS,
+        BANK_STATEMENT_ENTRIES,
     )
 }

@@ -23,12 +23,14 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from ops_pipeline.crypto import mask_head, mask_tail, mask_vpa
 from ops_pipeline.errors import InvalidInput
 from ops_pipeline.money import to_major, to_minor
+from ops_pipeline.partners import statements
 
 State = dict[str, Any]
 Reply = tuple[int, dict[str, Any]]
@@ -132,6 +134,7 @@ class Simulator:
             ("GET", R(r"/transfers/(?P<transfer_id>[^/]+)"), self._get_transfer),
             ("POST", R(r"/payouts/batch"), self._payout_batch),
             ("POST", R(r"/payouts/lookup"), self._lookup_payouts),
+            ("GET", R(r"/statements/(?P<fmt>[^/]+)"), self._statement),
             ("PUT", R(r"/voucher-restrictions/(?P<program_id>[^/]+)"), self._push_restrictions),
             ("GET", R(r"/(?P<kind>principals|programs|distributors|wallets)/(?P<key>[^/]+)"), self._get),
         ]
@@ -460,6 +463,21 @@ class Simulator:
             else {"reference": r, "status": "absent"}
             for r in references
         ]}
+
+    def statement(self, fmt: str, booked: date | None = None) -> str:
+        """The bank's statement (`mt940` or `camt053` text) of every payout it paid, booked `booked`."""
+        with self._transaction(write=False) as st:
+            return self._render(st, fmt, booked)
+
+    def _statement(self, st: State, body: dict[str, Any], fmt: str) -> Reply:
+        return 200, {"format": fmt, "content": self._render(st, fmt, None)}
+
+    @staticmethod
+    def _render(st: State, fmt: str, booked: date | None) -> str:
+        render = statements.RENDERERS.get(fmt)
+        if render is None:
+            raise Refused(404, f"statement format {fmt!r} is not one of {', '.join(statements.RENDERERS)}")
+        return render(st["payouts"], booked or date.today())
 
     def block(self, business_id: str, blocked: bool = True) -> None:
         """Reject every payout to this business from now on (a frozen account), or no longer."""
