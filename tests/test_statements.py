@@ -10,8 +10,11 @@ import dagster as dg
 import duckdb
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from ops_pipeline.api.app import create_app
 from ops_pipeline.audit import history
+from ops_pipeline.auth import mint_token
 from ops_pipeline.errors import InvalidInput
 from ops_pipeline.partners.app import serving
 from ops_pipeline.partners.simulator import Simulator
@@ -229,3 +232,34 @@ def test_the_landing_sensor_loads_and_archives_files_and_sets_a_refused_one_asid
     with sqlite_ws.engine.connect() as conn:
         assert history(conn, "bank_statement", load_statement(sqlite_ws, CAMT.encode(), "x", "t").statement_id
                        )[0]["actor"] == "dagster:statement_landing_sensor"
+
+
+def test_api_upload_answers_201_then_200_and_400_naming_the_line(ws):
+    def auth(role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_token(ws.settings, role, 'alice')}"}
+
+    def upload(body: str, role: str = "finance"):
+        return client.post("/api/statements", files={"file": ("stmt.sta", body.encode())}, headers=auth(role))
+
+    with TestClient(create_app(ws.settings)) as client:
+        first = upload(MT940)
+        assert first.status_code == 201, first.text
+        assert first.json() | {"statementId": None} == {"statementId": None, "fileName": "stmt.sta",
+                                                        "format": "mt940", "entries": 4, "alreadyLoaded": False}
+        again = upload(MT940, "ops")
+        assert (again.status_code, again.json()["entries"], again.json()["alreadyLoaded"]) == (200, 0, True)
+        bad = upload(MT940.replace("D12,34NTRF", "D12,3,4NTRF"))
+        assert (bad.status_code, bad.json()["error"]) == (400, "line 5: :61: amount: '12,3,4NTRFPO-1//' is not valid")
+        assert upload(MT940, "merchant").status_code == 403
+        missing = client.post("/api/statements", files={"other": ("x", b"1")}, headers=auth("ops"))
+        assert (missing.status_code, missing.json()["error"]) == (
+            400, "file: a multipart/form-data field named 'file' is required")
+        plain = client.post("/api/statements", content=MT940, headers={**auth("ops"), "Content-Type": "text/plain"})
+        assert plain.status_code == 415
+        elsewhere = client.post("/api/jobs", files={"file": ("x", b"1")}, headers=auth("ops"))
+        assert elsewhere.status_code == 415
+        big = client.post("/api/statements", files={"file": ("x", b"x" * (4 * 1024 * 1024 + 1))}, headers=auth("ops"))
+        assert big.status_code == 413
+    assert len(rows(ws)) == 4
+    with ws.engine.connect() as conn:
+        assert history(conn, "bank_statement", first.json()["statementId"])[0]["actor"] == "finance:alice"

@@ -13,7 +13,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from ops_pipeline.api import agents, balances, docs, errors, fundout, guard, jobs, metrics, models, tickets
+from ops_pipeline.api import (
+    agents,
+    balances,
+    docs,
+    errors,
+    fundout,
+    guard,
+    jobs,
+    metrics,
+    models,
+    statements,
+    tickets,
+)
 from ops_pipeline.api.access import observed
 from ops_pipeline.api.auth import TokenVerifier
 from ops_pipeline.api.correlation import CorrelationIdMiddleware
@@ -25,7 +37,7 @@ from ops_pipeline.observability.timing import freeze_heap
 from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
 
-ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router)
+ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router, statements.router)
 
 
 class Unavailable(OpsError):

@@ -2,7 +2,8 @@
 
 - larger than `MAX_BODY_BYTES` -> 413 (from `Content-Length` before reading, else while reading);
 - not empty and not JSON (`Content-Type` missing, `text/plain`, ...) -> 415: every route takes JSON, but the
-  console's, which take urlencoded forms (`console.web.read_form` checks those);
+  console's, which take urlencoded forms (`console.web.read_form` checks those), and the statement upload,
+  which takes multipart/form-data;
 - JSON nested deeper than `MAX_DEPTH` -> 400: CPython's json parser raises RecursionError on deep input;
 - a NUL character in the path, a query parameter or a JSON string -> 400 naming where: PostgreSQL cannot
   store it in text (psycopg raises ValueError), and no field of ours takes it.
@@ -84,7 +85,7 @@ class BodyGuard:
 
 def _problem(request: Request, body: bytes) -> tuple[int, str, str] | None:
     """(status, code, message) of the first thing wrong with the request's body, path or query; or None."""
-    if body and not is_json(request.headers.get("content-type")) and not _console_form(request):
+    if body and not is_json(request.headers.get("content-type")) and not _form(request):
         shown = request.headers.get("content-type", "none")[:60]
         return 415, "UNSUPPORTED_MEDIA_TYPE", f"Content-Type: {shown!r} is not application/json"
     if too_deep(body):
@@ -95,8 +96,11 @@ def _problem(request: Request, body: bytes) -> tuple[int, str, str] | None:
     return None
 
 
-def _console_form(request: Request) -> bool:
+def _form(request: Request) -> bool:
+    """The console's urlencoded forms, and the one file upload (`POST /api/statements`)."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "multipart/form-data":
+        return request.scope["path"] == "/api/statements"
     return media == "application/x-www-form-urlencoded" and request.scope["path"].startswith("/console/")
 
 
