@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 from datetime import date
@@ -9,6 +10,7 @@ from datetime import date
 import polars as pl
 import pytest
 
+from ops_pipeline import analytics
 from ops_pipeline.errors import InvalidInput, NotFound
 from ops_pipeline.recon import store
 from ops_pipeline.recon.engine import Decision, match
@@ -76,6 +78,8 @@ def test_date_window():
     rows = match(internal, external, one_rule(equal=("ref",), date_field="day", date_window_days=2), DAY)
     assert by_status(rows) == {"matched": [(("i1",), ("e1",))], "unmatched_internal": [(("i2",), ())],
                                "unmatched_external": [((), ("e2",))]}
+    timestamps = external.with_columns(pl.col("day").cast(pl.Datetime("us", "UTC")))  # compared by day
+    assert match(internal, timestamps, one_rule(equal=("ref",), date_field="day", date_window_days=2), DAY) == rows
 
 
 def test_normalised_reference():
@@ -157,6 +161,30 @@ def test_decisions_force_forbid_and_write_off_in_the_engine():
     assert ("manual", ("i1",), ("e1",)) in [(r.status, r.internal_ids, r.external_ids) for r in rows]
 
 
+def test_totals_invariant_on_random_records():
+    """Many competing records, several rules and cardinalities: still each id once, sums exact."""
+    rnd = random.Random(11)
+    def side(prefix: str, n: int) -> pl.DataFrame:
+        return records(*[(f"{prefix}{k}", rnd.randint(1, 60), rnd.choice(["EUR", "USD"]), rnd.choice("ABCD"),
+                          rnd.randint(1, 5)) for k in range(n)])
+    internal, external = side("i", 300), side("e", 400)
+    recon = Recon("mix", (Rule("exact", Criteria(equal=("ref",), date_field="day")),
+                          Rule("near", Criteria(references=("ref",), amount_tolerance_minor=2,
+                                                date_field="day", date_window_days=1)),
+                          Rule("split", Criteria(equal=("ref",), amount_tolerance_minor=3), "1:N", ("ref", "day")),
+                          Rule("merge", Criteria(amount_tolerance_minor=3), "N:1", ("day", "ref"))))
+    rows = match(internal, external, recon, DAY, [Decision("write_off", ("i0",), (), "test", "ann")])
+    assert_totals(rows, internal, external)
+    assert {r.status for r in rows} == {"matched", "matched_with_difference", "unmatched_internal",
+                                        "unmatched_external", "manual"}
+    assert {r.rule_id for r in rows} == {None, "exact", "near", "split", "merge"}
+    assert any(len(r.external_ids) > 1 for r in rows if r.rule_id == "split")
+    assert any(len(r.internal_ids) > 1 for r in rows if r.rule_id == "merge")
+    assert all(abs(r.amount_difference_minor) <= 3 for r in rows if r.status.startswith("matched"))
+    assert rows == match(internal.reverse(), external.sample(fraction=1.0, shuffle=True, seed=3), recon, DAY,
+                         [Decision("write_off", ("i0",), (), "test", "ann")])  # order of input is moot
+
+
 @pytest.mark.parametrize("column", [pl.Float64, pl.Decimal(12, 2), pl.String])
 def test_non_integer_amounts_are_refused(column):
     internal = records(("i1", 100, "EUR", "A", 1)).with_columns(pl.col("amount").cast(column))
@@ -167,6 +195,8 @@ def test_non_integer_amounts_are_refused(column):
 def test_bad_records_and_rules_are_refused():
     with pytest.raises(InvalidInput, match=r"external records lack columns \['ref'\]"):
         match(records(), records().drop("ref"), one_rule(equal=("ref",)), DAY)
+    with pytest.raises(InvalidInput, match="internal records: date column 'ref' is String, not a date"):
+        match(records(), records(), one_rule(date_field="ref"), DAY)
     with pytest.raises(InvalidInput, match=r"internal records: duplicate ids \['i1'\]"):
         match(records(("i1", 1, "EUR", "A", 1), ("i1", 2, "EUR", "A", 1)), records(), one_rule(), DAY)
     with pytest.raises(InvalidInput, match=r"amount_tolerance_minor must be an integer >= 0, got 0\.5"):
@@ -209,6 +239,10 @@ def test_run_writes_supersedes_and_keeps_manual_decisions(ws):
     assert by_status(third.rows) == by_status(second.rows)
     assert_totals(third.rows, INTERNAL, EXTERNAL)
     assert store.latest_results(ws, "bank", date(2026, 12, 2)) == []
+    con = analytics.connect(ws)  # what `ops-pipeline sql` shows: the latest run; every run in the lake table
+    assert con.sql("SELECT count(*), any_value(run_id) FROM recon_results").fetchall() == [(4, third.run_id)]
+    assert con.sql("SELECT count(DISTINCT run_id), count(*) FROM lake_recon_results").fetchall() == [(3, 12)]
+    con.close()
 
     from ops_pipeline.audit import history
     with ws.engine.connect() as conn:

@@ -61,10 +61,12 @@ class ResultRow:
 
 def match(internal: pl.DataFrame | pa.Table, external: pl.DataFrame | pa.Table, recon: Recon,
           business_date: date, decisions: Sequence[Decision] = ()) -> list[ResultRow]:
-    """Every record of both sides in exactly one row; `decisions` in the order they were taken."""
+    """Every record of both sides in exactly one row; `decisions` in the order they were taken (one naming
+    a record absent from the input is refused: decisions are about this date's records)."""
     fields = {f for rule in recon.rules for f in (*rule.criteria.fields, *rule.group_by)}
-    sides = {"internal": _records(internal, "internal", fields),
-             "external": _records(external, "external", fields)}
+    dates = {rule.criteria.date_field for rule in recon.rules} - {None}
+    sides = {"internal": _records(internal, "internal", fields, dates),
+             "external": _records(external, "external", fields, dates)}
     forced, forbidden = _fold(decisions)
     rows = [_manual_row(recon.name, business_date, sides, d) for d in forced]
     taken = {"internal": [i for d in forced for i in d.internal_ids],
@@ -95,8 +97,8 @@ def match(internal: pl.DataFrame | pa.Table, external: pl.DataFrame | pa.Table, 
     return rows
 
 
-def _records(frame: pl.DataFrame | pa.Table, side: str, fields: set[str]) -> pl.DataFrame:
-    """The side's records, checked: required columns, integer amounts, no null or duplicate ids."""
+def _records(frame: pl.DataFrame | pa.Table, side: str, fields: set[str], dates: set[str]) -> pl.DataFrame:
+    """The side's records, checked: required columns, integer amounts, dates, no null or duplicate ids."""
     df = frame if isinstance(frame, pl.DataFrame) else pl.from_arrow(frame)
     missing = sorted({"id", "amount", "currency", *fields} - set(df.columns))
     if missing:
@@ -104,6 +106,9 @@ def _records(frame: pl.DataFrame | pa.Table, side: str, fields: set[str]) -> pl.
     if not df.schema["amount"].is_integer():
         raise InvalidInput(f"{side} records: column 'amount' is {df.schema['amount']}; amounts must be "
                            "integers in minor units")
+    for column in sorted(dates):
+        if not df.schema[column].is_temporal():
+            raise InvalidInput(f"{side} records: date column {column!r} is {df.schema[column]}, not a date")
     for column in ("id", "amount", "currency"):
         if df[column].null_count():
             raise InvalidInput(f"{side} records: column {column!r} has empty values")
@@ -115,8 +120,9 @@ def _records(frame: pl.DataFrame | pa.Table, side: str, fields: set[str]) -> pl.
 
 
 def _fold(decisions: Sequence[Decision]) -> tuple[list[Decision], set[tuple[frozenset, frozenset]]]:
-    """Forced matches and write-offs still standing, and the pairs unmatch decisions forbid. A later
-    decision touching an id replaces an earlier forced match or write-off of it."""
+    """Forced matches and write-offs still standing, and the pairs unmatch decisions forbid (exactly those
+    sets of ids: an unmatched 1:N group may still match in another grouping). A later decision touching an
+    id replaces an earlier forced match or write-off of it; a later match of a forbidden pair lifts it."""
     forced: list[Decision] = []
     forbidden: set[tuple[frozenset, frozenset]] = set()
     for d in decisions:

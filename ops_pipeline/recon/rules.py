@@ -27,7 +27,7 @@ def normalised_reference(field: str) -> pl.Expr:
 class Criteria:
     """When two sides agree: currency always; `equal` fields exactly; `references` after normalising;
     amounts within `amount_tolerance_minor` (integer minor units); dates of `date_field` within
-    `date_window_days` days (no date criterion when `date_field` is None)."""
+    `date_window_days` days (no date criterion when `date_field` is None). An empty field never matches."""
 
     equal: tuple[str, ...] = ()
     references: tuple[str, ...] = ()

@@ -2,8 +2,9 @@
 
 The lake is append-only here, so "replacing" a date is a newer run: every run of (recon, business_date)
 appends all its rows under a new `run_id`, and readers take the latest run of the date (by `created_at`,
-then `run_id`). Earlier runs stay readable as history. Manual decisions are not lost by a re-run: they
-live in `recon_decisions` and every run applies them, so the latest run carries them as `manual` rows.
+then `run_id`: the view `recon_results`, sql/views/recon_results.sql). Earlier runs stay readable as
+history. Manual decisions are not lost by a re-run: they live in `recon_decisions` and every run applies
+them, so the latest run carries them as `manual` rows.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow as pa
 from sqlalchemy import select
 
 from ops_pipeline import audit
+from ops_pipeline.analytics import SQL_DIR
 from ops_pipeline.db.schema import recon_decisions
 from ops_pipeline.errors import InvalidInput, NotFound
 from ops_pipeline.lake.tables import RECON_RESULTS
@@ -43,13 +45,11 @@ def latest_results(ws: Workspace, recon: str, business_date: date) -> list[Resul
     """The rows of the latest run of (recon, business_date); empty if it never ran."""
     con = duckdb.connect()
     try:
-        view = ws.lake.relation(con, RECON_RESULTS.name)
-        found = con.execute(
-            f"""WITH latest AS (SELECT run_id FROM {view} WHERE recon = $1 AND business_date = $2
-                                ORDER BY created_at DESC, run_id DESC LIMIT 1)
-                SELECT {", ".join(_ROW_FIELDS)} FROM {view} JOIN latest USING (run_id) ORDER BY result_id""",
-            [recon, business_date],
-        ).fetchall()
+        ws.lake.relation(con, RECON_RESULTS.name)
+        con.execute((SQL_DIR / "views" / "recon_results.sql").read_text())
+        found = con.execute(f"SELECT {', '.join(_ROW_FIELDS)} FROM recon_results "
+                            "WHERE recon = $1 AND business_date = $2 ORDER BY result_id",
+                            [recon, business_date]).fetchall()
     finally:
         con.close()
     return [ResultRow(**{**dict(zip(_ROW_FIELDS, r, strict=True)), "internal_ids": tuple(r[2]),
