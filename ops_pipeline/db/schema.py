@@ -460,3 +460,21 @@ console_sessions = Table(
     Column("ended_at", UTCDateTime()),
     Column("flash", Text),  # the outcome of the last action, shown once on the next page
 )
+
+# Reconciliation decisions of ops users (match, unmatch, write_off a break), in the order taken (`id`); the
+# next run of (recon, business_date) applies them (`ops_pipeline.recon`).
+recon_decisions = Table(
+    "recon_decisions",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("recon", String(128), nullable=False),
+    Column("business_date", Date, nullable=False),
+    Column("action", String(16), nullable=False),  # match | unmatch | write_off
+    Column("internal_ids", JSON, nullable=False),
+    Column("external_ids", JSON, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_recon_decisions_recon", "recon", "business_date", "id"),
+    sqlite_autoincrement=True,
+)

@@ -166,6 +166,33 @@ BANK_STATEMENT_ENTRIES = TableSpec(
     ),
 )
 
+# Reconciliation results, append-only: a re-run of (recon, business_date) is a newer `run_id` that supersedes
+# the earlier runs of that date (`ops_pipeline.recon.store`). Amounts are integer minor units.
+RECON_RESULTS = TableSpec(
+    "recon",
+    "recon_results",
+    pa.schema(
+        [
+            pa.field("result_id", S, nullable=False),
+            pa.field("recon", S, nullable=False),
+            pa.field("business_date", pa.date32(), nullable=False),
+            pa.field("internal_ids", pa.list_(S), nullable=False),
+            pa.field("external_ids", pa.list_(S), nullable=False),
+            pa.field("rule_id", S),
+            pa.field("status", S, nullable=False),
+            pa.field("internal_amount_minor", I64, nullable=False),
+            pa.field("external_amount_minor", I64, nullable=False),
+            pa.field("amount_difference_minor", I64, nullable=False),
+            pa.field("currency", S, nullable=False),
+            pa.field("reason", S, nullable=False),
+            pa.field("run_id", S, nullable=False),
+            pa.field("decided_by", S),
+            pa.field("note", S),
+            pa.field("created_at", UTC_TS, nullable=False),
+        ]
+    ),
+)
+
 CONFIRMED_OPERATIONS = _raw_feed("confirmed_operations")
 RECONCILED_OPERATIONS = _raw_feed("reconciled_operations")
 
@@ -180,5 +207,6 @@ TABLES: dict[str, TableSpec] = {
         MERCHANT_CONTEXT,
         BALANCE_SNAPSHOTS,
         BANK_STATEMENT_ENTRIES,
+        RECON_RESULTS,
     )
 }
