@@ -300,7 +300,8 @@ fundout_payouts = Table(
     Column("slot", UTCDateTime()),  # scheduled payouts only
     Column("batch_id", BigInteger),
     Column("amount_minor", BigInteger, nullable=False),
-    Column("status", String(16), nullable=False),  # held | sending | unknown | paid | posted | failed
+    # held | sending | unknown | paid | posted | failed | returned (reversed by the bank after posting)
+    Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("bank_payout_id", String(64)),
     Column("error", Text),

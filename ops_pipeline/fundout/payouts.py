@@ -7,6 +7,7 @@ a crash without doing it twice:
 - `sending`: asked, the process stopped before the answer was recorded: ask the bank's status first.
 - `unknown`: the bank's answer could not be trusted (timeout) and its status could not be read: ask again.
 - `paid`: post the entry (idempotent by id), then capture the hold.
+A posted payout the bank reversed becomes `returned` (`ops_pipeline.recon.payouts.apply_reversals`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ops_pipeline.notify import Notification, enqueue
 from ops_pipeline.observability.metrics import FUNDOUT_PAYOUTS
 from ops_pipeline.workspace import Workspace
 
-HELD, SENDING, POSTED = "held", "sending", "posted"
+HELD, SENDING, POSTED, RETURNED = "held", "sending", "posted", "returned"
 OPEN = (HELD, SENDING, UNKNOWN, PAID)
 CHUNK = 2000  # payouts sent, recorded and posted together
 
