@@ -201,3 +201,16 @@ def test_cli_run_breaks_resolve(world):
     assert "error: date: '2026-13-01' is not an ISO date" in cli(world, "run", "--date", "2026-13-01", code=1)
     assert "error: name: 'payouts' is not one of settlement" in cli(
         world, "run", "--date", "2026-11-01", "--name", "payouts", code=1)
+
+
+def test_business_date_is_local_to_ops_timezone(world, tmp_path):
+    late_evening = op("tz1", "3.00", date="2026-10-31T20:00:00Z")  # 1 November, 05:00 in Tokyo
+    ingest.ingest_file(world, write_ops(tmp_path / "tz.csv", [late_evening]), "confirmed")
+    ids = {i for r in settlement.run(world, D, actor="test", dry_run=True).rows for i in r.internal_ids}
+    assert "tz1" not in ids
+    tokyo = Workspace(make_settings(world.settings.home, world.settings.database_url, OPS_TIMEZONE="Asia/Tokyo"))
+    try:
+        ids = {i for r in settlement.run(tokyo, D, actor="test", dry_run=True).rows for i in r.internal_ids}
+        assert {"tz1", "c1"} <= ids
+    finally:
+        tokyo.close()
