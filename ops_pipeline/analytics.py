@@ -38,6 +38,9 @@ def connect(ws: Workspace, con: duckdb.DuckDBPyConnection | None = None) -> duck
     for name in TABLES:
         ws.lake.relation(con, name)
     _live_balances(ws, con)
+    # today in OPS_TIMEZONE, for the views that age things (a caller may replace it with a fixed date)
+    con.execute(f"CREATE OR REPLACE TEMP MACRO business_today() AS "
+                f"CAST(timezone('{ws.settings.timezone}', now()) AS DATE)")
     for path in sorted((SQL_DIR / "views").glob("*.sql")):
         con.execute(path.read_text())
     return con

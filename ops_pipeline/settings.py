@@ -46,6 +46,7 @@ class Settings:
     jwt_public_key: str | None = None
     tickets_group: str = "Ops"
     tickets_routes: Mapping[str, str] = field(default_factory=dict)
+    recon_windows: Mapping[str, int] = field(default_factory=dict)  # settlement days per PSP (default 3)
     console_url: str = "http://127.0.0.1:8000/console"  # where people open the console (its links)
     dagster_url: str = "http://127.0.0.1:3000"  # the Dagster UI the console links to
     _jwt_secret: str | None = None
@@ -88,6 +89,7 @@ class Settings:
             jwt_public_key=env.get("OPS_JWT_PUBLIC_KEY") or None,
             tickets_group=(env.get("OPS_TICKETS_GROUP") or "Ops").strip(),
             tickets_routes=_routes(env.get("OPS_TICKETS_ROUTES") or ""),
+            recon_windows=_windows(env.get("OPS_RECON_WINDOWS") or ""),
             console_url=(env.get("OPS_CONSOLE_URL") or "http://127.0.0.1:8000/console").rstrip("/"),
             dagster_url=(env.get("OPS_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
             _jwt_secret=env.get("OPS_JWT_SECRET") or None,
@@ -149,6 +151,17 @@ def _routes(text: str) -> dict[str, str]:
             raise InvalidInput(f"OPS_TICKETS_ROUTES: {pair!r} is not source=group")
         routes[source] = group
     return routes
+
+
+def _windows(text: str) -> dict[str, int]:
+    """`OPS_RECON_WINDOWS`: `psp=days` pairs separated by commas, e.g. `psp1=3,psp2=5`."""
+    windows = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        psp, _, days = (part.strip() for part in pair.partition("="))
+        if not psp or not days.isdigit():
+            raise InvalidInput(f"OPS_RECON_WINDOWS: {pair!r} is not psp=days (days a whole number >= 0)")
+        windows[psp] = int(days)
+    return windows
 
 
 def _home_secret(home: Path, name: str, make=lambda: secrets.token_urlsafe(48)) -> str:

@@ -62,6 +62,12 @@ def run(ws: Workspace, recon: Recon, business_date: date, internal: pl.DataFrame
     rows = tuple(match(internal, external, recon, business_date, decided))
     if dry_run:
         return RunSummary(recon.name, business_date, None, None, rows)
+    return record(ws, recon, business_date, rows, actor=actor)
+
+
+def record(ws: Workspace, recon: Recon, business_date: date, rows: tuple[ResultRow, ...], *,
+           actor: str) -> RunSummary:
+    """Append a run's rows as the latest run of the date (audited)."""
     with ws.lock(f"recon:{recon.name}"):
         at = datetime.now(UTC)
         run_id = f"{at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"  # sorts by time

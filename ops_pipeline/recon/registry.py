@@ -1,0 +1,8 @@
+"""The reconciliations `recon run --name` knows: each runs one business date (actor, dry run) and returns
+its `RunSummary`."""
+
+from __future__ import annotations
+
+from ops_pipeline.recon import settlement
+
+RECONS = {"settlement": settlement.run}
