@@ -2,6 +2,8 @@
 bank simulator over real HTTP, its MT940 loaded back, plus a hand-written statement with a duplicate debit,
 an unknown reference, an amount mismatch, a debit outside the window and reversals."""
 
+import os
+import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +20,7 @@ from ops_pipeline.recon import store
 from ops_pipeline.statements.intake import load_statement
 from ops_pipeline.workspace import Workspace
 from tests.conftest import make_settings
+from tests.servers import CLI
 
 SLOT = datetime(2026, 11, 21, 22, tzinfo=UTC)
 
@@ -93,6 +96,11 @@ def test_payouts_match_the_statement_one_to_one_and_every_anomaly_is_a_break(ws,
     assert "a second reversal" in first[1].reason and first[2].reason == "reference 'no-such-payout' is no payout of ours"
     again = recon_payouts.apply_reversals(ws, "ops:bob")
     assert [r.outcome for r in again] == ["already returned", "break", "break"]
+    env = {**os.environ, "OPS_HOME": str(ws.settings.home), "OPS_DATABASE_URL": ws.settings.database_url}
+    out = subprocess.run([CLI, "recon", "reversals", "--format", "csv"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.count("already returned") == 1, out.stderr
+    assert "50.00,EUR,already returned" in out.stdout
     assert available(ws, "B2", "EUR") == 5_000  # credited exactly once
     assert balances.rebuild(ws).differences == []
     with ws.engine.connect() as conn:
@@ -102,9 +110,9 @@ def test_payouts_match_the_statement_one_to_one_and_every_anomaly_is_a_break(ws,
                                                                                 f"reversal-{ids['B2']}")]
     assert (status, returned, credited) == ("returned", [("ops:alice", "returned")], [("ops:alice", 5_000)])
 
-    dry = recon_payouts.run_payouts(ws, day, "ops:alice", dry_run=True)
+    dry = recon_payouts.run(ws, day, actor="ops:alice", dry_run=True)
     assert (dry.run_id, store.latest_results(ws, "payouts", day)) == (None, [])
-    summary = recon_payouts.run_payouts(ws, day, "ops:alice")
+    summary = recon_payouts.run(ws, day, actor="ops:alice")
     assert summary.rows == dry.rows
     assert summary.counts == {"matched": 3, "matched_with_difference": 1, "unmatched_internal": 0,
                               "unmatched_external": 2, "manual": 0}

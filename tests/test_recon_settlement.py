@@ -199,8 +199,8 @@ def test_cli_run_breaks_resolve(world):
     assert "error: break 'nope' is not a break of the latest runs" in cli(
         world, "resolve", "nope", "--action", "match", "--note", "x", code=1)
     assert "error: date: '2026-13-01' is not an ISO date" in cli(world, "run", "--date", "2026-13-01", code=1)
-    assert "error: name: 'payouts' is not one of settlement" in cli(
-        world, "run", "--date", "2026-11-01", "--name", "payouts", code=1)
+    assert "error: name: 'nope' is not one of payouts, settlement" in cli(
+        world, "run", "--date", "2026-11-01", "--name", "nope", code=1)
 
 
 def test_business_date_is_local_to_ops_timezone(world, tmp_path):

@@ -45,7 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "fundout",
         "Notifications: the outbox, delivered by email (OPS_SMTP_URL) and webhook (OPS_WEBHOOK_URL).",
     ),
-    "recon": ("recon", "Reconciliations: settlement (CO vs RO) runs, breaks and their resolution."),
+    "recon": (
+        "recon",
+        "Reconciliations (settlement: CO vs RO; payouts: vs the bank statement), breaks, resolution.",
+    ),
     "sql": (
         "system",
         "DuckDB SQL over the lake views; without QUERY, an interactive shell (statements end with ';').",

@@ -16,7 +16,7 @@ SUMMARY_COLUMNS = ("status", "currency", "count", "internal", "external", "diffe
 
 @cli.group("recon")
 def recon_group() -> None:
-    """Reconciliations: settlement (CO vs RO) runs, breaks and their resolution."""
+    """Reconciliations (settlement: CO vs RO; payouts: vs the bank statement), breaks, resolution."""
 
 
 def _date(value: str) -> date:
@@ -81,3 +81,18 @@ def recon_resolve(ctx: Context, break_id: str, action: str, note: str, other_id:
 
     decision_id = breaks.resolve(ctx.ws, break_id, action, note, actor, other_id)
     click.echo(f"decision {decision_id}: {action} {break_id}; applied at the next run of its date")
+
+
+@recon_group.command("reversals")
+@ACTOR
+@FORMAT
+@pass_ctx
+def recon_reversals(ctx: Context, actor: str, fmt: str) -> None:
+    """Apply the statements' payout reversals (RD): each returned payout is credited back once; the others
+    are listed as breaks."""
+    from ops_pipeline.money import to_major
+    from ops_pipeline.recon.payouts import apply_reversals
+
+    emit(("entry", "reference", "payout", "amount", "currency", "outcome", "reason"),
+         ([r.entry_id, r.reference, r.payout_id, to_major(r.amount_minor, r.currency), r.currency, r.outcome,
+           r.reason] for r in apply_reversals(ctx.ws, actor)), fmt)

@@ -98,7 +98,7 @@ def records(ws: Workspace, business_date: date) -> tuple[pl.DataFrame, pl.DataFr
     return internal, pl.DataFrame(debits, schema=_EXTERNAL, orient="row")
 
 
-def run_payouts(ws: Workspace, business_date: date, actor: str, dry_run: bool = False) -> service.RunSummary:
+def run(ws: Workspace, business_date: date, *, actor: str, dry_run: bool = False) -> service.RunSummary:
     """Reconcile the payouts of `business_date` against the statement (see `recon.service.run`)."""
     internal, external = records(ws, business_date)
     return service.run(ws, RECON, business_date, internal, external, actor=actor, dry_run=dry_run)

@@ -3,6 +3,6 @@ its `RunSummary`."""
 
 from __future__ import annotations
 
-from ops_pipeline.recon import settlement
+from ops_pipeline.recon import payouts, settlement
 
-RECONS = {"settlement": settlement.run}
+RECONS = {"settlement": settlement.run, "payouts": payouts.run}
