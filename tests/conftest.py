@@ -98,6 +98,15 @@ def ws(tmp_path, db_url):
 
 
 @pytest.fixture
+def bank_ws(tmp_path, db_url, sim_url):
+    """An initialized workspace (no merchant context) whose bank is the simulator over HTTP (`sim`)."""
+    workspace = Workspace(make_settings(tmp_path / "home", db_url, OPS_BANK_URL=sim_url))
+    workspace.init()
+    yield workspace
+    workspace.close()
+
+
+@pytest.fixture
 def sqlite_ws(tmp_path):
     """Like `ws`, on the embedded default only (for tests about files and processes, not SQL dialects)."""
     from ops_pipeline.ledger import merchants

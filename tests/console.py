@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from html import unescape
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -50,8 +51,14 @@ def submit(client: TestClient, path: str, token: str | None = None, **fields: st
 
 
 def text_of(html: str) -> str:
-    """A page's text without tags and with whitespace collapsed, for assertions on what a person reads."""
-    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    """A page's text without tags, entities decoded and whitespace collapsed: what a person reads."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def next_link(html: str) -> str | None:
+    """The href of a page's "Next page" link (`rel="next"`), entities decoded; None on the last page."""
+    found = re.search(r'href="([^"]+)" rel="next"', html)
+    return unescape(found.group(1)) if found else None
 
 
 @contextmanager

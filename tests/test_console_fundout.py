@@ -4,7 +4,6 @@ and missed slots; a batch's payouts (failed only); a business's configuration an
 
 import re
 from datetime import UTC, datetime, timedelta
-from html import unescape
 
 import pytest
 
@@ -12,19 +11,14 @@ from ops_pipeline.fundout import batch, config, queries
 from ops_pipeline.fundout.bank import Bank
 from ops_pipeline.ledger.entries import Entry, post_entries
 from ops_pipeline.partners.clients import HttpOptions
-from ops_pipeline.workspace import Workspace
-from tests.conftest import make_settings
-from tests.console import console_client, text_of
+from tests.console import console_client, next_link, text_of
 
 SLOT = datetime(2026, 11, 21, 22, tzinfo=UTC)
 
 
 @pytest.fixture
-def ws(tmp_path, db_url, sim_url):
-    workspace = Workspace(make_settings(tmp_path / "home", db_url, OPS_BANK_URL=sim_url))
-    workspace.init()
-    yield workspace
-    workspace.close()
+def ws(bank_ws):
+    return bank_ws
 
 
 def run(ws, sim, hours_later=None):
@@ -50,7 +44,7 @@ def run(ws, sim, hours_later=None):
 
 
 def row_text(html, row_id):
-    return unescape(text_of(re.search(rf'<tr id="{row_id}"[^>]*>(.*?)</tr>', html, re.S).group(1)))
+    return text_of(re.search(rf'<tr id="{row_id}"[^>]*>(.*?)</tr>', html, re.S).group(1))
 
 
 def test_batches_by_slot_with_counts_exact_amounts_failure_rate_and_missed_slots(ws, sim):
@@ -79,7 +73,7 @@ def test_the_batch_list_pages_by_cursor(ws, sim):
     with console_client(ws) as client:
         html = client.get("/console/fundout").text
         first_page = re.findall(r'<tr id="batch-(\d+)"', html)
-        link = re.search(r'href="([^"]+)" rel="next"', html).group(1).replace("&amp;", "&")
+        link = next_link(html)
         second = client.get(link).text
         second_page = re.findall(r'<tr id="batch-(\d+)"', second)
     assert len(first_page) == 50 and len(second_page) == 11 and not set(first_page) & set(second_page)

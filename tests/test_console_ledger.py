@@ -4,7 +4,6 @@ user; role and CSRF refusals; bad parameters as 400 pages."""
 
 import re
 from decimal import Decimal
-from html import unescape
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,7 +14,7 @@ from ops_pipeline.auth import mint_token
 from ops_pipeline.db.schema import audit_log
 from ops_pipeline.ledger import holds, ingest, merchants
 from ops_pipeline.ledger.queries import open_quarantine_by_reason
-from tests.console import console_client, csrf, submit, text_of
+from tests.console import console_client, csrf, next_link, submit, text_of
 from tests.factories import MERCHANTS, op, write_merchants, write_ops
 
 
@@ -38,21 +37,16 @@ def api_balances(ws, merchant: str) -> dict[str, dict]:
     return {b["currency"]: b for b in r.json()["balances"]}
 
 
-def said(html: str) -> str:
-    """What a person reads (entities decoded)."""
-    return unescape(text_of(html))
-
-
 def rows_of(html: str, table: str) -> list[str]:
     """The text of each body row of table `#table`."""
     body = re.search(rf'<table id="{table}">.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
-    return [said(r) for r in re.findall(r"<tr.*?</tr>", body, re.S)]
+    return [text_of(r) for r in re.findall(r"<tr.*?</tr>", body, re.S)]
 
 
 def shown(html: str, currency: str) -> dict[str, str]:
     """The balance row of `currency` as a person reads it: column -> text."""
     row = re.search(rf'<tr data-currency="{currency}">(.*?)</tr>', html, re.S).group(1)
-    return {name: said(value) for name, value in re.findall(r'<td class="num (\w+)">(.*?)</td>', row, re.S)}
+    return {name: text_of(value) for name, value in re.findall(r'<td class="num (\w+)">(.*?)</td>', row, re.S)}
 
 
 def test_merchant_page_shows_the_rest_apis_exact_balances_holds_and_entries(funded):
@@ -66,7 +60,7 @@ def test_merchant_page_shows_the_rest_apis_exact_balances_holds_and_entries(fund
         for name, key in (("confirmed", "confirmedBalance"), ("settled", "settledBalance"), ("held", "held"),
                           ("available", "available")):
             assert eur[name] == f"{Decimal(api[key]):,} EUR"
-        text = said(page.text)
+        text = text_of(page.text)
         assert "h-1 active 100.00 EUR" in text and "dispute 7" in text
         entries = [" ".join(r.split()[4:8]) for r in rows_of(page.text, "entries")]  # source type amount
         assert sorted(entries) == sorted(["CO capture 1,300.00 EUR", "CO psp_fee -38.00 EUR",
@@ -79,14 +73,14 @@ def test_merchant_page_shows_the_rest_apis_exact_balances_holds_and_entries(fund
 
         assert client.get("/console/ledger?merchant=M3").headers["location"] == "/console/ledger/merchants/M3"
         missing = client.get("/console/ledger/merchants/NOPE")
-        assert missing.status_code == 404 and "'NOPE' has no balances" in said(missing.text)
+        assert missing.status_code == 404 and "'NOPE' has no balances" in text_of(missing.text)
 
 
 def test_analysts_cannot_read_the_ledger(ws):
     with console_client(ws, "analyst", "ann") as client:
         for path in ("/console/ledger", "/console/ledger/merchants/M1", "/console/ledger/quarantine"):
             r = client.get(path)
-            assert r.status_code == 403 and "does not read the ledger" in said(r.text), path
+            assert r.status_code == 403 and "does not read the ledger" in text_of(r.text), path
 
 
 def quarantine_some(ws, tmp_path, unknown: int = 2):
@@ -102,21 +96,21 @@ def test_quarantine_counts_by_reason_are_the_lakes_and_rows_are_paged(ws, tmp_pa
         page = client.get("/console/ledger/quarantine")
         assert page.status_code == 200, page.text
         assert open_quarantine_by_reason(ws) == {"unknown_merchant": 52, "non_positive_amount": 1}
-        text = said(page.text)
+        text = text_of(page.text)
         assert "unknown_merchant 52" in text and "non_positive_amount 1" in text and "Total 53" in text
         assert 'action="/console/ledger/quarantine/reprocess"' not in page.text  # finance reads only
         first = client.get("/console/ledger/quarantine?reason=unknown_merchant")
         assert first.text.count('<tr id="q-') == 50
         assert "co.csv" in first.text and "psp9" in first.text and "non_positive_amount</code>" not in first.text
-        more = first.text.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+        more = next_link(first.text)
         second = client.get(more)
         assert second.text.count('<tr id="q-') == 2 and 'rel="next"' not in second.text
         ids = {line.split('"')[0] for page in (first, second) for line in page.text.split('<tr id="q-')[1:]}
         assert len(ids) == 52
         bad = client.get("/console/ledger/quarantine?status=closed")
-        assert bad.status_code == 400 and "status: 'closed' is not one of open, resolved, all" in said(bad.text)
+        assert bad.status_code == 400 and "status: 'closed' is not one of open, resolved, all" in text_of(bad.text)
         bad = client.get("/console/ledger/quarantine?reason=gremlins")
-        assert bad.status_code == 400 and "reason: 'gremlins'" in said(bad.text)
+        assert bad.status_code == 400 and "reason: 'gremlins'" in text_of(bad.text)
 
 
 def test_reprocess_from_the_console_resolves_rows_whose_cause_is_gone_and_is_audited(ws, tmp_path):
@@ -132,7 +126,7 @@ def test_reprocess_from_the_console_resolves_rows_whose_cause_is_gone_and_is_aud
         r = submit(client, "/console/ledger/quarantine/reprocess")
         assert r.status_code == 303 and r.headers["location"] == "/console/ledger/quarantine"
         page = client.get("/console/ledger/quarantine").text
-        assert "Reprocessed 3 quarantined rows from 1 files: 2 resolved, 1 still quarantined." in said(page)
+        assert "Reprocessed 3 quarantined rows from 1 files: 2 resolved, 1 still quarantined." in text_of(page)
         assert rows_of(page, "quarantine-reasons") == ["non_positive_amount 1"]
         [still] = rows_of(page, "quarantine-rows")
         assert "co.csv (CO) 2 non_positive_amount" in still and still.endswith(" open")

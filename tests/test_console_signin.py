@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from ops_pipeline.api.app import create_app
 from ops_pipeline.auth import mint_token
 from ops_pipeline.console import sessions
-from ops_pipeline.db.schema import audit_log, console_logins
+from ops_pipeline.db.schema import audit_log, console_logins, console_sessions
 from ops_pipeline.jobqueue import service
 from tests.console import console_client, csrf, sign_in, submit, text_of
 
@@ -84,10 +84,14 @@ def test_forms_are_urlencoded_only_and_nul_is_refused(ws):
 
 
 def test_read_roles_cannot_act(ws):
+    job, _ = service.create_job(ws, actor="alice", type="manual", attributes={"title": "a"})
     with console_client(ws, role="analyst", sub="ann") as client:
         r = client.get("/console/")
         assert r.status_code == 200 and "analyst" in r.text
         assert sessions.Session("ann", "analyst", "x", datetime.now(UTC)).can_act is False
+        refused = submit(client, f"/console/jobs/{job.id}/cancel", reason="not mine")
+        assert refused.status_code == 403 and "only ops act" in text_of(refused.text)
+    assert service.get_job(ws, job.id).state == "Created"
 
 
 def test_overview_counts_jobs_tickets_and_the_replay_check(ws):
@@ -121,3 +125,6 @@ def test_sign_in_twice_gives_two_sessions(ws):
     with console_client(ws) as client:
         sign_in(client, ws, "ops", "alice")
         assert client.get("/console/").status_code == 200
+    with ws.engine.connect() as conn:
+        subs = conn.execute(select(console_sessions.c.sub)).scalars().all()
+    assert subs == ["alice", "alice"]

@@ -18,19 +18,14 @@ from ops_pipeline.ledger.entries import Entry, post_entries
 from ops_pipeline.recon import payouts as recon_payouts
 from ops_pipeline.recon import store
 from ops_pipeline.statements.intake import load_statement
-from ops_pipeline.workspace import Workspace
-from tests.conftest import make_settings
 from tests.servers import CLI
 
 SLOT = datetime(2026, 11, 21, 22, tzinfo=UTC)
 
 
 @pytest.fixture
-def ws(tmp_path, db_url, sim_url):
-    workspace = Workspace(make_settings(tmp_path / "home", db_url, OPS_BANK_URL=sim_url))
-    workspace.init()
-    yield workspace
-    workspace.close()
+def ws(bank_ws):
+    return bank_ws
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -178,6 +178,18 @@ class Lake:
             starting_version=after_version + 1, ending_version=upto_version, columns=columns
         )
         return pa.table(reader.read_all()).select(columns)
+
+    @contextmanager
+    def connect(self, *names: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection (UTC) with tables `names` registered as `lake_<name>`, closed after use."""
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            for name in names:
+                self.relation(con, name)
+            yield con
+        finally:
+            con.close()
 
     def relation(self, con: duckdb.DuckDBPyConnection, name: str, version: int | None = None) -> str:
         """Register table `name` in `con` as `lake_<name>` and return that name.

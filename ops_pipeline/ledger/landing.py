@@ -7,7 +7,7 @@ Files dropped in `OPS_HOME/landing/<kind>/` wait there until ingested, then move
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,22 +48,27 @@ class FileOutcome:
     skipped: str | None = None
 
 
+def waiting(folder: Path, suffixes: Collection[str] | None = None) -> list[tuple[Path, os.stat_result]]:
+    """Files waiting in `folder` (no dot-names; only `suffixes` when given) with their stat, unsorted."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        if path.name.startswith(".") or (suffixes is not None and path.suffix.lower() not in suffixes):
+            continue
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # taken by a run meanwhile
+            continue
+        if path.is_file():
+            found.append((path, st))
+    return found
+
+
 def landing_files(settings: Settings) -> list[LandingFile]:
     """Files waiting in the landing folders (readable types, no dot-names), in order of arrival."""
-    files = []
-    for kind in KINDS:
-        folder = settings.landing_dir / kind
-        if not folder.is_dir():
-            continue
-        for path in folder.iterdir():
-            if path.name.startswith(".") or path.suffix.lower() not in READERS:
-                continue
-            try:
-                st = path.stat()
-            except FileNotFoundError:  # taken by a run meanwhile
-                continue
-            if path.is_file():
-                files.append(LandingFile(path, kind, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    files = [LandingFile(path, kind, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+             for kind in KINDS for path, st in waiting(settings.landing_dir / kind, READERS)]
     return sorted(files, key=lambda f: f.arrival)
 
 

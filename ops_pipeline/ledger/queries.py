@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -46,14 +48,13 @@ def open_quarantine(con: duckdb.DuckDBPyConnection) -> int:
     return con.sql("SELECT count(*) FROM ledger_quarantine WHERE status = 'open'").fetchall()[0][0]
 
 
-def quarantine_connection(ws: Workspace) -> duckdb.DuckDBPyConnection:
+@contextmanager
+def quarantine_connection(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB connection with only the `ledger_quarantine` view (and its two lake tables): a few ms, where
     the whole set of lake views costs a fold of the log's tail."""
-    con = duckdb.connect()
-    for name in ("ledger_quarantine", "quarantine_resolutions"):
-        ws.lake.relation(con, name)
-    con.execute((analytics.SQL_DIR / "views" / "ledger_quarantine.sql").read_text())
-    return con
+    with ws.lake.connect("ledger_quarantine", "quarantine_resolutions") as con:
+        con.execute((analytics.SQL_DIR / "views" / "ledger_quarantine.sql").read_text())
+        yield con
 
 
 _BY_REASON: dict[tuple, dict[str, int]] = {}  # by lake and table versions: a new commit is a new key
@@ -66,12 +67,9 @@ def open_quarantine_by_reason(ws: Workspace) -> dict[str, int]:
     key = (ws.settings.lake_uri, *(ws.lake.latest_version(name) for name in tables))
     found = _BY_REASON.get(key)
     if found is None:
-        con = quarantine_connection(ws)
-        try:
+        with quarantine_connection(ws) as con:
             found = dict(con.sql("SELECT reason_code, count(*) AS n FROM ledger_quarantine "
                                  "WHERE status = 'open' GROUP BY 1 ORDER BY n DESC, 1").fetchall())
-        finally:
-            con.close()
         if len(_BY_REASON) > 64:
             _BY_REASON.clear()
         _BY_REASON[key] = found
@@ -119,13 +117,10 @@ def quarantine_rows(ws: Workspace, reason: str | None = None, status: str = "ope
         where.append(f"({ORDER}) < (SELECT ({ORDER}) FROM ledger_quarantine WHERE quarantine_id = $after)")
         params["after"] = after
     columns = ", ".join(QuarantineRow.__dataclass_fields__)
-    con = quarantine_connection(ws)
-    try:
+    with quarantine_connection(ws) as con:
         found = con.sql(f"SELECT {columns} FROM ledger_quarantine WHERE {' AND '.join(where)} "
                         f"ORDER BY ({ORDER}) DESC LIMIT {int(limit) + 1}",
                         params=params).fetchall()
-    finally:
-        con.close()
     rows = [QuarantineRow(*r) for r in found[:limit]]
     return QuarantinePage(rows, rows[-1].quarantine_id if len(found) > limit else None)
 
@@ -147,13 +142,9 @@ class LogEntry:
 
 def recent_entries(ws: Workspace, merchant_id: str, limit: int = PAGE) -> list[LogEntry]:
     """A merchant's latest log entries (by recorded time, then operation date), at most `limit`."""
-    con = duckdb.connect()
-    try:
-        log = ws.lake.relation(con, "balance_operations")
-        columns = ", ".join(LogEntry.__dataclass_fields__)
-        found = con.sql(f"SELECT {columns} FROM {log} WHERE merchant_id = $merchant "
+    columns = ", ".join(LogEntry.__dataclass_fields__)
+    with ws.lake.connect("balance_operations") as con:
+        found = con.sql(f"SELECT {columns} FROM lake_balance_operations WHERE merchant_id = $merchant "
                         f"ORDER BY recorded_at DESC, operation_date DESC, uuid DESC LIMIT {int(limit)}",
                         params={"merchant": merchant_id}).fetchall()
-    finally:
-        con.close()
     return [LogEntry(*r) for r in found]

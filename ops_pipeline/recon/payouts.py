@@ -28,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-import duckdb
 import polars as pl
 from sqlalchemy import select, true, update
 
@@ -57,13 +56,8 @@ _EXTERNAL = {"id": pl.String, "amount": pl.Int64, "currency": pl.String, "refere
 
 def _lake(ws: Workspace, table: str, query: str, params: list) -> list[tuple]:
     """Rows of `query` over the lake table `table` (named `{view}` in the query)."""
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        view = ws.lake.relation(con, table)
-        return con.execute(query.format(view=view), params).fetchall()
-    finally:
-        con.close()
+    with ws.lake.connect(table) as con:
+        return con.execute(query.format(view=f"lake_{table}"), params).fetchall()
 
 
 def _payouts(ws: Workspace, ids: list[str], statuses: tuple[str, ...] | None = None) -> list:

@@ -18,7 +18,6 @@ import dataclasses
 from datetime import date
 from typing import TYPE_CHECKING
 
-import duckdb
 import polars as pl
 import pyarrow as pa
 
@@ -60,17 +59,13 @@ SELECT id, falcon_operation_id, amount, currency, merchant_id FROM {side} WHERE 
 def records(ws: Workspace, business_date: date) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(COs, ROs) of the business date: id, falcon_operation_id, amount (minor), currency, merchant_id."""
     windows = ws.settings.recon_windows
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        log = ws.lake.relation(con, BALANCE_OPERATIONS.name)
+    with ws.lake.connect(BALANCE_OPERATIONS.name) as con:
+        log = f"lake_{BALANCE_OPERATIONS.name}"
         con.register("windows", pa.table({"psp_id": pa.array(list(windows), pa.string()),
                                           "days": pa.array(list(windows.values()), pa.int64())}))
         params = {"tz": ws.settings.timezone, "default": DEFAULT_WINDOW_DAYS, "date": business_date}
         return tuple(con.sql(_RECORDS.format(log=log, side=side, day=day), params=params).pl()
                      for side, day in (("co", "day"), ("ro", "business_date")))
-    finally:
-        con.close()
 
 
 def run(ws: Workspace, business_date: date, *, actor: str, dry_run: bool = False) -> service.RunSummary:

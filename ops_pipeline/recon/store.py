@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 from sqlalchemy import select
 
@@ -43,15 +42,11 @@ def write_results(ws: Workspace, rows: Sequence[ResultRow], run_id: str, at: dat
 
 def latest_results(ws: Workspace, recon: str, business_date: date) -> list[ResultRow]:
     """The rows of the latest run of (recon, business_date); empty if it never ran."""
-    con = duckdb.connect()
-    try:
-        ws.lake.relation(con, RECON_RESULTS.name)
+    with ws.lake.connect(RECON_RESULTS.name) as con:
         con.execute((SQL_DIR / "views" / "recon_results.sql").read_text())
         found = con.execute(f"SELECT {', '.join(_ROW_FIELDS)} FROM recon_results "
                             "WHERE recon = $1 AND business_date = $2 ORDER BY result_id",
                             [recon, business_date]).fetchall()
-    finally:
-        con.close()
     return [ResultRow(**{**dict(zip(_ROW_FIELDS, r, strict=True)), "internal_ids": tuple(r[2]),
                          "external_ids": tuple(r[3])}) for r in found]
 

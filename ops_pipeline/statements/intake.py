@@ -11,7 +11,6 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-import duckdb
 import pyarrow as pa
 
 from ops_pipeline import audit
@@ -54,13 +53,9 @@ def parse(data: bytes, fmt: str) -> list[Entry]:
 
 
 def is_loaded(ws: Workspace, statement_id: str) -> bool:
-    con = duckdb.connect()
-    try:
-        view = ws.lake.relation(con, TABLE)
-        found = con.execute(f"SELECT count(*) FROM {view} WHERE statement_id = ?", [statement_id])
+    with ws.lake.connect(TABLE) as con:
+        found = con.execute(f"SELECT count(*) FROM lake_{TABLE} WHERE statement_id = ?", [statement_id])
         return found.fetchone()[0] > 0
-    finally:
-        con.close()
 
 
 def load_statement(ws: Workspace, data: bytes, file_name: str, actor: str) -> LoadResult:

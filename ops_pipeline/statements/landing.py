@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ops_pipeline.errors import InvalidInput
-from ops_pipeline.ledger.landing import archive
+from ops_pipeline.ledger.landing import archive, waiting
 from ops_pipeline.settings import Settings
 from ops_pipeline.statements.intake import LoadResult, load_statement
 from ops_pipeline.workspace import Workspace
@@ -33,17 +33,8 @@ def landing_dir(settings: Settings) -> Path:
 
 def waiting_files(settings: Settings) -> list[Path]:
     """Files waiting in the folder (no dot-names), oldest arrival (inode change time) first."""
-    folder = landing_dir(settings)
-    if not folder.is_dir():
-        return []
-    stamped = []
-    for path in folder.iterdir():
-        try:
-            if not path.name.startswith(".") and path.is_file():
-                stamped.append((path.stat().st_ctime_ns, path.name, path))
-        except FileNotFoundError:  # taken meanwhile
-            continue
-    return [p for *_, p in sorted(stamped)]
+    found = waiting(landing_dir(settings))
+    return [path for path, _ in sorted(found, key=lambda f: (f[1].st_ctime_ns, f[0].name))]
 
 
 def load_landing(ws: Workspace, actor: str) -> list[LandingOutcome]:
