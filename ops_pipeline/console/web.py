@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -40,10 +39,7 @@ NAV = (("Overview", "/"), ("Jobs", "/jobs"), ("Tickets", "/tickets"), ("Fund-out
 
 def money(minor: int | None, currency: str) -> str:
     """Minor units as exact major units with the currency's decimals: 123456, 'INR' -> '1,234.56 INR'."""
-    if minor is None:
-        return ""
-    major = to_major(int(minor), currency)
-    return f"{major:,} {currency}" if isinstance(major, Decimal) else f"{major} {currency}"
+    return "" if minor is None else f"{to_major(int(minor), currency):,} {currency}"
 
 
 templates.env.filters["money"] = money
