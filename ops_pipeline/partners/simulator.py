@@ -135,6 +135,7 @@ class Simulator:
             ("POST", R(r"/payouts/batch"), self._payout_batch),
             ("POST", R(r"/payouts/lookup"), self._lookup_payouts),
             ("GET", R(r"/statements/(?P<fmt>[^/]+)"), self._statement),
+            ("GET", R(r"/statements/(?P<fmt>[^/]+)/(?P<day>[^/]+)"), self._statement),
             ("PUT", R(r"/voucher-restrictions/(?P<program_id>[^/]+)"), self._push_restrictions),
             ("GET", R(r"/(?P<kind>principals|programs|distributors|wallets)/(?P<key>[^/]+)"), self._get),
         ]
@@ -451,7 +452,8 @@ class Simulator:
             return {"reference": reference, "status": "rejected", "error": error}
         payout_id = self._next(st, "payouts", "PO")
         st["payouts"][reference] = {"payout_id": payout_id, "business_id": business_id, "amount_minor": minor,
-                                    "currency": currency, "status": "paid"}
+                                    "currency": currency, "status": "paid",
+                                    "booked_on": date.today().isoformat()}
         return {"reference": reference, "status": "paid", "payout_id": payout_id}
 
     def _lookup_payouts(self, st: State, body: dict[str, Any]) -> Reply:
@@ -464,20 +466,52 @@ class Simulator:
             for r in references
         ]}
 
-    def statement(self, fmt: str, booked: date | None = None) -> str:
-        """The bank's statement (`mt940` or `camt053` text) of every payout it paid, booked `booked`."""
+    def statement(self, fmt: str, booked: date | None = None, *, day: date | None = None) -> str:
+        """The bank's statement (`mt940` or `camt053` text): of `day` (what it booked that day: payouts paid,
+        reversals, charges), else of everything it ever booked, dated `booked` (default today)."""
         with self._transaction(write=False) as st:
-            return self._render(st, fmt, booked)
+            return self._render(st, fmt, day or booked, day)
 
-    def _statement(self, st: State, body: dict[str, Any], fmt: str) -> Reply:
-        return 200, {"format": fmt, "content": self._render(st, fmt, None)}
+    def reverse(self, reference: str, reason: str = "AC04") -> None:
+        """A payout came back (the account was closed, say): the next statement carries its reversal."""
+        with self._transaction() as st:
+            payout = st["payouts"].get(reference)
+            if payout is None or payout["status"] != "paid":
+                raise ValueError(f"reference {reference!r} is no paid payout")
+            payout.update(status="returned", returned_on=date.today().isoformat(), reason=reason)
+
+    def charge(self, reference: str, amount: str, currency: str, text: str = "bank charge") -> None:
+        """A debit the bank booked on the payout account that no payout explains."""
+        minor, currency = _minor({"amount": amount, "currency": currency})
+        with self._transaction() as st:
+            st.setdefault("charges", []).append({"reference": reference, "amount_minor": minor,
+                                                 "currency": currency, "text": text,
+                                                 "booked_on": date.today().isoformat()})
+
+    def _statement(self, st: State, body: dict[str, Any], fmt: str, day: str | None = None) -> Reply:
+        try:
+            wanted = date.fromisoformat(day) if day else None
+        except ValueError:
+            raise Refused(422, f"date: {day!r} is not an ISO date") from None
+        return 200, {"format": fmt, "content": self._render(st, fmt, wanted, wanted)}
 
     @staticmethod
-    def _render(st: State, fmt: str, booked: date | None) -> str:
+    def _render(st: State, fmt: str, booked: date | None, day: date | None) -> str:
         render = statements.RENDERERS.get(fmt)
         if render is None:
             raise Refused(404, f"statement format {fmt!r} is not one of {', '.join(statements.RENDERERS)}")
-        return render(st["payouts"], booked or date.today())
+        on = day.isoformat() if day else None
+        lines = []
+        for reference, p in st["payouts"].items():
+            pay = (reference, p["payout_id"], p["amount_minor"], p["currency"])
+            if on in (None, p.get("booked_on")):
+                lines.append(statements.Line(*pay, "D", f"payout to {p['business_id']}"))
+            if p["status"] == "returned" and on in (None, p["returned_on"]):
+                lines.append(statements.Line(*pay, "RD", p["reason"]))
+        lines += [statements.Line(c["reference"], f"CHG-{n:06d}", c["amount_minor"], c["currency"], "D",
+                                  c["text"])
+                  for n, c in enumerate(st.get("charges", []), 1) if on in (None, c["booked_on"])]
+        return render(lines, booked or date.today())
 
     def block(self, business_id: str, blocked: bool = True) -> None:
         """Reject every payout to this business from now on (a frozen account), or no longer."""

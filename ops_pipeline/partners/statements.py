@@ -1,15 +1,17 @@
-"""The simulated bank's statement of the payouts it paid, as SWIFT MT940 or ISO 20022 camt.053 text.
+"""The simulated bank's statement of its payout accounts, as SWIFT MT940 or ISO 20022 camt.053 text.
 
-One statement per currency, every payout a debit entry booked on `booked`: the payer's reference (our payout
-id) as end-to-end reference (MT940 `:86:/EREF/`, camt `EndToEndId`), the bank's payout id as the bank's
-reference (MT940 `//` of `:61:`, camt `AcctSvcrRef`). Balances open at zero.
+One statement per currency, balances opening at zero. Entries: every payout paid, a debit (`D`); a payout
+that came back, a reversal (`RD`, MT940 `:86:/RTRN/<reason>`, camt `RvslInd`); a charge the bank took, a
+debit no payout explains. The payer's reference (our payout id) is the end-to-end reference (MT940
+`:86:/EREF/`, camt `EndToEndId`), the bank's payout id the bank's reference (MT940 `//` of `:61:`, camt
+`AcctSvcrRef`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
 from xml.sax.saxutils import escape
 
 from ops_pipeline.money import to_major
@@ -21,10 +23,22 @@ def account_of(currency: str) -> str:
     return f"SIMBANK-PAYOUTS-{currency}"
 
 
-def _by_currency(payouts: dict[str, dict[str, Any]]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+@dataclass(frozen=True)
+class Line:
+    """One statement entry: `D` a debit, `RD` the reversal of one."""
+
+    reference: str
+    bank_reference: str
+    amount_minor: int
+    currency: str
+    mark: str
+    text: str
+
+
+def _by_currency(lines: list[Line]) -> dict[str, list[Line]]:
     grouped = defaultdict(list)
-    for reference, payout in sorted(payouts.items(), key=lambda kv: kv[1]["payout_id"]):
-        grouped[payout["currency"]].append((reference, payout))
+    for line in sorted(lines, key=lambda ln: (ln.bank_reference, ln.mark)):
+        grouped[line.currency].append(line)
     return dict(sorted(grouped.items()))
 
 
@@ -33,32 +47,40 @@ def _swift(minor: int, currency: str) -> str:
     return text.replace(".", ",") if "." in text else f"{text},"
 
 
-def mt940(payouts: dict[str, dict[str, Any]], booked: date) -> str:
+def _net(items: list[Line]) -> int:
+    """Debits minus reversals: the closing debit balance."""
+    return sum(-ln.amount_minor if ln.mark == "RD" else ln.amount_minor for ln in items)
+
+
+def mt940(lines: list[Line], booked: date) -> str:
     ymd, md = booked.strftime("%y%m%d"), booked.strftime("%m%d")
-    lines = []
-    for n, (currency, items) in enumerate(_by_currency(payouts).items(), 1):
-        total = sum(p["amount_minor"] for _, p in items)
-        lines += [f":20:SIM{booked:%Y%m%d}{n:03d}", f":25:{account_of(currency)}", f":28C:{n:05d}/001",
-                  f":60F:C{ymd}{currency}{_swift(0, currency)}"]
-        for reference, p in items:
-            lines += [f":61:{ymd}{md}D{_swift(p['amount_minor'], currency)}NTRFNONREF//{p['payout_id']}",
-                      f":86:/EREF/{reference}/REMI/payout to {p['business_id']}"]
-        lines.append(f":62F:D{ymd}{currency}{_swift(total, currency)}")
-    return "\n".join(lines) + "\n"
+    out = []
+    for n, (currency, items) in enumerate(_by_currency(lines).items(), 1):
+        net = _net(items)
+        out += [f":20:SIM{booked:%Y%m%d}{n:03d}", f":25:{account_of(currency)}", f":28C:{n:05d}/001",
+                f":60F:C{ymd}{currency}{_swift(0, currency)}"]
+        for ln in items:
+            amount = _swift(ln.amount_minor, currency)
+            out += [f":61:{ymd}{md}{ln.mark}{amount}NTRFNONREF//{ln.bank_reference}",
+                    f":86:/EREF/{ln.reference}/{'RTRN' if ln.mark == 'RD' else 'REMI'}/{ln.text}"]
+        out.append(f":62F:{'D' if net >= 0 else 'C'}{ymd}{currency}{_swift(abs(net), currency)}")
+    return "\n".join(out) + "\n"
 
 
-def camt053(payouts: dict[str, dict[str, Any]], booked: date) -> str:
+def camt053(lines: list[Line], booked: date) -> str:
     day = booked.isoformat()
     stmts = []
-    for n, (currency, items) in enumerate(_by_currency(payouts).items(), 1):
+    for n, (currency, items) in enumerate(_by_currency(lines).items(), 1):
         entries = "".join(
             f"<Ntry><NtryRef>{n}-{i}</NtryRef>"
-            f"<Amt Ccy=\"{currency}\">{to_major(p['amount_minor'], currency)}</Amt>"
-            f"<CdtDbtInd>DBIT</CdtDbtInd><Sts>BOOK</Sts><BookgDt><Dt>{day}</Dt></BookgDt>"
-            f"<ValDt><Dt>{day}</Dt></ValDt><AcctSvcrRef>{escape(p['payout_id'])}</AcctSvcrRef>"
-            f"<NtryDtls><TxDtls><Refs><EndToEndId>{escape(reference)}</EndToEndId></Refs>"
-            f"<RmtInf><Ustrd>payout to {escape(p['business_id'])}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>"
-            for i, (reference, p) in enumerate(items, 1)
+            f"<Amt Ccy=\"{currency}\">{to_major(ln.amount_minor, currency)}</Amt>"
+            f"<CdtDbtInd>{'CRDT' if ln.mark == 'RD' else 'DBIT'}</CdtDbtInd>"
+            f"{'<RvslInd>true</RvslInd>' if ln.mark == 'RD' else ''}"
+            f"<Sts>BOOK</Sts><BookgDt><Dt>{day}</Dt></BookgDt>"
+            f"<ValDt><Dt>{day}</Dt></ValDt><AcctSvcrRef>{escape(ln.bank_reference)}</AcctSvcrRef>"
+            f"<NtryDtls><TxDtls><Refs><EndToEndId>{escape(ln.reference)}</EndToEndId></Refs>"
+            f"<RmtInf><Ustrd>{escape(ln.text)}</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>"
+            for i, ln in enumerate(items, 1)
         )
         stmts.append(f"<Stmt><Id>SIM{booked:%Y%m%d}{n:03d}</Id><CreDtTm>{day}T00:00:00</CreDtTm>"
                      f"<Acct><Id><Othr><Id>{account_of(currency)}</Id></Othr></Id><Ccy>{currency}</Ccy></Acct>"
