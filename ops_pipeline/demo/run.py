@@ -12,6 +12,7 @@ from ops_pipeline import analytics
 from ops_pipeline.demo.fundout import run_fundout
 from ops_pipeline.demo.jobs import run_jobs
 from ops_pipeline.demo.pipeline import run_pipeline
+from ops_pipeline.demo.recon import run_recon
 from ops_pipeline.demo.tickets import run_tickets
 from ops_pipeline.demo.world import build_world
 from ops_pipeline.exports import write_csv
@@ -54,7 +55,7 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
         f"now in the ledger"
     )
 
-    _ops_actions(ws, echo)
+    _ops_actions(ws, world.days[-1][0], echo)
 
     run_jobs(ws, echo)
     run_fundout(ws, echo)
@@ -67,6 +68,7 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
         shutil.copy(path, target)
     echo(f"Files of {last_day} dropped in {ws.settings.landing_dir}/; the ledger pipeline runs in Dagster:")
     run_pipeline(ws, echo)
+    run_recon(ws, [day for day, _, _ in world.days], echo)
     _summary(ws, echo)
     reports = _reports(ws)
     echo("")
@@ -84,13 +86,15 @@ def merchants_module_load(ws: Workspace, path) -> int:
     return merchants.load(ws, path, actor="demo").loaded
 
 
-def _ops_actions(ws: Workspace, echo) -> None:
-    """What ops do by hand: hold part of a balance, correct one with an adjustment."""
+def _ops_actions(ws: Workspace, last_day: date, echo) -> None:
+    """What ops do by hand: hold part of a balance, correct one with an adjustment. (Amounts from the days
+    before `last_day`, which a re-run of the demo has also loaded: the same hold again.)"""
     con = analytics.connect(ws)
     top = con.sql("""
-        SELECT merchant_id, currency, sum(amount_minor) FROM balance_operations WHERE source = 'RO'
+        SELECT merchant_id, currency, sum(amount_minor) FROM balance_operations
+        WHERE source = 'RO' AND operation_date < $last
         GROUP BY ALL ORDER BY sum(amount_minor) DESC LIMIT 2
-    """).fetchall()
+    """, params={"last": last_day}).fetchall()
     (m1, c1, settled_by_ro), (m2, c2, _) = top
     hold = holds.place_hold(  # a fifth of what settled: the same amount when the demo runs again
         ws,

@@ -17,6 +17,8 @@ from ops_pipeline.money import exponent
 PSPS = ("psp-adyen", "psp-stripe", "psp-checkout", "psp-worldline")
 CURRENCIES = (("EUR", 0.55), ("USD", 0.2), ("GBP", 0.12), ("JPY", 0.08), ("BHD", 0.05))
 TYPICAL_AMOUNT = {"EUR": 60, "USD": 70, "GBP": 50, "JPY": 8000, "BHD": 25}
+LAGS = (1,) * 40 + (2,) * 30 + (3,) * 29 + (5,)  # days to the RO; 5 is past every PSP's window: late
+MISMATCH_EVERY = 499  # every 499th operation's RO is one minor unit short of its CO
 
 
 @dataclass
@@ -111,14 +113,24 @@ def build_world(folder: Path, operations: int, merchants: int, seed: int, start:
                 ]
                 captures.append(row)
             co_rows.append(row)
-            if rng.random() > 0.03:  # 3% never reconciled (yet)
-                pending_ro.setdefault(d + rng.choice((1, 1, 2, 3, 5)), []).append(row)
+            if rng.random() > 0.002:  # 0.2% never reconciled; the rest `lag` days later
+                lag = rng.choice(LAGS)
+                ro_row = [*row[:5], (at + timedelta(days=lag)).isoformat().replace("+00:00", "Z"), *row[6:]]
+                ro_row = ro_row if serial % MISMATCH_EVERY else _nudged(ro_row)  # a few with another amount
+                pending_ro.setdefault(d + lag, []).append(ro_row)
         world.bad_rows += _spoil(rng, co_rows, serial)
         world.operations += len(co_rows)
         co = _write(folder / f"co_{day:%Y%m%d}.csv", INPUT_COLUMNS, co_rows)
         ro = _write(folder / f"ro_{day:%Y%m%d}.csv", INPUT_COLUMNS, pending_ro.pop(d, []))
         world.days.append((day, co, ro))
     return world
+
+
+def _nudged(row: list[str]) -> list[str]:
+    """The row with its amount one minor unit lower (kept above zero)."""
+    unit = Decimal(1).scaleb(-exponent(row[4]))
+    amount = Decimal(row[3])
+    return [*row[:3], str(amount - unit if amount > unit else amount + unit), *row[4:]]
 
 
 def _spoil(rng: random.Random, rows: list[list[str]], serial: int) -> int:
