@@ -156,7 +156,7 @@ def test_create_disbursements_is_all_or_nothing_with_per_item_codes(ws):
                                        [codes.INVALID_NARRATIVE, codes.INVALID_DISBURSEMENT_AMOUNT], []]
     mixed = items(env.id, "1") + items(other.id, "1")
     assert code_of(batches.create_disbursements, ws, mixed, actor="p") == codes.MULTIPLE_ENVELOPES_FOUND
-    assert code_of(batches.create_disbursements, ws, items(env.id, "1") + [Item(None, "B", "N", "1", "n")],
+    assert code_of(batches.create_disbursements, ws, [*items(env.id, "1"), Item(None, "B", "N", "1", "n")],
                    actor="p") == codes.INVALID_DISBURSEMENT_PAYLOAD
     missing = "00000000-0000-4000-8000-000000000000"
     assert code_of(batches.create_disbursements, ws, items(missing, "1"), actor="p") == (

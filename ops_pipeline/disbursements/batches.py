@@ -15,6 +15,7 @@ from ops_pipeline.db.bulk import insert_rows
 from ops_pipeline.db.schema import g2p_batch_steps, g2p_batches, g2p_disbursements, g2p_envelopes
 from ops_pipeline.disbursements import codes, envelopes, fields, steps
 from ops_pipeline.disbursements.codes import G2PError
+from ops_pipeline.money import to_major
 from ops_pipeline.workspace import Workspace
 
 MAX_ITEMS = 10_000  # per call
@@ -137,8 +138,9 @@ def create_disbursements(
         if env.received_amount_minor + total > env.declared_amount_minor:
             raise G2PError(
                 codes.TOTAL_DISBURSEMENT_AMOUNT_EXCEEDS_DECLARED,
-                f"disbursement_amount: the total received would exceed the "
-                f"{env.declared_amount_minor} (minor units of {env.currency}) declared",
+                f"disbursement_amount: the total received would be "
+                f"{to_major(env.received_amount_minor + total, env.currency)} {env.currency}, over the "
+                f"{to_major(env.declared_amount_minor, env.currency)} declared",
             )
         batch = Batch(str(uuid.uuid4()), env.id, len(items), total, [str(uuid.uuid4()) for _ in items])
         conn.execute(
