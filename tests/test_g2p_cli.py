@@ -53,5 +53,8 @@ def test_programs_partner_keys_and_envelopes_from_the_command_line(tmp_path):
     shown = json.loads(run(home, "disbursements", "envelopes", "--format", "json"))
     assert [(e["id"], e["declared_amount"], e["received_count"]) for e in shown] == [(env.id, "10.50", 0)]
     assert "funds_check  PENDING" in run(home, "disbursements", "envelope", env.id)
+    one = json.loads(run(home, "disbursements", "envelope", env.id, "--format", "json"))
+    assert (one["envelope"]["declared_amount"], [s["step"] for s in one["steps"]]) == (
+        "10.50", ["funds_check", "funds_block"])
     assert run(home, "disbursements", "envelope", "nope", code=1).strip() == (
         "error: disbursement_envelope_id: 'nope' is not a UUID")

@@ -50,7 +50,8 @@ def test_programs_are_configured_once_with_an_iso_currency(ws):
     programs.set_active(ws, "CT1", False, "cli:ops")
     assert [p.active for p in programs.list_programs(ws)] == [False]
     assert code_of(new_envelope, ws) == codes.INVALID_PROGRAM_MNEMONIC
-    assert [h["action"] for h in audit.history(ws.engine.connect(), "g2p_program", "CT1")] == ["create", "deactivate"]
+    with ws.engine.connect() as conn:
+        assert [h["action"] for h in audit.history(conn, "g2p_program", "CT1")] == ["create", "deactivate"]
 
 
 def test_envelope_fields_are_checked_with_openg2p_codes(ws):

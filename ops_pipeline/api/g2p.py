@@ -354,14 +354,56 @@ async def _handle(request: Request, ws: Workspace, who: Principal, work: Callabl
     return _answer(header, "succ", message=result)
 
 
+_OPENAPI = {
+    "parameters": [
+        {
+            "name": "Signature",
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "Detached JWS (RFC 7797, b64=false; RS256 or ES256) of the exact body bytes, "
+            "`<protected header>..<signature>`.",
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["header", "message"],
+                    "properties": {
+                        "header": {
+                            "type": "object",
+                            "required": ["message_id"],
+                            "properties": {
+                                "message_id": {"type": "string", "maxLength": 128},
+                                "message_ts": {"type": "string"},
+                                "action": {"type": "string", "maxLength": 64},
+                            },
+                        },
+                        "message": {},
+                    },
+                }
+            }
+        },
+    },
+}
+
+
 def _route(path: str, work: Callable[..., Any], summary: str) -> None:
     async def endpoint(request: Request, ws: WorkspaceDep, who: PartnerDep) -> Response:
         return await _handle(request, ws, who, work)
 
     endpoint.__name__ = path
-    endpoint.__doc__ = summary + " Answers 200 with header.status succ or rjct (see docs/g2p.md)."
+    endpoint.__doc__ = summary + ". Answers 200 with header.status succ or rjct (see docs/g2p.md)."
     router.add_api_route(
-        f"/{path}", endpoint, methods=["POST"], summary=summary, responses=error_responses(401, 403, 413, 415)
+        f"/{path}",
+        endpoint,
+        methods=["POST"],
+        summary=summary,
+        responses=error_responses(401, 403, 413, 415),
+        openapi_extra=_OPENAPI,
     )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from ops_pipeline.cli import Context, cli, pass_ctx
 from ops_pipeline.cli.options import ACTOR, FORMAT
 from ops_pipeline.cli.output import emit
 from ops_pipeline.disbursements import envelopes, partner_keys, programs
+from ops_pipeline.exports import text
 from ops_pipeline.money import to_major
 
 PROGRAM_COLUMNS = ["mnemonic", "name", "sponsor_bank_code", "sponsor_account", "currency", "active"]
@@ -129,6 +132,14 @@ def envelopes_list(ctx: Context, program, limit, fmt) -> None:
 def envelope_show(ctx: Context, envelope_id, fmt) -> None:
     """One envelope's counters, then the state of its steps."""
     st = envelopes.envelope_status(ctx.ws, envelope_id)
-    emit(ENVELOPE_COLUMNS, [_envelope_row(st.envelope)], fmt)
     columns = ["step", "status", "attempts", "latest_error", "lease_until", "updated_at", "processed_at"]
-    emit(columns, [[getattr(s, c) for c in columns] for s in st.steps], fmt)
+    steps = [[getattr(s, c) for c in columns] for s in st.steps]
+    if fmt == "json":  # one document
+        shown = {
+            "envelope": dict(zip(ENVELOPE_COLUMNS, _envelope_row(st.envelope), strict=True)),
+            "steps": [dict(zip(columns, row, strict=True)) for row in steps],
+        }
+        click.echo(json.dumps(shown, indent=2, default=text))
+        return
+    emit(ENVELOPE_COLUMNS, [_envelope_row(st.envelope)], fmt)
+    emit(columns, steps, fmt)
