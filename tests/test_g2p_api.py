@@ -94,6 +94,7 @@ def test_partner_flow_succ_with_the_header_convention(client):
     assert env["total_disbursement_amount"] == "300.50" and env["cancellation_status"] == "Not_Cancelled"
     env_id = env["disbursement_envelope_id"]
     made = ok(post(client, "create_disbursements", items(env_id, 100.25, "100.25", 100)))
+    assert ok(post(client, "create_disbursements", items(env_id, 100.25, "100.25", 100))) == made  # a retry
     assert [m["response_error_codes"] for m in made] == [[], [], []]
     assert [m["disbursement_amount"] for m in made] == ["100.25", "100.25", 100]  # echoed exactly
     status = ok(post(client, "get_disbursement_envelope_status", env_id))

@@ -220,3 +220,20 @@ def test_concurrent_batches_never_exceed_the_declaration(tmp_path, pg_url):
         assert (e.received_count, e.received_amount_minor, stored) == (120, 12_000, 120)
     finally:
         ws.close()
+
+
+def test_a_retried_call_returns_its_batch_and_adds_nothing(ws):
+    add_program(ws)
+    env = new_envelope(ws)
+    first = batches.create_disbursements(ws, items(env.id, "100", "50"), actor="partner:mis1", message_id="m-7")
+    again = batches.create_disbursements(ws, items(env.id, "100", "50"), actor="partner:mis1", message_id="m-7")
+    assert again == first
+    e = envelopes.envelope_status(ws, env.id).envelope
+    assert (e.received_count, e.received_amount_minor) == (2, 15_000)
+    # The same message id with other items is a mistake, not a retry; another partner's is its own.
+    with pytest.raises(G2PError, match="already made batch") as raised:
+        batches.create_disbursements(ws, items(env.id, "100", "51"), actor="partner:mis1", message_id="m-7")
+    assert raised.value.code == codes.INVALID_DISBURSEMENT_PAYLOAD
+    other = batches.create_disbursements(ws, items(env.id, "100"), actor="partner:mis2", message_id="m-7")
+    assert other.id != first.id
+    assert [d.id for d in batches.disbursement_status(ws, first.disbursement_ids)] == first.disbursement_ids

@@ -577,7 +577,8 @@ g2p_batches = Table(
     Column("envelope_id", String(36), nullable=False, index=True),
     Column("count", BigInteger, nullable=False),
     Column("amount_minor", BigInteger, nullable=False),
-    Column("message_id", String(128)),
+    Column("message_id", String(128)),  # the request's: a retried call returns this batch
+    Column("items_sha256", String(64), nullable=False),  # what the call carried, to tell a retry from a reuse
     Column("created_by", String(128), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )

@@ -3,6 +3,8 @@ date, and their status; the envelope's counters move under its row lock, all or 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,7 +80,10 @@ class BatchControl:
 def create_disbursements(
     ws: Workspace, items: list[Item], *, actor: str, owner: str | None = None, message_id: str | None = None
 ) -> Batch:
-    """Accept every item into one new batch of one envelope, or none (G2PError; `item_codes` per item)."""
+    """Accept every item into one new batch of one envelope, or none (G2PError; `item_codes` per item).
+
+    A call repeated with the same `message_id` by the same actor (a retry after a lost answer) returns the
+    batch made the first time, and adds nothing; the same `message_id` with other items is refused."""
     _check_size(items)
     item_codes: list[list[str]] = [[] for _ in items]
     envelope_ids = set()
@@ -129,6 +134,10 @@ def create_disbursements(
                 item_codes,
             )
         total = sum(amounts)
+        digest = _digest(items, amounts)
+        prior = _replayed(conn, env.id, message_id, actor, digest, len(items), total)
+        if prior is not None:
+            return prior
         if env.received_count + len(items) > env.declared_count:
             raise G2PError(
                 codes.NO_OF_DISBURSEMENTS_EXCEEDS_DECLARED,
@@ -142,7 +151,8 @@ def create_disbursements(
                 f"{to_major(env.received_amount_minor + total, env.currency)} {env.currency}, over the "
                 f"{to_major(env.declared_amount_minor, env.currency)} declared",
             )
-        batch = Batch(str(uuid.uuid4()), env.id, len(items), total, [str(uuid.uuid4()) for _ in items])
+        batch_id = str(uuid.uuid4())
+        batch = Batch(batch_id, env.id, len(items), total, _disbursement_ids(batch_id, len(items)))
         conn.execute(
             insert(g2p_batches).values(
                 id=batch.id,
@@ -150,6 +160,7 @@ def create_disbursements(
                 count=batch.count,
                 amount_minor=total,
                 message_id=message_id,
+                items_sha256=digest,
                 created_by=actor,
                 created_at=now,
             )
@@ -341,6 +352,44 @@ def batch_control(ws: Workspace, batch_id: Any, owner: str | None = None) -> Bat
     return BatchControl(
         batch.id, batch.envelope_id, batch.count, batch.amount_minor, batch.created_at, states
     )
+
+
+def _disbursement_ids(batch_id: str, count: int) -> list[str]:
+    """The n-th disbursement of a batch has a UUID derived from the batch's: a replay finds them again."""
+    base = uuid.UUID(batch_id)
+    return [str(uuid.uuid5(base, str(n))) for n in range(count)]
+
+
+def _digest(items: list[Item], amounts: list[int]) -> str:
+    """SHA-256 of what a call carried: per item beneficiary, name, amount, narrative, reference."""
+    h = hashlib.sha256()
+    for item, minor in zip(items, amounts, strict=True):
+        values = (item.beneficiary_id, item.beneficiary_name, minor, item.narrative, item.mis_reference)
+        h.update(json.dumps(values).encode() + b"\n")
+    return h.hexdigest()
+
+
+def _replayed(
+    conn, envelope_id: str, message_id: str | None, actor: str, digest: str, count: int, total: int
+) -> Batch | None:
+    """The batch an earlier call with this `message_id` made, if any (under the envelope's lock)."""
+    if message_id is None:
+        return None
+    b = g2p_batches.c
+    prior = conn.execute(
+        select(b.id, b.count, b.items_sha256).where(
+            b.envelope_id == envelope_id, b.message_id == message_id, b.created_by == actor
+        )
+    ).first()
+    if prior is None:
+        return None
+    if prior.items_sha256 != digest:
+        raise G2PError(
+            codes.INVALID_DISBURSEMENT_PAYLOAD,
+            f"header.message_id: {message_id!r} already made "
+            f"batch {prior.id} of {prior.count} disbursements with other items; use a new message_id",
+        )
+    return Batch(prior.id, envelope_id, count, total, _disbursement_ids(prior.id, count))
 
 
 def _check_size(items: list) -> None:

@@ -97,6 +97,7 @@ def upgrade() -> None:
         sa.Column("count", sa.BigInteger, nullable=False),
         sa.Column("amount_minor", sa.BigInteger, nullable=False),
         sa.Column("message_id", sa.String(128)),
+        sa.Column("items_sha256", sa.String(64), nullable=False),
         sa.Column("created_by", sa.String(128), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
     )
