@@ -19,6 +19,7 @@ from ops_pipeline.api import (
     docs,
     errors,
     fundout,
+    g2p,
     guard,
     jobs,
     metrics,
@@ -37,7 +38,8 @@ from ops_pipeline.observability.timing import freeze_heap
 from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
 
-ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router, statements.router)
+ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router, statements.router,
+           g2p.router)
 
 
 class Unavailable(OpsError):

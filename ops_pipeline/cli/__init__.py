@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "console-login": ("console", "Print a one-time link that signs a person in to the ops console."),
     "demo": ("system", "Build a realistic sample world in OPS_HOME and run every pipeline once, end to end."),
     "dev": ("dev", "Dagster webserver + daemon + REST API and console, for local use; Ctrl-C stops all."),
+    "disbursements": (
+        "disbursements",
+        "G2P disbursements: benefit programs, partner keys, envelopes and their status.",
+    ),
     "fundout": (
         "fundout",
         "Auto fund-out: per-business schedules that pay out all but a minimum balance; manual cash-out.",

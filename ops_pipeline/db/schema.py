@@ -479,3 +479,140 @@ recon_decisions = Table(
     Index("ix_recon_decisions_recon", "recon", "business_date", "id"),
     sqlite_autoincrement=True,
 )
+
+
+# -- G2P disbursements (OpenG2P Bridge, cash mode) ---------------------------------------------------
+
+# A configured benefit program: envelopes name it by mnemonic; its sponsor account pays in its currency.
+g2p_programs = Table(
+    "g2p_programs",
+    metadata,
+    Column("mnemonic", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("sponsor_bank_code", String(64), nullable=False),
+    Column("sponsor_account", String(64), nullable=False, unique=True),
+    Column("currency", String(3), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Public keys partners sign request bodies with (detached JWS); a partner may have several (rotation).
+g2p_partner_keys = Table(
+    "g2p_partner_keys",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("partner", String(128), nullable=False),  # the bearer token's `sub`
+    Column("alg", String(8), nullable=False),  # RS256 | ES256
+    Column("public_key_pem", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # SHA-256 of the DER public key
+    Column("active", Boolean, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("uq_g2p_partner_keys_key", "partner", "fingerprint", unique=True),
+    sqlite_autoincrement=True,
+)
+
+g2p_envelopes = Table(
+    "g2p_envelopes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("program", String(64), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("frequency", String(16), nullable=False),
+    Column("cycle_code", String(64), nullable=False),
+    Column("declared_beneficiaries", BigInteger, nullable=False),
+    Column("declared_count", BigInteger, nullable=False),
+    Column("declared_amount_minor", BigInteger, nullable=False),
+    Column("schedule_date", Date, nullable=False),
+    Column("cancelled", Boolean, nullable=False),
+    Column("cancelled_at", UTCDateTime()),
+    # Counters, changed only under the envelope's row lock.
+    Column("received_count", BigInteger, nullable=False),
+    Column("received_amount_minor", BigInteger, nullable=False),
+    Column("shipped_count", BigInteger, nullable=False),
+    Column("reconciled_count", BigInteger, nullable=False),
+    Column("reversed_count", BigInteger, nullable=False),
+    # Outcomes of the envelope steps (their states are in g2p_envelope_steps):
+    # PENDING_CHECK | FUNDS_AVAILABLE | FUNDS_NOT_AVAILABLE;
+    # PENDING_CHECK | FUNDS_BLOCK_SUCCESS | FUNDS_BLOCK_FAILURE
+    Column("funds_available", String(24), nullable=False),
+    Column("funds_blocked", String(24), nullable=False),
+    Column("funds_block_reference", String(64)),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+
+def _step_columns() -> list[Column]:
+    """A step's state: PENDING, PROCESSING (claimed until `lease_until`), PROCESSED or ERROR."""
+    return [
+        Column("step", String(32), primary_key=True),
+        Column("status", String(16), nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("latest_error", Text),
+        Column("lease_until", UTCDateTime()),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        Column("processed_at", UTCDateTime()),
+    ]
+
+
+# Per envelope and step (funds_check, funds_block); later kinds of step are new rows, not new columns.
+g2p_envelope_steps = Table(
+    "g2p_envelope_steps",
+    metadata,
+    Column("envelope_id", String(36), primary_key=True),
+    *_step_columns(),
+    Index("ix_g2p_envelope_steps_open", "step", "status"),
+)
+
+# One per create_disbursements call.
+g2p_batches = Table(
+    "g2p_batches",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("envelope_id", String(36), nullable=False, index=True),
+    Column("count", BigInteger, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("message_id", String(128)),  # the request's: a retried call returns this batch
+    Column("items_sha256", String(64), nullable=False),  # what the call carried, to tell a retry from a reuse
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# The batch control: per batch and step (fa_resolution, disburse, notify).
+g2p_batch_steps = Table(
+    "g2p_batch_steps",
+    metadata,
+    Column("batch_id", String(36), primary_key=True),
+    *_step_columns(),
+    Index("ix_g2p_batch_steps_open", "step", "status"),
+)
+
+g2p_disbursements = Table(
+    "g2p_disbursements",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("envelope_id", String(36), nullable=False),
+    Column("batch_id", String(36), nullable=False, index=True),
+    Column("beneficiary_id", String(128), nullable=False),
+    Column("beneficiary_name", String(256), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("narrative", String(512), nullable=False),
+    Column("mis_reference", String(128)),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("cancelled", Boolean, nullable=False),
+    Column("cancelled_at", UTCDateTime()),
+    # RECEIVED | RESOLVED | SHIPPED | FAILED | RECONCILED | REVERSED (the steps move it on)
+    Column("status", String(16), nullable=False),
+    Column("latest_error", Text),
+    Column("shipped_at", UTCDateTime()),
+    Column("reconciled_at", UTCDateTime()),
+    Column("reversed_at", UTCDateTime()),
+    Column("reversal_reason", Text),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_g2p_disbursements_envelope", "envelope_id", "id"),
+)
