@@ -43,7 +43,7 @@ def reports_build(ctx: Context, day: str | None, month: str | None, fmt: str) ->
 @FORMAT
 @pass_ctx
 def reports_list(ctx: Context, fmt: str) -> None:
-    """Built reports, newest period first."""
+    """Built reports: daily, then monthly, each newest period first."""
     from ops_pipeline.reports import build
 
     found = build.list_reports(ctx.ws)

@@ -78,7 +78,7 @@ def _write(ws: Workspace, report: Report) -> Built:
 
 
 def list_reports(ws: Workspace) -> list[ReportFile]:
-    """Every report file, newest period first."""
+    """Every report file: daily, then monthly, each newest period first."""
     found = []
     for kind in KINDS:
         folder = ws.settings.reports_dir / kind
@@ -88,7 +88,8 @@ def list_reports(ws: Workspace) -> list[ReportFile]:
                 stat = path.stat()
                 found.append(ReportFile(kind, period, fmt, stat.st_size,
                                         datetime.fromtimestamp(stat.st_mtime, UTC), path))
-    return sorted(found, key=lambda f: (f.period, f.kind, f.format), reverse=True)
+    found.sort(key=lambda f: (f.period, f.format), reverse=True)
+    return sorted(found, key=lambda f: KINDS.index(f.kind))
 
 
 def report_file(ws: Workspace, kind: str, period: str, fmt: str) -> Path:

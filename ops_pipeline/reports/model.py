@@ -37,7 +37,8 @@ class BreakRow:
     external_minor: int
     difference_minor: int
     age_days: int
-    ids: str
+    internal_ids: str
+    external_ids: str
     reason: str
 
 

@@ -63,11 +63,11 @@ class _Sheets:
 def _detail(b: BreakRow) -> list:
     return [b.break_id, b.recon, b.business_date, b.age_days, b.status, b.currency,
             (b.internal_minor, b.currency), (b.external_minor, b.currency), (b.difference_minor, b.currency),
-            b.ids, b.reason]
+            b.internal_ids, b.external_ids, b.reason]
 
 
 DETAIL = ["Break", "Reconciliation", "Business date", "Age (days)", "Status", "Currency", "Internal",
-          "External", "Difference", "Ids", "Reason"]
+          "External", "Difference", "Internal ids", "External ids", "Reason"]
 
 
 def write(report: Report, path: Path) -> None:
