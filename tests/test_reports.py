@@ -29,6 +29,10 @@ NOV = datetime(2026, 11, 1, tzinfo=UTC)
 
 @pytest.fixture
 def world(ws, tmp_path):
+    return make_world(ws, tmp_path)
+
+
+def make_world(ws, tmp_path):
     """The settlement sample of tests/test_recon_settlement.py plus a JPY capture (matched), a payout and an
     adjustment in November; reconciled on 1 and 5 November."""
     usd = ("psp1", "lm1", "s1", "USD", "M1", "bs1", "2.9", "0.30")

@@ -29,7 +29,7 @@ def bars(title: str, categories: list[str], series: dict[str, list[int]]) -> str
         y = TOP + plot_h - plot_h * tick / top
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
                      f'<text x="{LEFT - 4}" y="{y + 3:.1f}" text-anchor="end">{tick}</text>')
-    label_every = max(1, len(categories) // 15)
+    label_every = -(-len(categories) // 8)  # at most 8 labels
     for i, category in enumerate(categories):
         x0 = LEFT + i * group + group * 0.1
         for n, values in enumerate(series.values()):
