@@ -4,6 +4,7 @@ for finance and ops."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -20,6 +21,13 @@ router = APIRouter(tags=["reports"])
 Reader = Annotated[Principal, Depends(require_roles("finance", "ops"))]
 MEDIA = {"html": "text/html; charset=utf-8",
          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def file_response(path: Path) -> FileResponse:
+    """A report file: HTML shown inline, XLSX as a download."""
+    fmt = path.suffix[1:]
+    return FileResponse(path, media_type=MEDIA[fmt], filename=path.name,
+                        content_disposition_type="inline" if fmt == "html" else "attachment")
 
 
 class ReportEntry(CamelModel):
@@ -50,7 +58,4 @@ async def report(request: Request, ws: WorkspaceDep, who: Reader, kind: str, per
                  format: str) -> FileResponse:
     """The HTML (shown inline) or XLSX (a download) file; 400 naming `kind`, `period` or `format` when it is
     not one a report has, 404 when that report was not built."""
-    path = await run_domain(request, report_file, ws, kind, period, format)
-    disposition = "inline" if format == "html" else "attachment"
-    return FileResponse(path, media_type=MEDIA[format], filename=path.name,
-                        content_disposition_type=disposition)
+    return file_response(await run_domain(request, report_file, ws, kind, period, format))

@@ -56,7 +56,8 @@ def per_day(con: duckdb.DuckDBPyConnection, first: date, last: date) -> list[Day
 
 _BREAK = ("SELECT break_id, recon, business_date, status, currency, internal_amount_minor, "
           "external_amount_minor, amount_difference_minor, CAST($day - business_date AS INTEGER) AS age, "
-          "array_to_string(internal_ids, ', '), array_to_string(external_ids, ', '), reason FROM recon_breaks ")
+          "array_to_string(internal_ids, ', '), array_to_string(external_ids, ', '), reason "
+          "FROM recon_breaks ")
 
 
 def open_breaks(con: duckdb.DuckDBPyConnection, day: date) -> tuple[list[BreakRow], int]:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from ops_pipeline.api.reports import MEDIA
+from ops_pipeline.api.reports import file_response
 from ops_pipeline.console.sessions import Session
 from ops_pipeline.console.web import page_router, readers, render, run_domain
 from ops_pipeline.reports.build import list_reports, report_file
@@ -26,6 +26,4 @@ async def reports_page(request: Request, session: Reader) -> HTMLResponse:
 @router.get("/reports/{kind}/{period}.{format}")
 async def report_file_page(request: Request, session: Reader, kind: str, period: str,
                            format: str) -> FileResponse:
-    path = await run_domain(request, report_file, request.app.state.ws, kind, period, format)
-    return FileResponse(path, media_type=MEDIA[format], filename=path.name,
-                        content_disposition_type="inline" if format == "html" else "attachment")
+    return file_response(await run_domain(request, report_file, request.app.state.ws, kind, period, format))
