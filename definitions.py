@@ -9,6 +9,7 @@ from assets.fundout import defs as fundout
 from assets.jobqueue import defs as jobqueue
 from assets.ledger import defs as ledger
 from assets.platform import defs as platform
+from assets.reports import defs as reports
 from assets.statements import defs as statements
 from assets.tickets import defs as tickets
 from resources.lake_duckdb import LakeDuckDBResource
@@ -21,6 +22,7 @@ DOMAINS = [
     tickets,
     statements,
     platform,
+    reports,
 ]
 
 ops = OpsResource()

@@ -24,6 +24,7 @@ from ops_pipeline.api import (
     jobs,
     metrics,
     models,
+    reports,
     statements,
     tickets,
 )
@@ -39,7 +40,7 @@ from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
 
 ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router, statements.router,
-           g2p.router)
+           g2p.router, reports.router)
 
 
 class Unavailable(OpsError):

@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "recon",
         "Reconciliations (settlement: CO vs RO; payouts: vs the bank statement), breaks, resolution.",
     ),
+    "reports": (
+        "reports",
+        "Finance reports (HTML and XLSX) per business date and per month, under OPS_HOME/reports.",
+    ),
     "sql": (
         "system",
         "DuckDB SQL over the lake views; without QUERY, an interactive shell (statements end with ';').",

@@ -1,0 +1,1 @@
+"""Dagster objects of the finance reports; `defs` in `defs.py` declares them."""
