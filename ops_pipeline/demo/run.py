@@ -18,6 +18,7 @@ from ops_pipeline.demo.world import build_world
 from ops_pipeline.exports import write_csv
 from ops_pipeline.ledger import adjustments, holds, ingest, merchants
 from ops_pipeline.money import exponent
+from ops_pipeline.reports.build import build_day, build_month
 from ops_pipeline.workspace import Workspace
 
 
@@ -68,7 +69,8 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
         shutil.copy(path, target)
     echo(f"Files of {last_day} dropped in {ws.settings.landing_dir}/; the ledger pipeline runs in Dagster:")
     run_pipeline(ws, echo)
-    run_recon(ws, [day for day, _, _ in world.days], echo)
+    today = run_recon(ws, [day for day, _, _ in world.days], echo)
+    _finance_reports(ws, today, world.days[0][0], echo)
     _summary(ws, echo)
     reports = _reports(ws)
     echo("")
@@ -80,6 +82,14 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
     echo("  .venv/bin/ops-pipeline ledger balance MER-0001")
     echo("  .venv/bin/ops-pipeline jobs list")
     echo(f"Demo finished in {time.perf_counter() - started:.1f}s.")
+
+
+def _finance_reports(ws: Workspace, today: date, month: date, echo) -> None:
+    """The day's finance report and the world's month report (HTML and XLSX)."""
+    day, monthly = build_day(ws, today), build_month(ws, month)
+    echo(f"Finance reports: {', '.join(str(p) for p in (*day.files, *monthly.files))}")
+    echo(f"  {day.period}: {day.breaks:,} open breaks; {monthly.period}: {monthly.balances} balances, "
+         f"{monthly.untied} not tying to the ledger")
 
 
 def merchants_module_load(ws: Workspace, path) -> int:

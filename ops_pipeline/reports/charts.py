@@ -7,12 +7,13 @@ import base64
 from html import escape
 
 WIDTH, HEIGHT = 640, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 28, 44
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 44, 44
+LEGEND_STEP = 90
 COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2")
 
 
 def bars(title: str, categories: list[str], series: dict[str, list[int]]) -> str:
-    """A grouped bar chart: one group per category, one bar per series; a legend under the title."""
+    """A grouped bar chart: one group per category, one bar per series; a legend row under the title."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     top = max([1, *(v for values in series.values() for v in values)])
     group = plot_w / max(1, len(categories))
@@ -22,9 +23,9 @@ def bars(title: str, categories: list[str], series: dict[str, list[int]]) -> str
              f'<rect width="{WIDTH}" height="{HEIGHT}" fill="#fff"/>',
              f'<text x="{LEFT}" y="14" font-size="12" font-weight="bold">{escape(title)}</text>']
     for n, name in enumerate(series):
-        x = WIDTH - RIGHT - 110 * (len(series) - n)
-        parts.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{COLOURS[n % len(COLOURS)]}"/>'
-                     f'<text x="{x + 14}" y="15">{escape(name)}</text>')
+        x = LEFT + LEGEND_STEP * n
+        parts.append(f'<rect x="{x}" y="21" width="10" height="10" fill="{COLOURS[n % len(COLOURS)]}"/>'
+                     f'<text x="{x + 14}" y="30">{escape(name)}</text>')
     for tick in (0, top // 2, top):
         y = TOP + plot_h - plot_h * tick / top
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
