@@ -9,6 +9,7 @@ from assets.fundout import defs as fundout
 from assets.jobqueue import defs as jobqueue
 from assets.ledger import defs as ledger
 from assets.platform import defs as platform
+from assets.recon import defs as recon
 from assets.statements import defs as statements
 from assets.tickets import defs as tickets
 from resources.lake_duckdb import LakeDuckDBResource
@@ -20,6 +21,7 @@ DOMAINS = [
     fundout,
     tickets,
     statements,
+    recon,
     platform,
 ]
 
