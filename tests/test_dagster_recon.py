@@ -1,6 +1,6 @@
 """Reconciliation in Dagster on a real instance, SQLite and PostgreSQL: daily partitions materialized twice
 (a backfill repeated) give the same results, the same break ids and one ticket per break; a late RO
-resolves its break's ticket at the next materialization; a failed blocking check stops `recon_breaks`."""
+resolves its break's ticket at the next materialization; a manual resolution resolves it at once."""
 
 from datetime import date
 

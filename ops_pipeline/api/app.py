@@ -23,6 +23,7 @@ from ops_pipeline.api import (
     jobs,
     metrics,
     models,
+    recon,
     statements,
     tickets,
 )
@@ -37,7 +38,8 @@ from ops_pipeline.observability.timing import freeze_heap
 from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
 
-ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router, statements.router)
+ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router, statements.router,
+           recon.router)
 
 
 class Unavailable(OpsError):
