@@ -84,26 +84,6 @@ class Run(CamelModel):
     counts: dict[str, int] = Field(description="Rows per status.")
 
 
-def _recon(recon: str | None) -> str | None:
-    if recon is not None and recon not in RECONS:
-        raise InvalidInput(f"recon: {recon!r} is not one of {', '.join(sorted(RECONS))}")
-    return recon
-
-
-def _after(cursor: str | None) -> tuple[date, str, str] | None:
-    """A `nextCursor` (business date.recon.break id) as the key to list after."""
-    if cursor is None:
-        return None
-    day, recon, break_id = ([*cursor.split(".", 2), "", ""])[:3]
-    try:
-        after = date.fromisoformat(day)
-    except ValueError:
-        after = None
-    if after is None or recon not in RECONS or not break_id:
-        raise InvalidInput(f"cursor: {cursor!r} is not a nextCursor of this endpoint")
-    return after, recon, break_id
-
-
 def _wire(b: dict[str, Any]) -> Break:
     c = b["currency"]
     money = {f"{k}_amount": str(to_major(b[f"{k}_amount_minor"], c)) for k in ("internal", "external")}
@@ -128,12 +108,11 @@ async def list_breaks(
 ) -> BreakPage:
     """Breaks of the latest runs, by business date, recon and break id; page with `cursor`."""
     found = await run_domain(request, lambda: breaks.open_breaks(
-        ws, status=status, recon=_recon(recon), older_than_days=older_than, business_date=day,
-        after=_after(cursor), limit=limit + 1))
+        ws, status=status, recon=recon, older_than_days=older_than, business_date=day,
+        after=cursor and breaks.parse_cursor(cursor), limit=limit + 1))
     page = found[:limit]
     last = page[-1] if len(found) > limit else None
-    following = f"{last['business_date']}.{last['recon']}.{last['break_id']}" if last else None
-    return BreakPage(breaks=[_wire(b) for b in page], next_cursor=following)
+    return BreakPage(breaks=[_wire(b) for b in page], next_cursor=last and breaks.cursor(last))
 
 
 @router.post("/api/recon/breaks/{break_id}/resolve", summary="Resolve a break (ops)",
@@ -162,7 +141,7 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=runs.MAX_LIMIT)] = 100,
 ) -> dict[str, list[Run]]:
     """Runs per recon and business date, newest date first, with row counts per status."""
-    found = await run_domain(request, lambda: runs.list_runs(ws, recon=_recon(recon), business_date=day,
+    found = await run_domain(request, lambda: runs.list_runs(ws, recon=recon, business_date=day,
                                                               latest_only=latest, limit=limit))
     return {"runs": [Run(**{k: r[k] for k in ("recon", "business_date", "run_id", "created_at", "latest",
                                                "rows")}, counts={s: r[s] for s in STATUSES})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ops_pipeline import analytics
 from ops_pipeline.errors import InvalidInput, NotFound
 from ops_pipeline.recon import store
+from ops_pipeline.recon.registry import RECONS
 from ops_pipeline.tickets import sources
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def open_breaks(ws: Workspace, *, status: str | None = None, older_than_days: in
         raise InvalidInput(f"status: {status!r} is not one of {', '.join(BREAK_STATUSES)}")
     if limit is not None and not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit: {limit} is not between 1 and {MAX_LIMIT}")
+    check_recon(recon)
     where, params = ["TRUE"], []
     for column, value in (("status", status), ("recon", recon), ("business_date", business_date)):
         if value is not None:
@@ -63,6 +65,29 @@ def open_breaks(ws: Workspace, *, status: str | None = None, older_than_days: in
     finally:
         con.close()
     return [dict(zip(COLUMNS, r, strict=True)) for r in found]
+
+
+def cursor(b: dict) -> str:
+    """The key of a listed break as text (`next cursor`): business date.recon.break id."""
+    return f"{b['business_date']}.{b['recon']}.{b['break_id']}"
+
+
+def parse_cursor(text: str) -> tuple[date, str, str]:
+    """A `cursor` back into the key `open_breaks(after=...)` takes."""
+    day, recon, break_id = [*text.split(".", 2), "", ""][:3]
+    try:
+        parsed = date.fromisoformat(day)
+    except ValueError:
+        parsed = None
+    if parsed is None or not recon or not break_id:
+        raise InvalidInput(f"cursor: {text!r} is not a cursor of the breaks list")
+    return parsed, recon, break_id
+
+
+def check_recon(recon: str | None) -> None:
+    """Refuse a reconciliation name no run has (a filter naming it would only find nothing)."""
+    if recon is not None and recon not in RECONS:
+        raise InvalidInput(f"recon: {recon!r} is not one of {', '.join(sorted(RECONS))}")
 
 
 def resolve(ws: Workspace, break_id: str, action: str, note: str, actor: str,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ops_pipeline import analytics
 from ops_pipeline.errors import InvalidInput
+from ops_pipeline.recon.breaks import check_recon
 from ops_pipeline.recon.engine import STATUSES
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ def list_runs(ws: Workspace, *, recon: str | None = None, business_date: date | 
     """Runs, newest business date first and within a date newest run first."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit: {limit} is not between 1 and {MAX_LIMIT}")
+    check_recon(recon)
     where, params = ["TRUE"], []
     for column, value in (("recon", recon), ("business_date", business_date)):
         if value is not None:
