@@ -48,6 +48,9 @@ def test_breaks_filters_cursor_and_money(client):
     error(call(client, "GET", "/recon/breaks", status="open"), 400, "VALIDATION_ERROR", "status: 'open'")
     error(call(client, "GET", "/recon/breaks", recon="nope"), 400, "VALIDATION_ERROR", "recon: 'nope'")
     error(call(client, "GET", "/recon/breaks", cursor="junk"), 400, "VALIDATION_ERROR", "cursor: 'junk'")
+    error(call(client, "GET", "/recon/breaks", cursor=""), 400, "VALIDATION_ERROR", "cursor: ''")
+    for day in ("0", "2026-13-01", "20261101"):
+        error(call(client, "GET", "/recon/breaks", date=day), 400, "VALIDATION_ERROR", f"date: {day!r}")
     assert call(client, "GET", "/recon/breaks", role="merchant", sub="M1").status_code == 403
 
 

@@ -6,6 +6,7 @@ the stable ids of `recon breaks` (the same break keeps its id across re-runs).
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -30,7 +31,8 @@ Money = Annotated[str, Field(description="Exact decimal in major units, e.g. '86
 BreakId = Annotated[str, Path(min_length=1, max_length=64, description="Stable break id (`recon breaks`).")]
 Recon = Annotated[str | None, Query(description="Only this reconciliation.",
                                     json_schema_extra=choices(sorted(RECONS)))]
-Day = Annotated[date | None, Query(alias="date", description="Only this business date (YYYY-MM-DD).")]
+Day = Annotated[str | None, Query(alias="date", max_length=10, json_schema_extra={"format": "date"},
+                                  description="Only this business date (YYYY-MM-DD).")]
 PageCursor = Annotated[str | None, Query(max_length=200, description="nextCursor of the previous page.")]
 OlderThan = Annotated[int | None, Query(alias="olderThan", ge=0, le=100_000,
                                         description="Only business dates more than this many days ago.")]
@@ -84,6 +86,18 @@ class Run(CamelModel):
     counts: dict[str, int] = Field(description="Rows per status.")
 
 
+def _day(value: str | None) -> date | None:
+    """An ISO date query parameter (pydantic would also read a number as seconds since the epoch)."""
+    if value is None:
+        return None
+    try:
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise InvalidInput(f"date: {value!r} is not an ISO date (YYYY-MM-DD)")
+
+
 def _wire(b: dict[str, Any]) -> Break:
     c = b["currency"]
     money = {f"{k}_amount": str(to_major(b[f"{k}_amount_minor"], c)) for k in ("internal", "external")}
@@ -108,8 +122,8 @@ async def list_breaks(
 ) -> BreakPage:
     """Breaks of the latest runs, by business date, recon and break id; page with `cursor`."""
     found = await run_domain(request, lambda: breaks.open_breaks(
-        ws, status=status, recon=recon, older_than_days=older_than, business_date=day,
-        after=cursor and breaks.parse_cursor(cursor), limit=limit + 1))
+        ws, status=status, recon=recon, older_than_days=older_than, business_date=_day(day),
+        after=None if cursor is None else breaks.parse_cursor(cursor), limit=limit + 1))
     page = found[:limit]
     last = page[-1] if len(found) > limit else None
     return BreakPage(breaks=[_wire(b) for b in page], next_cursor=last and breaks.cursor(last))
@@ -141,7 +155,7 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=runs.MAX_LIMIT)] = 100,
 ) -> dict[str, list[Run]]:
     """Runs per recon and business date, newest date first, with row counts per status."""
-    found = await run_domain(request, lambda: runs.list_runs(ws, recon=recon, business_date=day,
+    found = await run_domain(request, lambda: runs.list_runs(ws, recon=recon, business_date=_day(day),
                                                               latest_only=latest, limit=limit))
     return {"runs": [Run(**{k: r[k] for k in ("recon", "business_date", "run_id", "created_at", "latest",
                                                "rows")}, counts={s: r[s] for s in STATUSES})

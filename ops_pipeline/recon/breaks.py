@@ -54,7 +54,7 @@ def open_breaks(ws: Workspace, *, status: str | None = None, older_than_days: in
     if break_ids:
         where.append(f"break_id IN ({', '.join('?' * len(break_ids))})")
         params.extend(break_ids)
-    if after is not None:
+    if after:
         where.append("(business_date, recon, break_id) > (?, ?, ?)")
         params.extend(after)
     con = analytics.connect(ws)
