@@ -2,6 +2,7 @@
 (a backfill repeated) give the same results, the same break ids and one ticket per break; a late RO
 resolves its break's ticket at the next materialization; a manual resolution resolves it at once."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import dagster as dg
@@ -13,7 +14,7 @@ from ops_pipeline import analytics
 from ops_pipeline.audit import history
 from ops_pipeline.db.schema import tickets
 from ops_pipeline.ledger import ingest
-from ops_pipeline.recon import breaks, store
+from ops_pipeline.recon import breaks, settlement, store
 from resources.ops import OpsResource
 from tests.factories import op, write_ops
 
@@ -81,3 +82,11 @@ def test_backfill_twice_is_idempotent_and_tickets_follow_the_breaks(world, tmp_p
         resolved = [h for h in history(conn, "ticket", str(ticket_id)) if h["action"] == "resolved"]
     assert [(h["actor"], h["reason"]) for h in resolved] == [("asha", "write-off: refunded offline")]
     assert materialize(world, DAYS[1]).success and len(recon_tickets(world)) == 3  # no new ticket
+
+
+def test_concurrent_syncs_open_one_ticket_per_break(world):
+    settlement.run(world, date.fromisoformat(DAYS[0]), actor="test")
+    with ThreadPoolExecutor(4) as pool:
+        opened = list(pool.map(lambda _: breaks.sync_tickets(world)[0], range(4)))
+    assert sum(len(o) for o in opened) == 1
+    assert [r[2] for r in recon_tickets(world)] == ["open"]
