@@ -14,8 +14,6 @@ from sqlalchemy import update
 import definitions
 from assets.ledger.assets import LEDGER_ASSETS
 from assets.ledger.checks import FEE_RULE_PRESENT, LEDGER_CHECKS, REPLAY_EQUALS_CACHE, UNIQUE_OPERATION_KEYS
-from assets.partitions import DAILY
-from assets.recon.assets import AGED_BREAKS, COMPLETE, EXCLUSIVE
 from ops_pipeline.cli.dev import REPO, install_instance_yaml
 from ops_pipeline.db.schema import balance_cache
 from ops_pipeline.ledger import balances, holds, ingest
@@ -24,7 +22,6 @@ from resources.ops import OpsResource
 from tests.factories import op, write_ops
 
 DEFS = definitions.defs
-RECON = {"settlement_recon", "payout_recon", "recon_breaks"}
 LEDGER = {"confirmed_operations", "reconciled_operations", "balance_operations", "ledger_quarantine",
           "balance_cache", "balance_snapshot"}
 
@@ -51,17 +48,13 @@ def metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
 
 def test_definitions_hold_the_ledger():
     dg.Definitions.validate_loadable(DEFS)
-    specs = {s.key.to_user_string(): s for s in DEFS.resolve_all_asset_specs()}
-    assert set(specs) == LEDGER | RECON
-    assert all(s.group_name == "ledger" and s.description and s.partitions_def is None
-               for k, s in specs.items() if k in LEDGER)
-    assert all(s.group_name == "recon" and s.description and s.partitions_def == DAILY
-               for k, s in specs.items() if k in RECON)
-    checks = {(k.asset_key.to_user_string(), k.name) for k in DEFS.resolve_asset_graph().asset_check_keys}
+    specs = {s.key.to_user_string(): s for s in DEFS.resolve_all_asset_specs() if s.group_name == "ledger"}
+    assert set(specs) == LEDGER
+    assert all(s.description for s in specs.values())
+    checks = {(k.asset_key.to_user_string(), k.name) for k in DEFS.resolve_asset_graph().asset_check_keys
+              if k.asset_key.to_user_string() in LEDGER}
     assert checks == {("balance_cache", REPLAY_EQUALS_CACHE), ("balance_operations", UNIQUE_OPERATION_KEYS),
-                      ("balance_operations", FEE_RULE_PRESENT),
-                      ("settlement_recon", EXCLUSIVE), ("settlement_recon", COMPLETE),
-                      ("payout_recon", EXCLUSIVE), ("payout_recon", COMPLETE), ("recon_breaks", AGED_BREAKS)}
+                      ("balance_operations", FEE_RULE_PRESENT)}
     ingest_job = DEFS.resolve_job_def("ledger_ingest_job")
     assert {k.to_user_string() for k in ingest_job.asset_layer.selected_asset_keys} == LEDGER - {
         "balance_cache", "balance_snapshot"}

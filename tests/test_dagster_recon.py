@@ -9,7 +9,9 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
-from assets.recon.assets import RECON_ASSETS
+import definitions
+from assets.partitions import DAILY
+from assets.recon.assets import AGED_BREAKS, COMPLETE, EXCLUSIVE, RECON_ASSETS
 from ops_pipeline import analytics
 from ops_pipeline.audit import history
 from ops_pipeline.db.schema import tickets
@@ -34,6 +36,17 @@ def world(ws, tmp_path):
     return ws
 
 
+def test_definitions_hold_the_recon_assets_partitioned_by_day_with_their_checks():
+    specs = {s.key.to_user_string(): s for s in definitions.defs.resolve_all_asset_specs() if s.group_name == "recon"}
+    assert set(specs) == {"settlement_recon", "payout_recon", "recon_breaks"}
+    assert all(s.partitions_def == DAILY and s.description for s in specs.values())
+    assert {d.asset_key.to_user_string() for d in specs["recon_breaks"].deps} == {"settlement_recon", "payout_recon"}
+    graph = definitions.defs.resolve_asset_graph()
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys if k.asset_key.path[0] in specs}
+    assert checks == {("settlement_recon", EXCLUSIVE), ("settlement_recon", COMPLETE), ("payout_recon", EXCLUSIVE),
+                      ("payout_recon", COMPLETE), ("recon_breaks", AGED_BREAKS)}
+
+
 def materialize(ws, day: str) -> dg.ExecuteInProcessResult:
     ops = OpsResource(ops_home=str(ws.settings.home), database_url=ws.settings.database_url)
     with dg.instance_for_test() as instance:
@@ -54,6 +67,15 @@ def test_backfill_twice_is_idempotent_and_tickets_follow_the_breaks(world, tmp_p
     meta = first[DAYS[0]].asset_materializations_for_node("settlement_recon")[0].metadata
     assert meta["counts"].value["matched"] == 1 and meta["counts"].value["unmatched_internal"] == 1
     assert "| unmatched_internal | EUR | 1 | 10.00 | 0.00 | 10.00 |" in meta["statuses"].value
+    assert meta["run_id"].value and meta["lake_version"].value >= 1
+    evaluated = sorted((c.asset_key.to_user_string(), c.check_name, c.passed, c.severity.value)
+                       for c in first[DAYS[0]].get_asset_check_evaluations())
+    assert evaluated == [
+        ("payout_recon", "all_records_accounted_for", True, "ERROR"),
+        ("payout_recon", "no_record_matched_twice", True, "ERROR"),
+        ("recon_breaks", "no_break_beyond_window", False, "WARN"),  # the c2s are past 3 days by now
+        ("settlement_recon", "all_records_accounted_for", True, "ERROR"),
+        ("settlement_recon", "no_record_matched_twice", True, "ERROR")]
     assert {(r[1], r[2]) for r in recon_tickets(world)} == {(i, "open") for i in ids}
     for d in DAYS:  # the same backfill again
         assert materialize(world, d).success
