@@ -9,6 +9,7 @@ from assets.fundout import defs as fundout
 from assets.jobqueue import defs as jobqueue
 from assets.ledger import defs as ledger
 from assets.platform import defs as platform
+from assets.recon import defs as recon
 from assets.reports import defs as reports
 from assets.statements import defs as statements
 from assets.tickets import defs as tickets
@@ -21,8 +22,9 @@ DOMAINS = [
     fundout,
     tickets,
     statements,
-    platform,
+    recon,
     reports,
+    platform,
 ]
 
 ops = OpsResource()

@@ -127,6 +127,19 @@ def test_rerun_is_idempotent_and_dry_run_writes_nothing(world):
     assert len(breaks.open_breaks(world)) == 6
 
 
+def test_break_ids_are_stable_across_runs_and_name_status_and_records(world):
+    settlement.run(world, D, actor="test")
+    first = {b["break_id"]: b for b in breaks.open_breaks(world)}
+    settlement.run(world, D, actor="test")
+    again = {b["break_id"]: b for b in breaks.open_breaks(world)}
+    assert set(first) == set(again) and len(first) == 6
+    assert all(first[i]["first_seen_at"] == again[i]["first_seen_at"] for i in first)  # the first run's time
+    assert {len(i) for i in first} == {16}
+    # c4 breaks on both sides (EUR CO, USD RO): same operation id, two breaks, two ids.
+    c4 = [i for i, b in first.items() if "c4" in (*b["internal_ids"], *b["external_ids"])]
+    assert len(c4) == 2
+
+
 def test_aging_buckets(world):
     settlement.run(world, D, actor="test")
     settlement.run(world, date(2026, 10, 1), actor="test")
@@ -182,7 +195,7 @@ def test_cli_run_breaks_resolve(world):
         ("unmatched_internal", "EUR"): (3, "80.00", "0.00", "80.00"),
     }
     listed = json.loads(cli(world, "breaks", "--status", "unmatched_internal", "--format", "json"))
-    assert [(b["internal_ids"], b["internal_amount_minor"]) for b in listed] == [
+    assert sorted((b["internal_ids"], b["internal_amount_minor"]) for b in listed) == [
         ("c4", 1000), ("c5", 3000), ("c6", 4000)]
     c5 = next(b["break_id"] for b in listed if b["internal_ids"] == "c5")
     assert len(json.loads(cli(world, "breaks", "--older-than", "3", "--format", "json"))) == 6  # today > D+3
@@ -196,6 +209,9 @@ def test_cli_run_breaks_resolve(world):
     [written_off] = [r for r in store.latest_results(world, "settlement", D) if r.status == "manual"]
     assert (written_off.internal_ids, written_off.reason, written_off.note) == (
         ("c5",), "write-off", "merchant refunded offline")
+    runs = json.loads(cli(world, "runs", "--name", "settlement", "--format", "json"))
+    assert [(r["business_date"], r["latest"], r["rows"], r["manual"]) for r in runs] == [
+        ("2026-11-01", True, 9, 1), ("2026-11-01", False, 9, 0)]
     assert "error: break 'nope' is not a break of the latest runs" in cli(
         world, "resolve", "nope", "--action", "match", "--note", "x", code=1)
     assert "error: date: '2026-13-01' is not an ISO date" in cli(world, "run", "--date", "2026-13-01", code=1)

@@ -24,6 +24,7 @@ from ops_pipeline.api import (
     jobs,
     metrics,
     models,
+    recon,
     reports,
     statements,
     tickets,
@@ -40,7 +41,7 @@ from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
 
 ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router, statements.router,
-           g2p.router, reports.router)
+           g2p.router, recon.router, reports.router)
 
 
 class Unavailable(OpsError):

@@ -83,6 +83,22 @@ def recon_resolve(ctx: Context, break_id: str, action: str, note: str, other_id:
     click.echo(f"decision {decision_id}: {action} {break_id}; applied at the next run of its date")
 
 
+@recon_group.command("runs")
+@click.option("--name", help="Only this reconciliation.")
+@click.option("--date", "day", help="Only this business date (YYYY-MM-DD).")
+@click.option("--latest", is_flag=True, help="Only the runs in force (the latest of each date).")
+@click.option("--limit", type=int, default=100, show_default=True)
+@FORMAT
+@pass_ctx
+def recon_runs(ctx: Context, name: str | None, day: str | None, latest: bool, limit: int, fmt: str) -> None:
+    """Runs per reconciliation and business date, newest first, with row counts per status."""
+    from ops_pipeline.recon import runs
+
+    found = runs.list_runs(ctx.ws, recon=name, business_date=_date(day) if day else None, latest_only=latest,
+                           limit=limit)
+    emit(runs.COLUMNS, ([r[c] for c in runs.COLUMNS] for r in found), fmt)
+
+
 @recon_group.command("reversals")
 @ACTOR
 @FORMAT

@@ -6,12 +6,22 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
-from ops_pipeline.console.pages import alerts, fundout, jobs, ledger, overview, reports, signin, tickets
+from ops_pipeline.console.pages import (
+    alerts,
+    fundout,
+    jobs,
+    ledger,
+    overview,
+    recon,
+    reports,
+    signin,
+    tickets,
+)
 from ops_pipeline.console.web import HERE, PREFIX, Viewer, page_router
 from ops_pipeline.errors import NotFound
 
 PAGES = (signin.router, overview.router, jobs.router, tickets.router, fundout.router, ledger.router,
-         reports.router, alerts.router)
+         recon.router, reports.router, alerts.router)
 
 
 def install(app: FastAPI) -> None:

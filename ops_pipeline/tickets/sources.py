@@ -1,6 +1,6 @@
 """Tickets the system opens: a job that ended Failed, a manual job waiting for a person, a failed Dagster
-run (a reconciliation break later), each in the group `Settings.ticket_group(source)` names (made on first
-use), with `reference` linking back (job id, run id).
+run, a reconciliation break, each in the group `Settings.ticket_group(source)` names (made on first
+use), with `reference` linking back (job id, run id, stable break id).
 
 An event is covered, and opens nothing, when a ticket for its reference is open or was still open at the
 event (resolved at or after it): so scanning again (a sensor tick repeated, a look-back, the CLI) never
@@ -21,10 +21,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ops_pipeline.db.schema import jobs, jobs_archive, ticket_agents, tickets
 from ops_pipeline.db.types import UTCDateTime
+from ops_pipeline.errors import Conflict
 from ops_pipeline.jobqueue.model import State
 from ops_pipeline.notify import Notification, enqueue
 from ops_pipeline.tickets.groups import by_name, insert_group
-from ops_pipeline.tickets.model import OPEN, RESOLVED
+from ops_pipeline.tickets.model import MAX_BATCH, OPEN, RESOLVED
 from ops_pipeline.tickets.tickets import NewTicket, create_tickets, update_tickets
 from ops_pipeline.workspace import Workspace
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 ACTOR = "system"
 PAGE = 500
 MANUAL_JOB_TYPE = "manual"
+RECON_BREAK = "reconciliation"  # a reconciliation break; reference: its stable break id
 
 
 def _alert(conn: Connection, opened: list[dict[str, Any]]) -> None:
@@ -189,3 +191,62 @@ def open_ticket_for_run_failure(
         return None
     opened = _open(ws, "run_failure", [(run_id, 2, f"Dagster run {run_id} of {job_name} failed: {message}")])
     return opened[0] if opened else None
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that may need a ticket: its reference, when it first happened, priority and description."""
+
+    reference: str
+    occurred_at: datetime
+    priority: int
+    description: str
+
+
+def open_tickets_for_events(ws: Workspace, source: str, events: list[Event]) -> list[dict[str, Any]]:
+    """A ticket of `source` for each event not covered (see the module doc), in batches; a concurrent
+    scanner opening the same ticket first is no error (the unique index, then a second look)."""
+    opened: list[dict[str, Any]] = []
+    for start in range(0, len(events), MAX_BATCH):
+        chunk = events[start:start + MAX_BATCH]
+        for attempt in (1, 2):
+            todo = _uncovered(ws, source, chunk)
+            try:
+                opened += _open(ws, source, [(e.reference, e.priority, e.description) for e in todo])
+                break
+            except Conflict:
+                if attempt == 2:
+                    raise
+    return opened
+
+
+def _uncovered(ws: Workspace, source: str, events: list[Event]) -> list[Event]:
+    refs = sorted({e.reference for e in events})
+    t = tickets.c
+    with ws.read_engine.connect() as conn:
+        found = conn.execute(select(t.reference, t.resolved_at)
+                             .where(t.source == source, t.reference.in_(refs)))
+        history: dict[str, list] = {}
+        for reference, resolved_at in found:
+            history.setdefault(reference, []).append(resolved_at)
+    return [e for e in events
+            if not any(r is None or r >= e.occurred_at for r in history.get(e.reference, ()))]
+
+
+def open_references(ws: Workspace, source: str) -> list[str]:
+    """The references of the open tickets of `source`."""
+    t = tickets.c
+    with ws.read_engine.connect() as conn:
+        return list(conn.execute(select(t.reference).where(t.source == source, t.status == OPEN)).scalars())
+
+
+def resolve_tickets_for(ws: Workspace, source: str, references: list[str], actor: str,
+                        reason: str) -> list[dict[str, Any]]:
+    """Resolve the open tickets of `source` for these references (audited with `reason`)."""
+    if not references:
+        return []
+    t = tickets.c
+    with ws.read_engine.connect() as conn:
+        ids = list(conn.execute(select(t.id).where(t.source == source, t.status == OPEN,
+                                                   t.reference.in_(sorted(set(references))))).scalars())
+    return update_tickets(ws, actor, ids, {"status": RESOLVED}, reason=reason) if ids else []

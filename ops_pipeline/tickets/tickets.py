@@ -211,10 +211,11 @@ def _validate(changes: dict[str, Any]) -> dict[str, Any]:
 
 
 def update_tickets(
-    ws: Workspace, actor: str, ticket_ids: Sequence[int], changes: dict[str, Any]
+    ws: Workspace, actor: str, ticket_ids: Sequence[int], changes: dict[str, Any], reason: str | None = None
 ) -> list[dict[str, Any]]:
     """Apply `changes` (status, agent_id, priority) to every ticket, all or none: resolve or reopen, give to
-    a named active agent of the ticket's group, reprioritize. One audit record per ticket changed."""
+    a named active agent of the ticket's group, reprioritize. One audit record per ticket changed (with
+    `reason`)."""
     ids = sorted({model.identifier("ticketIds", i) for i in ticket_ids})
     if not 1 <= len(ids) <= model.MAX_BATCH:
         raise InvalidInput(f"ticketIds: {len(ids)} given; 1 to {model.MAX_BATCH} are accepted")
@@ -230,14 +231,14 @@ def update_tickets(
         rows = {r.id: r for r in conn.execute(select(tickets).where(chosen).with_for_update())}
         history = History(conn, ws, actor)
         for ticket_id in ids:
-            _apply(history, rows[ticket_id], changes)
+            _apply(history, rows[ticket_id], changes, reason)
         history.flush()
         return [view(r) for r in conn.execute(select(tickets).where(chosen).order_by(tickets.c.id))]
 
     return write(ws, work)
 
 
-def _apply(history: History, row: Any, changes: dict[str, Any]) -> None:
+def _apply(history: History, row: Any, changes: dict[str, Any], reason: str | None = None) -> None:
     conn, at = history.conn, history.at
     before = view(row)
     changed = {k: v for k, v in changes.items() if before[k] != v}
@@ -264,7 +265,7 @@ def _apply(history: History, row: Any, changes: dict[str, Any]) -> None:
     action = {model.RESOLVED: "resolved", model.OPEN: "reopened"}.get(status) or (
         ("reassigned" if row.agent_id else "assigned") if "agent_id" in changed else "updated")
     audit.record(conn, actor=history.actor, entity_type=ENTITY, entity_id=str(row.id), action=action,
-                 before={k: before[k] for k in changed}, after=changed)
+                 before={k: before[k] for k in changed}, after=changed, reason=reason)
     reopened_unassigned = status == model.OPEN and "agent_id" not in changed
     if reopened_unassigned and not _available(conn, row.agent_id, row.group_id):
         place(history, row.group_id, [row])

@@ -1,0 +1,1 @@
+"""Reconciliation in Dagster."""
