@@ -33,7 +33,10 @@ def run_recon(ws: Workspace, days: list[date], echo: Callable[[str], None]) -> d
     bank = sandbox(ws.settings)
     state = bank.state()
     paid = sorted(r for r, p in state["payouts"].items() if p.get("booked_on") == today.isoformat())
-    if paid and not any(p["status"] == "returned" for p in state["payouts"].values()):
+    if not paid:
+        echo(f"  the bank paid nothing on {today}: no statement to reconcile")
+        return today
+    if not any(p["status"] == "returned" for p in state["payouts"].values()):
         bank.reverse(paid[0], reason="AC04 account closed")
         bank.charge(f"BANK-FEE-{today:%Y%m%d}", "2.50", "EUR", "monthly account fee")
     loaded = load_statement(ws, bank.statement("mt940", day=today).encode(), f"simbank-{today}.sta", ACTOR)
