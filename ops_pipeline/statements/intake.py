@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -69,7 +69,7 @@ def load_statement(ws: Workspace, data: bytes, file_name: str, actor: str) -> Lo
         if is_loaded(ws, statement_id):
             return LoadResult(statement_id, file_name, fmt, 0, already_loaded=True)
         ingest_id, now = str(uuid.uuid4()), datetime.now(UTC)
-        rows = [{**asdict(e), "statement_id": statement_id, "format": fmt, "sequence": n,
+        rows = [{**vars(e), "statement_id": statement_id, "format": fmt, "sequence": n,
                  "file_name": file_name, "ingest_id": ingest_id, "loaded_at": now}
                 for n, e in enumerate(entries, 1)]
         version = ws.lake.append(TABLE, pa.Table.from_pylist(rows, schema=BANK_STATEMENT_ENTRIES.schema))

@@ -42,10 +42,12 @@ class _Tag:
 def _tags(text: str) -> list[_Tag]:
     matches = list(_TAG.finditer(text))
     ends = [m.start() for m in matches[1:]] + [len(text)]
-    return [
-        _Tag(m["tag"], text.count("\n", 0, m.start()) + 1, m.start(), text[m.end():end].strip())
-        for m, end in zip(matches, ends, strict=True)
-    ]
+    tags, line, counted = [], 1, 0
+    for m, end in zip(matches, ends, strict=True):
+        line += text.count("\n", counted, m.start())  # counted so far: linear in the text, not quadratic
+        counted = m.start()
+        tags.append(_Tag(m["tag"], line, m.start(), text[m.end():end].strip()))
+    return tags
 
 
 def _check_61(tag: _Tag) -> None:
