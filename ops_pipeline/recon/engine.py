@@ -137,8 +137,8 @@ def _records(frame: pl.DataFrame | pa.Table, side: str, fields: set[str], dates:
         if df[column].null_count():
             raise InvalidInput(f"{side} records: column {column!r} has empty values")
     df = df.with_columns(pl.col("id").cast(pl.String), pl.col("amount").cast(pl.Int64))
-    duplicated = df.filter(pl.col("id").is_duplicated())["id"].unique().sort().to_list()
-    if duplicated:
+    if df["id"].n_unique() < df.height:
+        duplicated = df.filter(pl.col("id").is_duplicated())["id"].unique().sort().to_list()
         raise InvalidInput(f"{side} records: duplicate ids {duplicated[:5]}")
     return df
 
@@ -229,6 +229,8 @@ def _pairs(internal: pl.DataFrame, external: pl.DataFrame, rule: Rule,
         first = candidates.filter((pl.col("_rank") == pl.col("_rank").min().over("_u"))
                                   & (pl.col("_rank") == pl.col("_rank").min().over("_u_e")))
         rounds.append(first)
+        if first.height == candidates.height:  # all taken: the usual case of one candidate per unit
+            break
         candidates = (candidates.join(first.select("_u"), on="_u", how="anti")
                       .join(first.select("_u_e"), on="_u_e", how="anti"))
     if not rounds:

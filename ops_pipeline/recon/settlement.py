@@ -38,20 +38,22 @@ SETTLEMENT = Recon("settlement", (
 BUCKETS = ("0-1", "2-3", "4-7", "8-30", ">30")
 
 _RECORDS = """
-WITH ops AS (
+WITH ops AS NOT MATERIALIZED (
     SELECT falcon_operation_id AS id, falcon_operation_id, source, amount_minor AS amount, currency,
            merchant_id, psp_id, CAST(timezone($tz, operation_date) AS DATE) AS day
     FROM {log} WHERE source IN ('CO', 'RO') AND type <> 'psp_fee'
         AND operation_date >= $scan_from AND operation_date < $scan_to
 ),
-co AS (SELECT * FROM ops WHERE source = 'CO'),
+co AS NOT MATERIALIZED (SELECT * FROM ops WHERE source = 'CO'),
 ro AS (
     SELECT ro.*, CASE WHEN ro.day <= co.day + CAST(coalesce(w.days, $default) AS INTEGER) THEN co.day
                       ELSE ro.day END AS business_date
     FROM (SELECT * FROM ops WHERE source = 'RO') ro
     LEFT JOIN co USING (id) LEFT JOIN windows w ON w.psp_id = co.psp_id
 )
-SELECT id, falcon_operation_id, amount, currency, merchant_id FROM {side} WHERE {day} = $date ORDER BY id
+SELECT source, id, falcon_operation_id, amount, currency, merchant_id FROM co WHERE day = $date
+UNION ALL
+SELECT source, id, falcon_operation_id, amount, currency, merchant_id FROM ro WHERE business_date = $date
 """
 
 
@@ -71,8 +73,8 @@ def records(ws: Workspace, business_date: date) -> tuple[pl.DataFrame, pl.DataFr
         params = {"tz": ws.settings.timezone, "default": DEFAULT_WINDOW_DAYS, "date": business_date,
                   "scan_from": midnight - timedelta(days=widest + 1),
                   "scan_to": midnight + timedelta(days=widest + 2)}
-        return tuple(con.sql(_RECORDS.format(log=log, side=side, day=day), params=params).pl()
-                     for side, day in (("co", "day"), ("ro", "business_date")))
+        found = con.sql(_RECORDS.format(log=log), params=params).pl()
+    return tuple(found.filter(pl.col("source") == source).drop("source") for source in ("CO", "RO"))
 
 
 def run(ws: Workspace, business_date: date, *, actor: str, dry_run: bool = False) -> service.RunSummary:
