@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
            "ratio_dry_vs_floor": round(best["dry"] / best["floor"], 2),
            "ratio_recorded_vs_floor": round(best["recorded"] / best["floor"], 2),
            "peak_rss_bytes": peak, "targets": TARGETS,
-           "met": best["recorded"] <= TARGETS["vs_floor"] * best["floor"] and peak <= TARGETS["peak_rss_bytes"],
+           "met": best["recorded"] <= TARGETS["vs_floor"] * best["floor"]
+           and peak <= TARGETS["peak_rss_bytes"],
            "runs": runs}
     cfg.out.parent.mkdir(parents=True, exist_ok=True)
     cfg.out.write_text(json.dumps(out, indent=2, default=str) + "\n")

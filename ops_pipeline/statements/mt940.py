@@ -29,6 +29,7 @@ _LINE_61 = (
     ("funds code", re.compile(r"[A-Z]?")),
     ("amount", re.compile(r"\d{1,12},\d{0,3}(?![\d,])")),
 )
+_LINE_61_HEAD = re.compile("".join(f"(?>{p.pattern})" for _, p in _LINE_61))  # all fields; atomic like the loop
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ def _tags(text: str) -> list[_Tag]:
 
 
 def _check_61(tag: _Tag) -> None:
+    if _LINE_61_HEAD.match(tag.value):
+        return
     pos = 0
     for field, pattern in _LINE_61:
         match = pattern.match(tag.value, pos)
