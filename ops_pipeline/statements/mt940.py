@@ -29,7 +29,8 @@ _LINE_61 = (
     ("funds code", re.compile(r"[A-Z]?")),
     ("amount", re.compile(r"\d{1,12},\d{0,3}(?![\d,])")),
 )
-_LINE_61_HEAD = re.compile("".join(f"(?>{p.pattern})" for _, p in _LINE_61))  # all fields; atomic like the loop
+# all the fields at once, each atomic (no backtracking into a field), so it accepts what the loop accepts
+_LINE_61_HEAD = re.compile("".join(f"(?>{p.pattern})" for _, p in _LINE_61))
 
 
 @dataclass(frozen=True)
