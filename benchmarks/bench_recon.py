@@ -150,6 +150,12 @@ def peak_rss_bytes() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+def _in_this_process(name: str, args: str) -> int:
+    """Run step `name` here; print its result with this process's peak RSS as the last line."""
+    print(json.dumps({**STEPS[name](**json.loads(args)), "peak_rss_bytes": peak_rss_bytes()}, default=str))
+    return 0
+
+
 def run_step(name: str, cfg: argparse.Namespace, **kwargs) -> dict:
     """Step `name` in a new process (after waiting for a quiet machine), with its peak RSS and wall time."""
     idle = wait_idle(cfg.idle_busy, cfg.idle_wait)
@@ -172,11 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step", nargs=2, metavar=("NAME", "ARGS"), help=argparse.SUPPRESS)
     cfg = p.parse_args(argv)
     if cfg.step:
-        name, args = cfg.step
-        result = STEPS[name](**json.loads(args))
-        result["peak_rss_bytes"] = peak_rss_bytes()
-        print(json.dumps(result, default=str))
-        return 0
+        return _in_this_process(*cfg.step)
     started = datetime.now(UTC)
     home = DATA / f"cos-{cfg.cos}"
     shutil.rmtree(home, ignore_errors=True)

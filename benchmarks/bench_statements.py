@@ -20,17 +20,13 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-RESULTS = ROOT / "benchmarks" / "results" / "statements.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "statements.json"
 TARGET = 0.5
 CURRENCIES = ("EUR", "USD", "GBP", "JPY")
 
