@@ -38,7 +38,7 @@ def write_results(ws: Workspace, frame: pl.DataFrame, run_id: str, at: datetime)
         pl.format("{}-{}", pl.lit(run_id), pl.col("_n")).alias("result_id"), *_ROW_FIELDS,
         (pl.col("internal_amount_minor") - pl.col("external_amount_minor")).alias("amount_difference_minor"),
         pl.lit(run_id).alias("run_id"), pl.lit(at, pl.Datetime("us", "UTC")).alias("created_at"),
-    ).select(schema.names).to_arrow(compat_level=pl.CompatLevel.oldest())
+    ).select(schema.names).to_arrow()
     return ws.lake.append(RECON_RESULTS.name, table.cast(schema))
 
 
