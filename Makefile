@@ -33,6 +33,8 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_tails
 	$(BIN)/python -m benchmarks.bench_console
 	$(BIN)/python -m benchmarks.bench_cli_startup
+	$(BIN)/python -m benchmarks.bench_recon
+	$(BIN)/python -m benchmarks.bench_statements
 	$(BIN)/python -m benchmarks.bench_reports
 
 ## Dagster UI (http://127.0.0.1:3000) + daemon + REST API (http://127.0.0.1:8000) on OPS_HOME.

@@ -258,3 +258,39 @@ def test_dry_run_writes_nothing(ws):
     assert (summary.run_id, summary.counts["matched"]) == (None, 1)
     assert ws.lake.latest_version("recon_results") == before
     assert store.latest_results(ws, "bank", DAY) == []
+
+
+def greedy_reference(internal: pl.DataFrame, external: pl.DataFrame, tolerance: int, window: int,
+                     forbidden: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Sequential greedy matching in rank order (gap, days, internal id, external id), one pair at a time."""
+    candidates = sorted(
+        (abs(i["amount"] - e["amount"]), abs((i["day"] - e["day"]).days), i["id"], e["id"])
+        for i in internal.iter_rows(named=True) for e in external.iter_rows(named=True)
+        if (i["currency"], i["ref"]) == (e["currency"], e["ref"]) and abs(i["amount"] - e["amount"]) <= tolerance
+        and abs((i["day"] - e["day"]).days) <= window and (i["id"], e["id"]) not in forbidden)
+    used_i, used_e, chosen = set(), set(), []
+    for _, _, i, e in candidates:
+        if i not in used_i and e not in used_e:
+            used_i.add(i)
+            used_e.add(e)
+            chosen.append((i, e))
+    return chosen
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_vectorised_pick_equals_sequential_greedy(seed):
+    rng = random.Random(seed)
+
+    def side(prefix: str, n: int) -> pl.DataFrame:  # few refs, amounts and days: many ties and conflicts
+        return records(*[(f"{prefix}{k:03}", rng.randint(1, 6) * 10 + rng.randint(0, 3), rng.choice("EU"),
+                          rng.choice("ABC"), rng.randint(1, 4)) for k in range(n)])
+
+    internal, external = side("i", rng.randint(1, 60)), side("e", rng.randint(1, 60))
+    pairs = [(i, e) for i in internal["id"] for e in external["id"]]
+    forbidden = set(rng.sample(pairs, min(len(pairs), 40)))
+    decisions = [Decision("unmatch", (i,), (e,), "no", "ann") for i, e in sorted(forbidden)]
+    recon = one_rule(equal=("ref",), amount_tolerance_minor=12, date_field="day", date_window_days=1)
+    rows = match(internal, external, recon, DAY, decisions)
+    picked = [(r.internal_ids[0], r.external_ids[0]) for r in rows if r.rule_id == "r1"]
+    assert picked == greedy_reference(internal, external, 12, 1, forbidden)
+    assert_totals(rows, internal, external)

@@ -26,6 +26,11 @@ from ops_pipeline.recon.rules import Recon, Rule, normalised_reference
 
 ACTIONS = ("match", "unmatch", "write_off")
 STATUSES = ("matched", "matched_with_difference", "unmatched_internal", "unmatched_external", "manual")
+RESULT_SCHEMA = pl.Schema({"recon": pl.String, "business_date": pl.Date, "internal_ids": pl.List(pl.String),
+                           "external_ids": pl.List(pl.String), "rule_id": pl.String, "status": pl.String,
+                           "internal_amount_minor": pl.Int64, "external_amount_minor": pl.Int64,
+                           "currency": pl.String, "reason": pl.String, "decided_by": pl.String,
+                           "note": pl.String})
 
 
 @dataclass(frozen=True)
@@ -61,40 +66,59 @@ class ResultRow:
 
 def match(internal: pl.DataFrame | pa.Table, external: pl.DataFrame | pa.Table, recon: Recon,
           business_date: date, decisions: Sequence[Decision] = ()) -> list[ResultRow]:
-    """Every record of both sides in exactly one row; `decisions` in the order they were taken (one naming
-    a record absent from the input is refused: decisions are about this date's records)."""
+    """`match_frame` as `ResultRow`s."""
+    return result_rows(match_frame(internal, external, recon, business_date, decisions))
+
+
+def result_rows(frame: pl.DataFrame) -> list[ResultRow]:
+    """The rows of a result frame (`RESULT_SCHEMA`) as `ResultRow`s."""
+    return [ResultRow(**{**r, "internal_ids": tuple(r["internal_ids"]),
+                         "external_ids": tuple(r["external_ids"])}) for r in frame.iter_rows(named=True)]
+
+
+def match_frame(internal: pl.DataFrame | pa.Table, external: pl.DataFrame | pa.Table, recon: Recon,
+                business_date: date, decisions: Sequence[Decision] = ()) -> pl.DataFrame:
+    """Every record of both sides in exactly one row (`RESULT_SCHEMA`): manual rows, each rule's pairs in
+    rank order, then unmatched internal and external records by id; `decisions` in the order they were taken
+    (one naming a record absent from the input is refused: decisions are about this date's records)."""
     fields = {f for rule in recon.rules for f in (*rule.criteria.fields, *rule.group_by)}
     dates = {rule.criteria.date_field for rule in recon.rules} - {None}
     sides = {"internal": _records(internal, "internal", fields, dates),
              "external": _records(external, "external", fields, dates)}
     forced, forbidden = _fold(decisions)
-    rows = [_manual_row(recon.name, business_date, sides, d) for d in forced]
+    parts = [pl.DataFrame([_manual_row(recon.name, business_date, sides, d).__dict__ for d in forced],
+                          schema=RESULT_SCHEMA)]
     taken = {"internal": [i for d in forced for i in d.internal_ids],
              "external": [i for d in forced for i in d.external_ids]}
     pool = {s: sides[s].filter(~pl.col("id").is_in(taken[s])) for s in sides}
+    common = {"recon": pl.lit(recon.name), "business_date": pl.lit(business_date, pl.Date)}
     for rule in recon.rules:
         pairs = _pairs(pool["internal"], pool["external"], rule, forbidden)
-        for p in pairs:
-            status = "matched" if p["amount"] == p["amount_e"] else "matched_with_difference"
-            reason = f"rule {rule.id}" if status == "matched" else \
-                f"rule {rule.id}: amounts differ by {p['amount'] - p['amount_e']} within tolerance"
-            rows.append(ResultRow(recon.name, business_date, tuple(p["ids"]), tuple(p["ids_e"]), rule.id,
-                                  status, p["amount"], p["amount_e"], p["currency"], reason))
-        used_i = [i for p in pairs for i in p["ids"]]
-        used_e = [i for p in pairs for i in p["ids_e"]]
-        pool = {"internal": pool["internal"].filter(~pl.col("id").is_in(used_i)),
-                "external": pool["external"].filter(~pl.col("id").is_in(used_e))}
-    unmatched = {pair_id for pair in forbidden for pair_id in (*pair[0], *pair[1])}
+        gap = pl.col("amount") - pl.col("amount_e")
+        parts.append(pairs.select(
+            **common, internal_ids="ids", external_ids="ids_e", rule_id=pl.lit(rule.id),
+            status=pl.when(gap == 0).then(pl.lit("matched")).otherwise(pl.lit("matched_with_difference")),
+            internal_amount_minor="amount", external_amount_minor="amount_e", currency="currency",
+            reason=pl.when(gap == 0).then(pl.lit(f"rule {rule.id}"))
+            .otherwise(pl.format(f"rule {rule.id}: amounts differ by {{}} within tolerance", gap)),
+            decided_by=pl.lit(None, pl.String), note=pl.lit(None, pl.String)))
+        for side, ids in (("internal", "ids"), ("external", "ids_e")):
+            pool[side] = pool[side].join(pairs.select(pl.col(ids).explode().alias("id")), on="id", how="anti")
+    unmatched = sorted({pair_id for pair in forbidden for pair_id in (*pair[0], *pair[1])})
     tried = ", ".join(r.id for r in recon.rules) or "none"
+    none = pl.lit([], pl.List(pl.String))
     for side, status in (("internal", "unmatched_internal"), ("external", "unmatched_external")):
-        for r in pool[side].sort("id").iter_rows(named=True):
-            reason = "manually unmatched" if r["id"] in unmatched else f"no match under rules: {tried}"
-            ids, amount = ((r["id"],), r["amount"])
-            rows.append(ResultRow(recon.name, business_date, ids if side == "internal" else (),
-                                  ids if side == "external" else (), None, status,
-                                  amount if side == "internal" else 0, amount if side == "external" else 0,
-                                  r["currency"], reason))
-    return rows
+        ids = pl.concat_list("id")
+        amount, zero = pl.col("amount"), pl.lit(0, pl.Int64)
+        parts.append(pool[side].sort("id").select(
+            **common, internal_ids=ids if side == "internal" else none,
+            external_ids=ids if side == "external" else none, rule_id=pl.lit(None, pl.String),
+            status=pl.lit(status), internal_amount_minor=amount if side == "internal" else zero,
+            external_amount_minor=amount if side == "external" else zero, currency="currency",
+            reason=pl.when(pl.col("id").is_in(unmatched)).then(pl.lit("manually unmatched"))
+            .otherwise(pl.lit(f"no match under rules: {tried}")),
+            decided_by=pl.lit(None, pl.String), note=pl.lit(None, pl.String)))
+    return pl.concat([p.cast(RESULT_SCHEMA) for p in parts])
 
 
 def _records(frame: pl.DataFrame | pa.Table, side: str, fields: set[str], dates: set[str]) -> pl.DataFrame:
@@ -113,8 +137,8 @@ def _records(frame: pl.DataFrame | pa.Table, side: str, fields: set[str], dates:
         if df[column].null_count():
             raise InvalidInput(f"{side} records: column {column!r} has empty values")
     df = df.with_columns(pl.col("id").cast(pl.String), pl.col("amount").cast(pl.Int64))
-    duplicated = df.filter(pl.col("id").is_duplicated())["id"].unique().sort().to_list()
-    if duplicated:
+    if df["id"].n_unique() < df.height:
+        duplicated = df.filter(pl.col("id").is_duplicated())["id"].unique().sort().to_list()
         raise InvalidInput(f"{side} records: duplicate ids {duplicated[:5]}")
     return df
 
@@ -155,7 +179,8 @@ def _manual_row(recon: str, business_date: date, sides: dict[str, pl.DataFrame],
 
 
 def _units(df: pl.DataFrame, rule: Rule, grouped: bool) -> pl.DataFrame:
-    """Matchable units of one side: single records, or groups by `group_by` (normalised references)."""
+    """Matchable units of one side: single records, or groups by `group_by` (normalised references);
+    `_u` names the unit (its sorted ids joined by commas)."""
     c = rule.criteria
     day = pl.col(c.date_field).cast(pl.Date) if c.date_field else pl.lit(None, pl.Date)
     df = df.with_columns(day.alias("_day"),
@@ -163,39 +188,55 @@ def _units(df: pl.DataFrame, rule: Rule, grouped: bool) -> pl.DataFrame:
                            for f in c.references])
     keys = ["currency", *c.equal, *[f"_ref_{f}" for f in c.references]]
     if not grouped:
-        return df.select(*keys, pl.concat_list("id").alias("ids"), "amount",
+        return df.select(*keys, pl.col("id").alias("_u"), "amount",
                          pl.col("_day").alias("dmin"), pl.col("_day").alias("dmax"))
     by = ["currency", *[f"_ref_{f}" if f in c.references else f for f in rule.group_by]]
     return (df.drop_nulls(by).group_by(by)
             .agg(pl.col("id").sort().alias("ids"), pl.col("amount").sum(), pl.col("_day").min().alias("dmin"),
                  pl.col("_day").max().alias("dmax"))
-            .select(*keys, "ids", "amount", "dmin", "dmax"))
+            .select(*keys, pl.col("ids").list.join(",").alias("_u"), "ids", "amount", "dmin", "dmax"))
 
 
 def _pairs(internal: pl.DataFrame, external: pl.DataFrame, rule: Rule,
-           forbidden: set[tuple[frozenset, frozenset]]) -> list[dict]:
-    """The pairs of units a rule matches, chosen greedily in rank order (module docstring)."""
+           forbidden: set[tuple[frozenset, frozenset]]) -> pl.DataFrame:
+    """The pairs of units a rule matches (ids, ids_e, amount, amount_e, currency) in rank order, as the
+    greedy pass of the module docstring picks them. Computed in rounds: every candidate ranked first among
+    the remaining candidates of both its units is taken, then candidates touching a taken unit are dropped;
+    this takes exactly the pairs the sequential greedy pass takes."""
+    out = pl.DataFrame(schema={"ids": pl.List(pl.String), "ids_e": pl.List(pl.String), "amount": pl.Int64,
+                               "amount_e": pl.Int64, "currency": pl.String})
     if internal.is_empty() or external.is_empty():
-        return []
+        return out
     c = rule.criteria
     left = _units(internal, rule, grouped=rule.cardinality == "N:1")
     right = _units(external, rule, grouped=rule.cardinality == "1:N")
     keys = ["currency", *c.equal, *[f"_ref_{f}" for f in c.references]]
+    right = right.rename({name: f"{name}_e" for name in right.columns if name not in keys})
     days = pl.max_horizontal((pl.col("dmax") - pl.col("dmin_e")).dt.total_days().abs(),
                              (pl.col("dmax_e") - pl.col("dmin")).dt.total_days().abs()).fill_null(0)
-    candidates = (left.join(right, on=keys, suffix="_e")
+    barred = pl.DataFrame([(",".join(sorted(i)), ",".join(sorted(e))) for i, e in forbidden],
+                          schema={"_u": pl.String, "_u_e": pl.String}, orient="row")
+    candidates = (left.join(right, on=keys)
                   .with_columns((pl.col("amount") - pl.col("amount_e")).abs().alias("_gap"),
-                                days.alias("_days"), pl.col("ids").list.join(",").alias("_i"),
-                                pl.col("ids_e").list.join(",").alias("_e"))
+                                days.alias("_days"))
                   .filter(pl.col("_gap") <= c.amount_tolerance_minor)
                   .filter(pl.col("_days") <= c.date_window_days if c.date_field else pl.lit(True))
-                  .sort("_gap", "_days", "_i", "_e"))
-    chosen, used_i, used_e = [], set(), set()
-    for p in candidates.iter_rows(named=True):
-        pair = (frozenset(p["ids"]), frozenset(p["ids_e"]))
-        if p["_i"] in used_i or p["_e"] in used_e or pair in forbidden:
-            continue
-        used_i.add(p["_i"])
-        used_e.add(p["_e"])
-        chosen.append(p)
-    return chosen
+                  .join(barred, on=["_u", "_u_e"], how="anti")
+                  .sort("_gap", "_days", "_u", "_u_e")
+                  .with_row_index("_rank"))
+    rounds = []
+    while not candidates.is_empty():
+        first = candidates.filter((pl.col("_rank") == pl.col("_rank").min().over("_u"))
+                                  & (pl.col("_rank") == pl.col("_rank").min().over("_u_e")))
+        rounds.append(first)
+        if first.height == candidates.height:  # all taken: the usual case of one candidate per unit
+            break
+        candidates = (candidates.join(first.select("_u"), on="_u", how="anti")
+                      .join(first.select("_u_e"), on="_u_e", how="anti"))
+    if not rounds:
+        return out
+    chosen = pl.concat(rounds).sort("_rank")
+    ids = {side: pl.col(f"ids{side}") if f"ids{side}" in chosen.columns else pl.concat_list(f"_u{side}")
+           for side in ("", "_e")}
+    return chosen.select(ids=ids[""], ids_e=ids["_e"], amount="amount", amount_e="amount_e",
+                         currency="currency")

@@ -14,8 +14,7 @@ stays unmatched on both sides, the reason naming the difference.
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -24,7 +23,6 @@ import pyarrow as pa
 from ops_pipeline import analytics
 from ops_pipeline.lake.tables import BALANCE_OPERATIONS
 from ops_pipeline.recon import service
-from ops_pipeline.recon.engine import ResultRow
 from ops_pipeline.recon.rules import Criteria, Recon, Rule
 
 if TYPE_CHECKING:
@@ -40,60 +38,76 @@ SETTLEMENT = Recon("settlement", (
 BUCKETS = ("0-1", "2-3", "4-7", "8-30", ">30")
 
 _RECORDS = """
-WITH ops AS (
+WITH ops AS NOT MATERIALIZED (
     SELECT falcon_operation_id AS id, falcon_operation_id, source, amount_minor AS amount, currency,
            merchant_id, psp_id, CAST(timezone($tz, operation_date) AS DATE) AS day
     FROM {log} WHERE source IN ('CO', 'RO') AND type <> 'psp_fee'
+        AND operation_date >= $scan_from AND operation_date < $scan_to
 ),
-co AS (SELECT * FROM ops WHERE source = 'CO'),
+co AS NOT MATERIALIZED (SELECT * FROM ops WHERE source = 'CO'),
 ro AS (
     SELECT ro.*, CASE WHEN ro.day <= co.day + CAST(coalesce(w.days, $default) AS INTEGER) THEN co.day
                       ELSE ro.day END AS business_date
     FROM (SELECT * FROM ops WHERE source = 'RO') ro
     LEFT JOIN co USING (id) LEFT JOIN windows w ON w.psp_id = co.psp_id
 )
-SELECT id, falcon_operation_id, amount, currency, merchant_id FROM {side} WHERE {day} = $date ORDER BY id
+SELECT source, id, falcon_operation_id, amount, currency, merchant_id FROM co WHERE day = $date
+UNION ALL
+SELECT source, id, falcon_operation_id, amount, currency, merchant_id FROM ro WHERE business_date = $date
 """
 
 
 def records(ws: Workspace, business_date: date) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(COs, ROs) of the business date: id, falcon_operation_id, amount (minor), currency, merchant_id."""
+    """(COs, ROs) of the business date: id, falcon_operation_id, amount (minor), currency, merchant_id.
+
+    Only the log of the dates D - w .. D + w (w the longest window, a day of time-zone margin each side) is
+    read: that is every CO and RO deciding which ROs are D's, unless an RO precedes its CO by more than w
+    days (then that RO is on its own date)."""
     windows = ws.settings.recon_windows
+    widest = max([DEFAULT_WINDOW_DAYS, *windows.values()])
+    midnight = datetime.combine(business_date, time(), UTC)
     with ws.lake.connect(BALANCE_OPERATIONS.name) as con:
         log = f"lake_{BALANCE_OPERATIONS.name}"
         con.register("windows", pa.table({"psp_id": pa.array(list(windows), pa.string()),
                                           "days": pa.array(list(windows.values()), pa.int64())}))
-        params = {"tz": ws.settings.timezone, "default": DEFAULT_WINDOW_DAYS, "date": business_date}
-        return tuple(con.sql(_RECORDS.format(log=log, side=side, day=day), params=params).pl()
-                     for side, day in (("co", "day"), ("ro", "business_date")))
+        params = {"tz": ws.settings.timezone, "default": DEFAULT_WINDOW_DAYS, "date": business_date,
+                  "scan_from": midnight - timedelta(days=widest + 1),
+                  "scan_to": midnight + timedelta(days=widest + 2)}
+        found = con.sql(_RECORDS.format(log=log), params=params).pl()
+    return tuple(found.filter(pl.col("source") == source).drop("source") for source in ("CO", "RO"))
 
 
 def run(ws: Workspace, business_date: date, *, actor: str, dry_run: bool = False) -> service.RunSummary:
     """Reconcile the COs of `business_date` against their ROs (see the module docstring)."""
     internal, external = records(ws, business_date)
     summary = service.run(ws, SETTLEMENT, business_date, internal, external, actor=actor, dry_run=True)
-    rows = _explain(summary.rows, internal, external)
+    frame = _explain(summary.frame, internal, external)
     if dry_run:
-        return service.RunSummary(SETTLEMENT.name, business_date, None, None, rows)
-    return service.record(ws, SETTLEMENT, business_date, rows, actor=actor)
+        return service.RunSummary(SETTLEMENT.name, business_date, None, None, frame)
+    return service.record(ws, SETTLEMENT, business_date, frame, actor=actor)
 
 
-def _explain(rows: tuple[ResultRow, ...], internal: pl.DataFrame,
-             external: pl.DataFrame) -> tuple[ResultRow, ...]:
+def _explain(results: pl.DataFrame, internal: pl.DataFrame, external: pl.DataFrame) -> pl.DataFrame:
     """Unmatched CO and RO of one operation: the reason names what differs (currency, merchant)."""
-    cos = {r["id"]: r for r in internal.iter_rows(named=True)}
-    ros = {r["id"]: r for r in external.iter_rows(named=True)}
-    lone = ({i for r in rows if r.status == "unmatched_internal" for i in r.internal_ids}
-            & {i for r in rows if r.status == "unmatched_external" for i in r.external_ids})
-    explained = []
-    for r in rows:
-        key = (*r.internal_ids, *r.external_ids)[0]
-        if r.status.startswith("unmatched") and key in lone:
-            co, ro = cos[key], ros[key]
-            differs = [f"{f} CO {co[f]} vs RO {ro[f]}" for f in ("currency", "merchant_id") if co[f] != ro[f]]
-            r = dataclasses.replace(r, reason=f"CO and RO of {key} differ: {', '.join(differs)}")
-        explained.append(r)
-    return tuple(explained)
+    def lone(status: str, ids: str, records: pl.DataFrame, side: str) -> pl.DataFrame:
+        return (results.filter(pl.col("status") == status).select(pl.col(ids).list.first().alias("_key"))
+                .join(records.select(pl.col("id").alias("_key"), pl.col("currency").alias(f"currency_{side}"),
+                                     pl.col("merchant_id").alias(f"merchant_id_{side}")), on="_key"))
+
+    differs = [pl.when(pl.col(f"{f}_co") != pl.col(f"{f}_ro"))
+               .then(pl.format(f"{f} CO {{}} vs RO {{}}", pl.col(f"{f}_co"), pl.col(f"{f}_ro")))
+               for f in ("currency", "merchant_id")]
+    why = (lone("unmatched_internal", "internal_ids", internal, "co")
+           .join(lone("unmatched_external", "external_ids", external, "ro"), on="_key")
+           .select("_key", pl.format("CO and RO of {} differ: {}", "_key", pl.concat_list(differs)
+                                     .list.drop_nulls().list.join(", ")).alias("_why")))
+    if why.is_empty():
+        return results
+    key = pl.coalesce(pl.col("internal_ids").list.first(), pl.col("external_ids").list.first())
+    return (results.with_columns(key.alias("_key")).join(why, on="_key", how="left", maintain_order="left")
+            .with_columns(pl.when(pl.col("status").str.starts_with("unmatched"))
+                          .then(pl.coalesce("_why", "reason")).otherwise("reason").alias("reason"))
+            .drop("_key", "_why"))
 
 
 def aging(ws: Workspace, today: date) -> list[tuple[str, str, int, int]]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
+import polars as pl
 from sqlalchemy import select
 
 from ops_pipeline import audit
@@ -30,14 +30,16 @@ _ROW_FIELDS = ("recon", "business_date", "internal_ids", "external_ids", "rule_i
                "internal_amount_minor", "external_amount_minor", "currency", "reason", "decided_by", "note")
 
 
-def write_results(ws: Workspace, rows: Sequence[ResultRow], run_id: str, at: datetime) -> int:
-    """Append one run's rows in one commit; the lake version of that commit."""
-    records = [{**{f: getattr(r, f) for f in _ROW_FIELDS}, "result_id": f"{run_id}-{n}", "run_id": run_id,
-                "amount_difference_minor": r.amount_difference_minor, "created_at": at}
-               for n, r in enumerate(rows)]
+def write_results(ws: Workspace, frame: pl.DataFrame, run_id: str, at: datetime) -> int:
+    """Append one run's result frame (`engine.RESULT_SCHEMA`) in one commit; the lake version of that
+    commit."""
     schema = RECON_RESULTS.schema
-    table = pa.Table.from_pylist(records, schema) if records else schema.empty_table()
-    return ws.lake.append(RECON_RESULTS.name, table)
+    table = frame.with_row_index("_n").select(
+        pl.format("{}-{}", pl.lit(run_id), pl.col("_n")).alias("result_id"), *_ROW_FIELDS,
+        (pl.col("internal_amount_minor") - pl.col("external_amount_minor")).alias("amount_difference_minor"),
+        pl.lit(run_id).alias("run_id"), pl.lit(at, pl.Datetime("us", "UTC")).alias("created_at"),
+    ).select(schema.names).to_arrow()
+    return ws.lake.append(RECON_RESULTS.name, table.cast(schema))
 
 
 def latest_results(ws: Workspace, recon: str, business_date: date) -> list[ResultRow]:

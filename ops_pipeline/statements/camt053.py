@@ -17,6 +17,7 @@ from ops_pipeline.money import to_minor
 from ops_pipeline.statements import Entry
 
 _NAMESPACE = re.compile(r"^\{(urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.\d{2})\}Document$")
+_NTRY = re.compile(rb"<(?:[\w.-]+:)?Ntry[\s>].*?</(?:[\w.-]+:)?Ntry\s*>", re.DOTALL)
 _DIRECTIONS = {("DBIT", False): "D", ("CRDT", False): "C", ("CRDT", True): "RD", ("DBIT", True): "RC"}
 
 
@@ -45,17 +46,29 @@ class _Reader:
     def all(self, node: ET.Element, name: str) -> list[ET.Element]:
         return node.findall(f"{{{self.ns}}}{name}")
 
-    def opt(self, node: ET.Element, path: str) -> str | None:
-        found = node.find("/".join(f"{{{self.ns}}}{p}" for p in path.split("/")))
+    def flat(self, node: ET.Element) -> dict[str, ET.Element]:
+        """`node`'s children in the namespace by local name (the first of each name)."""
+        cut, ns, children = len(self.ns) + 2, f"{{{self.ns}}}", {}
+        for child in node:
+            if child.tag.startswith(ns):
+                children.setdefault(child.tag[cut:], child)
+        return children
+
+    def opt(self, node: ET.Element | dict[str, ET.Element], path: str) -> str | None:
+        """The stripped text at `path` under `node` (an element, or its `flat` children); None if empty."""
+        steps = path.split("/")
+        found = node.get(steps.pop(0)) if isinstance(node, dict) else node
+        for step in steps:
+            found = found.find(f"{{{self.ns}}}{step}") if found is not None else None
         return found.text.strip() if found is not None and found.text and found.text.strip() else None
 
-    def need(self, node: ET.Element, path: str, where: str) -> str:
+    def need(self, node: ET.Element | dict[str, ET.Element], path: str, where: str) -> str:
         text = self.opt(node, path)
         if text is None:
             raise InvalidInput(f"{where}/{path}: is missing")
         return text
 
-    def date(self, node: ET.Element, paths: tuple[str, ...], where: str) -> date:
+    def date(self, node: ET.Element | dict[str, ET.Element], paths: tuple[str, ...], where: str) -> date:
         """The first of `paths` present (a date, or the date of a date-time); naming the first if none."""
         path = next((p for p in paths if self.opt(node, p) is not None), paths[0])
         text = self.need(node, path, where)
@@ -79,13 +92,27 @@ def parse(data: bytes) -> list[Entry]:
             where = f"Document/BkToCstmrStmt/Stmt[{s}]"
             ref = r.need(stmt, "Id", where)
             account = r.opt(stmt, "Acct/Id/IBAN") or r.need(stmt, "Acct/Id/Othr/Id", where)
-            entries += [_entry(r, ntry, f"{where}/Ntry[{n}]", ref, account)
+            entries += [(ntry, f"{where}/Ntry[{n}]", ref, account)
                         for n, ntry in enumerate(r.all(stmt, "Ntry"), 1)]
-    return entries
+    raws = _raw(data, [e[0] for e in entries], sum(1 for _ in root.iter(f"{{{r.ns}}}Ntry")))
+    return [_entry(r, *entry, raw) for entry, raw in zip(entries, raws, strict=True)]
 
 
-def _entry(r: _Reader, ntry: ET.Element, where: str, ref: str, account: str) -> Entry:
-    amt = ntry.find(f"{{{r.ns}}}Amt")
+def _raw(data: bytes, entries: list[ET.Element], in_document: int) -> list[str]:
+    """Each entry's `Ntry` text: sliced from the file when a plain scan finds exactly the document's entries
+    (fast), else serialised from the tree."""
+    found = _NTRY.findall(data) if len(entries) == in_document else []
+    if len(found) == len(entries):
+        try:
+            return [f.decode("utf-8") for f in found]
+        except UnicodeDecodeError:
+            pass
+    return [ET.tostring(ntry, encoding="unicode") for ntry in entries]
+
+
+def _entry(r: _Reader, element: ET.Element, where: str, ref: str, account: str, raw: str) -> Entry:
+    ntry = r.flat(element)
+    amt = ntry.get("Amt")
     if amt is None:
         raise InvalidInput(f"{where}/Amt: is missing")
     currency = amt.get("Ccy")
@@ -102,8 +129,7 @@ def _entry(r: _Reader, ntry: ET.Element, where: str, ref: str, account: str) -> 
     if reversal not in ("true", "false"):
         raise InvalidInput(f"{where}/RvslInd: {reversal!r} is not true or false")
     booked = r.date(ntry, ("BookgDt/Dt", "BookgDt/DtTm"), where)
-    value = r.date(ntry, ("ValDt/Dt", "ValDt/DtTm"), where) if ntry.find(f"{{{r.ns}}}ValDt") is not None \
-        else booked
+    value = r.date(ntry, ("ValDt/Dt", "ValDt/DtTm"), where) if "ValDt" in ntry else booked
     tx = "NtryDtls/TxDtls/"
     return Entry(
         statement_ref=ref,
@@ -117,5 +143,5 @@ def _entry(r: _Reader, ntry: ET.Element, where: str, ref: str, account: str) -> 
         bank_reference=r.opt(ntry, "AcctSvcrRef"),
         entry_reference=r.opt(ntry, "NtryRef"),
         details=r.opt(ntry, tx + "RmtInf/Ustrd") or r.opt(ntry, "AddtlNtryInf"),
-        raw=ET.tostring(ntry, encoding="unicode"),
+        raw=raw,
     )

@@ -6,9 +6,12 @@ landing folder) is a no-op. A file is all or nothing: one malformed entry refuse
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -41,21 +44,44 @@ def detect(data: bytes) -> str:
     raise InvalidInput("file: neither MT940 (starts with ':' or '{') nor camt.053 XML (starts with '<')")
 
 
-def parse(data: bytes, fmt: str) -> list[Entry]:
-    if fmt == "camt053":
-        return camt053.parse(data)
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Parsing makes hundreds of thousands of small objects that all live on and form no cycles: the
+    garbage collector's passes over them only cost time (a third of a 200,000-entry parse)."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InvalidInput(f"line {line}: not UTF-8 text") from None
-    return mt940.parse(text.replace("\r\n", "\n"))
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def parse(data: bytes, fmt: str) -> list[Entry]:
+    with _collector_paused():
+        if fmt == "camt053":
+            return camt053.parse(data)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise InvalidInput(f"line {line}: not UTF-8 text") from None
+        return mt940.parse(text.replace("\r\n", "\n"))
 
 
 def is_loaded(ws: Workspace, statement_id: str) -> bool:
     with ws.lake.connect(TABLE) as con:
         found = con.execute(f"SELECT count(*) FROM lake_{TABLE} WHERE statement_id = ?", [statement_id])
         return found.fetchone()[0] > 0
+
+
+def _table(entries: list[Entry], same: dict[str, object]) -> pa.Table:
+    """The entries as rows of `bank_statement_entries`, numbered from 1, with the values of `same`."""
+    schema = BANK_STATEMENT_ENTRIES.schema
+    columns = {f.name: [getattr(e, f.name) for e in entries] for f in fields(Entry)}
+    columns |= {name: [value] * len(entries) for name, value in same.items()}
+    columns["sequence"] = list(range(1, len(entries) + 1))
+    return pa.Table.from_pydict({name: columns[name] for name in schema.names}, schema=schema)
 
 
 def load_statement(ws: Workspace, data: bytes, file_name: str, actor: str) -> LoadResult:
@@ -69,14 +95,14 @@ def load_statement(ws: Workspace, data: bytes, file_name: str, actor: str) -> Lo
         if is_loaded(ws, statement_id):
             return LoadResult(statement_id, file_name, fmt, 0, already_loaded=True)
         ingest_id, now = str(uuid.uuid4()), datetime.now(UTC)
-        rows = [{**asdict(e), "statement_id": statement_id, "format": fmt, "sequence": n,
-                 "file_name": file_name, "ingest_id": ingest_id, "loaded_at": now}
-                for n, e in enumerate(entries, 1)]
-        version = ws.lake.append(TABLE, pa.Table.from_pylist(rows, schema=BANK_STATEMENT_ENTRIES.schema))
+        with _collector_paused():
+            table = _table(entries, {"statement_id": statement_id, "format": fmt, "file_name": file_name,
+                                     "ingest_id": ingest_id, "loaded_at": now})
+        version = ws.lake.append(TABLE, table)
         with ws.engine.begin() as conn:
             audit.record(conn, actor=actor, entity_type="bank_statement", entity_id=statement_id,
                          action="load",
-                         after={"file_name": file_name, "format": fmt, "entries": len(rows),
+                         after={"file_name": file_name, "format": fmt, "entries": len(entries),
                                 "accounts": sorted({e.account for e in entries}), "ingest_id": ingest_id,
                                 "lake_version": version})
-    return LoadResult(statement_id, file_name, fmt, len(rows), already_loaded=False)
+    return LoadResult(statement_id, file_name, fmt, len(entries), already_loaded=False)
