@@ -3,6 +3,8 @@ two rows, when input records are missing from the run or sums differ, and when b
 
 from datetime import UTC, date, datetime
 
+import polars as pl
+
 from ops_pipeline.ledger import ingest
 from ops_pipeline.recon import checks, settlement, store
 from tests.factories import op, write_ops
@@ -22,8 +24,8 @@ def test_checks_pass_on_a_run_and_name_what_is_wrong(world, tmp_path):  # noqa: 
         {"side": "internal", "currency": "EUR", "problem": "sums differ", "records_minor": 24550,
          "rows_minor": 24300}]
     # A run whose rows hold c1 twice (written as the latest run).
-    rows = (*summary.rows, next(r for r in summary.rows if r.internal_ids == ("c1",)))
-    store.write_results(world, rows, "99999999T999999999999-twice", datetime.now(UTC))
+    c1 = summary.frame.filter(pl.col("internal_ids").list.first() == "c1")
+    store.write_results(world, pl.concat([summary.frame, c1]), "99999999T999999999999-twice", datetime.now(UTC))
     twice = checks.check_exclusive(world, "settlement", D)
     assert (twice.passed, twice.examples) == (False, [{"side": "internal", "id": "c1", "rows": 2},
                                                       {"side": "external", "id": "c1", "rows": 2}])

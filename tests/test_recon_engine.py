@@ -67,7 +67,7 @@ def test_tolerance_gives_matched_with_difference_and_the_exact_difference():
     [with_difference] = [r for r in rows if r.status == "matched_with_difference"]
     assert (with_difference.internal_ids, with_difference.external_ids) == (("i1",), ("e1",))
     assert with_difference.amount_difference_minor == 3
-    assert with_difference.reason == "rule r1: amounts differ by 3 within tolerance"
+    assert with_difference.reason == "rule r1: internal - external = 3 minor units"
     assert by_status(rows)["unmatched_internal"] == [(("i2",), ())]  # 10 apart, beyond 3
     assert_totals(rows, internal, external)
 

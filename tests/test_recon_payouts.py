@@ -118,7 +118,7 @@ def test_payouts_match_the_statement_one_to_one_and_every_anomaly_is_a_break(ws,
     [mismatch] = [r for r in summary.rows if r.status == "matched_with_difference"]
     assert (mismatch.internal_ids, mismatch.rule_id, mismatch.amount_difference_minor) == (
         (ids["B4"],), "amount-differs", 1)
-    assert mismatch.reason == "rule amount-differs: amounts differ by 1 within tolerance"
+    assert mismatch.reason == "rule amount-differs: internal - external = 1 minor units"
     breaks = sorted((r.external_amount_minor, r.reason) for r in summary.unmatched_external)
     assert breaks == [(500, "no match under rules: exact, amount-differs"),
                       (10_000, "no match under rules: exact, amount-differs")]  # the duplicate: B1 is taken

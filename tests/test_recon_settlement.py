@@ -86,7 +86,7 @@ def test_settlement_statuses_amounts_and_reasons(world):
     assert reasons[("unmatched_external", "c4")] == reasons[("unmatched_internal", "c4")]
     assert reasons[("unmatched_internal", "c5")] == "no match under rules: exact, amount_difference"
     assert reasons[("matched_with_difference", "c3")] == (
-        "rule amount_difference: amounts differ by 50 within tolerance")
+        "rule amount_difference: internal - external = 50 minor units")
     assert {r.rule_id for r in summary.rows if r.status == "matched"} == {"exact"}
     assert summary.counts["matched"] == 3 and summary.amounts["matched"]["internal_minor"] == 14300
     # the RO of c6, beyond its window, is a break on its own date, not on D

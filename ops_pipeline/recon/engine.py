@@ -100,7 +100,7 @@ def match_frame(internal: pl.DataFrame | pa.Table, external: pl.DataFrame | pa.T
             status=pl.when(gap == 0).then(pl.lit("matched")).otherwise(pl.lit("matched_with_difference")),
             internal_amount_minor="amount", external_amount_minor="amount_e", currency="currency",
             reason=pl.when(gap == 0).then(pl.lit(f"rule {rule.id}"))
-            .otherwise(pl.format(f"rule {rule.id}: amounts differ by {{}} within tolerance", gap)),
+            .otherwise(pl.format(f"rule {rule.id}: internal - external = {{}} minor units", gap)),
             decided_by=pl.lit(None, pl.String), note=pl.lit(None, pl.String)))
         for side, ids in (("internal", "ids"), ("external", "ids_e")):
             pool[side] = pool[side].join(pairs.select(pl.col(ids).explode().alias("id")), on="id", how="anti")
