@@ -69,10 +69,10 @@ def _live_balances(ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
 
 def _operational(ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
     """Operational DB tables some views read (`db_<table>`), copied in as Arrow when connecting."""
-    from ops_pipeline.disbursements import recon
+    from ops_pipeline.disbursements import views
 
     with ws.read_engine.connect() as conn:
-        for name, table in recon.analyst_tables(conn).items():
+        for name, table in views.analyst_tables(conn).items():
             con.register(name, table)
 
 
