@@ -38,6 +38,7 @@ def connect(ws: Workspace, con: duckdb.DuckDBPyConnection | None = None) -> duck
     for name in TABLES:
         ws.lake.relation(con, name)
     _live_balances(ws, con)
+    _operational(ws, con)
     # today in OPS_TIMEZONE, for the views that age things (a caller may replace it with a fixed date)
     con.execute(f"CREATE OR REPLACE TEMP MACRO business_today() AS "
                 f"CAST(timezone('{ws.settings.timezone}', now()) AS DATE)")
@@ -64,6 +65,15 @@ def _live_balances(ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
                     + live.fold_sql("lake_balance_operations"))
     with ws.read_engine.connect() as conn:
         con.register("balance_holds_now", live.held_all(conn, datetime.now(UTC)))
+
+
+def _operational(ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
+    """Operational DB tables some views read (`db_<table>`), copied in as Arrow when connecting."""
+    from ops_pipeline.disbursements import views
+
+    with ws.read_engine.connect() as conn:
+        for name, table in views.analyst_tables(conn).items():
+            con.register(name, table)
 
 
 def view_names() -> list[str]:

@@ -4,7 +4,8 @@ Every endpoint is POST with `{"header": {...}, "message": ...}` and answers 200 
 `succ` or `rjct`, `header.status_reason_message` the error code, `message_id` and `action` echoed and
 `message_ts` now; a malformed body is a rjct naming the field, never a 500. Security before anything else:
 a bearer JWT of role `partner` (401/403) and a detached JWS of the exact body bytes in the `Signature`
-header, by a key registered for the token's `sub` (401 `SIGNATURE_REQUIRED` / `INVALID_SIGNATURE`).
+header, by a key registered for the token's `sub` (401 `SIGNATURE_REQUIRED` / `INVALID_SIGNATURE`);
+`upload_mt940` (a multipart file) needs the token only.
 Amounts travel as exact decimal text (numbers are accepted in requests and parsed exactly, never as floats).
 A partner sees only the envelopes it created.
 """
@@ -23,10 +24,12 @@ from fastapi.responses import Response
 from ops_pipeline.api.auth import Principal, require_roles
 from ops_pipeline.api.deps import WorkspaceDep, run_domain
 from ops_pipeline.api.errors import error_responses
-from ops_pipeline.disbursements import batches, envelopes
+from ops_pipeline.api.statements import file_part
+from ops_pipeline.disbursements import batches, envelopes, recon, statements
 from ops_pipeline.disbursements.codes import G2PError
 from ops_pipeline.disbursements.partner_keys import verify_body
 from ops_pipeline.disbursements.steps import StepState
+from ops_pipeline.errors import InvalidInput
 from ops_pipeline.money import to_major
 from ops_pipeline.workspace import Workspace
 
@@ -111,6 +114,37 @@ def envelope_status_payload(st: envelopes.EnvelopeStatus) -> dict:
         "number_of_disbursements_reversed": env.reversed_count,
         "steps": [step_payload(s) for s in st.steps],
     }
+
+
+def recon_payload(d: batches.Disbursement, r: recon.DisbursementRecon) -> dict:
+    """OpenG2P's `disbursement_recon_records`: the remittance (and reversal) entry, and the exceptions."""
+    entries = [] if r.remittance_statement_id is None else [{
+        "disbursement_id": d.id,
+        "disbursement_envelope_id": d.envelope_id,
+        "bank_disbursement_batch_id": d.batch_id,
+        "remittance_reference_number": r.remittance_bank_reference,
+        "remittance_statement_id": r.remittance_statement_id,
+        "remittance_entry_sequence": r.remittance_entry_sequence,
+        "remittance_entry_date": _text(r.remittance_entry_date),
+        "remittance_value_date": _text(r.remittance_value_date),
+        "reversal_found": r.reversal_statement_id is not None,
+        "reversal_statement_id": r.reversal_statement_id,
+        "reversal_entry_sequence": r.reversal_entry_sequence,
+        "reversal_entry_date": _text(r.reversal_entry_date),
+        "reversal_value_date": _text(r.reversal_value_date),
+        "reversal_reason": r.reversal_reason,
+    }]
+    errors = [{
+        "statement_id": x.statement_id,
+        "entry_sequence": x.entry_sequence,
+        "entry_date": _text(x.entry_date),
+        "value_date": _text(x.value_date),
+        "error_reason": x.error_code,
+        "error_detail": x.detail,
+        "disbursement_id": x.disbursement_id,
+        "bank_reference_number": x.bank_reference,
+    } for x in r.exceptions]
+    return {"disbursement_recon_payloads": entries, "disbursement_error_recon_payloads": errors}
 
 
 def disbursement_payload(d: batches.Disbursement, currency: str) -> dict:
@@ -247,7 +281,9 @@ def disbursement_status(ws: Workspace, message: Any, actor: str, _message_id: st
     currencies = {
         e: envelopes.envelope_status(ws, e).envelope.currency for e in {d.envelope_id for d in found}
     }
-    return [disbursement_payload(d, currencies[d.envelope_id]) for d in found]
+    recons = recon.disbursement_recons(ws, [d.id for d in found])
+    return [{**disbursement_payload(d, currencies[d.envelope_id]),
+             "disbursement_recon_records": recon_payload(d, recons[d.id])} for d in found]
 
 
 def batch_control(ws: Workspace, message: Any, actor: str, _message_id: str) -> dict:
@@ -415,3 +451,29 @@ _route("cancel_disbursements", cancel_disbursements, "Cancel disbursements befor
 _route("get_disbursement_status", disbursement_status, "Status of disbursements")
 _route("get_disbursement_batch_control", batch_control, "Status of a batch's steps")
 _route("get_disbursement_envelope_status", envelope_status, "Status of an envelope")
+
+
+@router.post(
+    "/upload_mt940",
+    summary="Upload a sponsor account statement (MT940 or camt.053)",
+    responses=error_responses(401, 403, 413, 415),
+    openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["statement_file"],
+        "properties": {"statement_file": {"type": "string", "format": "binary"}}}}}}},
+)
+async def upload_mt940(request: Request, ws: WorkspaceDep, who: PartnerDep) -> Response:
+    """Load and reconcile a statement of a program's sponsor account (multipart field `statement_file`;
+    the bearer token only, no body signature). succ with the statement id and its recon counts; rjct
+    INVALID_ACCOUNT_NUMBER (nothing written) or STATEMENT_UPLOAD_ERROR naming the line or element at fault."""
+    header = {"action": "upload_mt940"}
+    try:
+        content_type = request.headers.get("content-type", "")
+        name, data = file_part(content_type, await request.body(), "statement_file")
+        r = await run_domain(request, statements.accept, ws, data, name, f"partner:{who.sub}")
+    except (G2PError, InvalidInput) as exc:
+        code = exc.code if isinstance(exc, G2PError) else statements.STATEMENT_UPLOAD_ERROR
+        return _answer(header, "rjct", code, str(exc), {"statement_id": None, "response_error_code": code})
+    return _answer(header, "succ", message={
+        "statement_id": r.statement_id, "response_error_code": None, "number_of_entries": r.entries,
+        "number_of_remittances": r.remittances, "number_of_reversals": r.reversals,
+        "number_of_exceptions": r.exceptions})

@@ -2,8 +2,8 @@
 
 - larger than `MAX_BODY_BYTES` -> 413 (from `Content-Length` before reading, else while reading);
 - not empty and not JSON (`Content-Type` missing, `text/plain`, ...) -> 415: every route takes JSON, but the
-  console's, which take urlencoded forms (`console.web.read_form` checks those), and the statement upload,
-  which takes multipart/form-data;
+  console's, which take urlencoded forms (`console.web.read_form` checks those), and the statement uploads,
+  which take multipart/form-data;
 - JSON nested deeper than `MAX_DEPTH` -> 400: CPython's json parser raises RecursionError on deep input;
 - a NUL character in the path, a query parameter or a JSON string -> 400 naming where: PostgreSQL cannot
   store it in text (psycopg raises ValueError), and no field of ours takes it.
@@ -97,10 +97,11 @@ def _problem(request: Request, body: bytes) -> tuple[int, str, str] | None:
 
 
 def _form(request: Request) -> bool:
-    """The console's urlencoded forms, and the one file upload (`POST /api/statements`)."""
+    """The console's urlencoded forms, and the statement uploads (`POST /api/statements`, the G2P Bridge's
+    `POST /g2p-bridge/upload_mt940`)."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "multipart/form-data":
-        return request.scope["path"] == "/api/statements"
+        return request.scope["path"] in ("/api/statements", "/g2p-bridge/upload_mt940")
     return media == "application/x-www-form-urlencoded" and request.scope["path"].startswith("/console/")
 
 

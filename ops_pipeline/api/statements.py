@@ -33,16 +33,16 @@ class StatementLoad(CamelModel):
     already_loaded: bool
 
 
-def file_part(content_type: str, body: bytes) -> tuple[str, bytes]:
-    """(file name, bytes) of the multipart/form-data field `file`."""
+def file_part(content_type: str, body: bytes, field: str = "file") -> tuple[str, bytes]:
+    """(file name, bytes) of the multipart/form-data field `field`."""
     if content_type.split(";")[0].strip().lower() != "multipart/form-data":
-        raise InvalidInput("Content-Type: must be multipart/form-data with a field named 'file'")
+        raise InvalidInput(f"Content-Type: must be multipart/form-data with a field named {field!r}")
     head = f"Content-Type: {content_type}\r\n\r\n".encode()
     message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
     for part in message.iter_parts() if message.is_multipart() else ():
-        if part.get_param("name", header="content-disposition") == "file":
+        if part.get_param("name", header="content-disposition") == field:
             return part.get_filename() or "statement", part.get_payload(decode=True) or b""
-    raise InvalidInput("file: a multipart/form-data field named 'file' is required")
+    raise InvalidInput(f"{field}: a multipart/form-data field named {field!r} is required")
 
 
 @router.post(

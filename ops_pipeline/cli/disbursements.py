@@ -1,4 +1,5 @@
-"""`ops-pipeline disbursements programs add|list`, `partner-key add|list`, `envelopes`, `envelope ID`."""
+"""`ops-pipeline disbursements programs add|list`, `partner-key add|list`, `envelopes`, `envelope ID`,
+`statements`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ops_pipeline.cli import Context, cli, pass_ctx
 from ops_pipeline.cli.options import ACTOR, FORMAT
 from ops_pipeline.cli.output import emit
 from ops_pipeline.disbursements import envelopes, partner_keys, programs
+from ops_pipeline.disbursements import statements as g2p_statements
 from ops_pipeline.exports import text
 from ops_pipeline.money import to_major
 
@@ -143,3 +145,18 @@ def envelope_show(ctx: Context, envelope_id, fmt) -> None:
         return
     emit(ENVELOPE_COLUMNS, [_envelope_row(st.envelope)], fmt)
     emit(columns, steps, fmt)
+
+
+STATEMENT_COLUMNS = ["statement_id", "program", "account", "file_name", "format", "entries", "remittances",
+                     "reversals", "exceptions", "uploaded_by", "uploaded_at", "reconciled_at"]
+
+
+@disbursements_group.command("statements")
+@click.option("--program", help="Only this program's statements.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@FORMAT
+@pass_ctx
+def statements_list(ctx: Context, program, limit, fmt) -> None:
+    """The newest sponsor account statements with their remittance, reversal and exception counts."""
+    rows = g2p_statements.list_statements(ctx.ws, program, limit)
+    emit(STATEMENT_COLUMNS, [[getattr(s, c) for c in STATEMENT_COLUMNS] for s in rows], fmt)

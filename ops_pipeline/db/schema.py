@@ -616,3 +616,70 @@ g2p_disbursements = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_g2p_disbursements_envelope", "envelope_id", "id"),
 )
+
+# -- G2P statement reconciliation (sponsor account statements against disbursements) ---------------------
+
+# A statement of a program's sponsor account, accepted for reconciliation (its entries are in the lake's
+# `bank_statement_entries`); the counts are those of its latest reconciliation.
+g2p_statements = Table(
+    "g2p_statements",
+    metadata,
+    Column("statement_id", String(64), primary_key=True),  # SHA-256 of the file (the intake's id)
+    Column("program", String(64), nullable=False, index=True),
+    Column("account", String(64), nullable=False),
+    Column("file_name", String(256), nullable=False),
+    Column("format", String(8), nullable=False),
+    Column("entries", BigInteger, nullable=False),
+    Column("remittances", BigInteger, nullable=False),  # D lines reconciled
+    Column("reversals", BigInteger, nullable=False),  # RD lines applied
+    Column("exceptions", BigInteger, nullable=False),
+    Column("uploaded_by", String(128), nullable=False),
+    Column("uploaded_at", UTCDateTime(), nullable=False),
+    Column("reconciled_at", UTCDateTime()),
+)
+
+# A disbursement's remittance (the D line that reconciled it) and its reversal (the RD line), each named by
+# the statement entry (statement id, entry sequence).
+g2p_disbursement_recons = Table(
+    "g2p_disbursement_recons",
+    metadata,
+    Column("disbursement_id", String(36), primary_key=True),
+    Column("envelope_id", String(36), nullable=False, index=True),
+    Column("remittance_statement_id", String(64), nullable=False),
+    Column("remittance_entry_sequence", BigInteger, nullable=False),
+    Column("remittance_bank_reference", String(128)),
+    Column("remittance_entry_date", Date, nullable=False),
+    Column("remittance_value_date", Date, nullable=False),
+    Column("reconciled_at", UTCDateTime(), nullable=False),
+    Column("reversal_statement_id", String(64)),
+    Column("reversal_entry_sequence", BigInteger),
+    Column("reversal_entry_date", Date),
+    Column("reversal_value_date", Date),
+    Column("reversal_reason", Text),
+    Column("reversed_at", UTCDateTime()),
+    Index("uq_g2p_disbursement_recons_remittance", "remittance_statement_id", "remittance_entry_sequence",
+          unique=True),
+)
+
+# Statement entries that reconcile nothing: DUPLICATE_DISBURSEMENT, INVALID_REVERSAL, INVALID_DISBURSEMENT_ID,
+# INVALID_DISBURSEMENT_AMOUNT, INVALID_DISBURSEMENT_CURRENCY_CODE, DISBURSEMENT_NOT_SHIPPED; one per entry.
+g2p_recon_errors = Table(
+    "g2p_recon_errors",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("statement_id", String(64), nullable=False),
+    Column("entry_sequence", BigInteger, nullable=False),
+    Column("direction", String(2), nullable=False),
+    Column("entry_date", Date, nullable=False),
+    Column("value_date", Date, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("error_code", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("disbursement_id", String(128)),  # the entry's reference, as the bank wrote it
+    Column("bank_reference", String(128)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("uq_g2p_recon_errors_entry", "statement_id", "entry_sequence", unique=True),
+    Index("ix_g2p_recon_errors_disbursement", "disbursement_id"),
+    sqlite_autoincrement=True,
+)

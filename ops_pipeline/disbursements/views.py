@@ -1,0 +1,45 @@
+"""The operational tables the analyst views `disbursements`, `disbursement_recon` and
+`disbursement_recon_errors` (sql/views/disbursements.sql) read, copied into DuckDB by `analytics.connect`."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from sqlalchemy import Column, Connection, select
+
+from ops_pipeline.db.schema import (
+    g2p_disbursement_recons,
+    g2p_disbursements,
+    g2p_envelopes,
+    g2p_recon_errors,
+    g2p_statements,
+)
+from ops_pipeline.db.types import UTCDateTime
+
+_ARROW_TYPES = {"BIGINT": pa.int64(), "INTEGER": pa.int64(), "DATE": pa.date32(), "BOOLEAN": pa.bool_()}
+
+
+def _arrow_type(column: Column) -> pa.DataType:
+    if isinstance(column.type, UTCDateTime):
+        return pa.timestamp("us", tz="UTC")
+    return _ARROW_TYPES.get(str(column.type), pa.string())
+
+
+def analyst_tables(conn: Connection) -> dict[str, pa.Table]:
+    """Arrow tables named `db_<table>` (disbursements with their envelope's program and currency)."""
+    e = g2p_envelopes.c
+    queries = {
+        "db_g2p_disbursements": select(g2p_disbursements, e.program, e.currency).join(
+            g2p_envelopes, e.id == g2p_disbursements.c.envelope_id
+        ),
+        "db_g2p_disbursement_recons": select(g2p_disbursement_recons),
+        "db_g2p_recon_errors": select(g2p_recon_errors),
+        "db_g2p_statements": select(g2p_statements),
+    }
+    out = {}
+    for name, query in queries.items():
+        columns = list(query.selected_columns)
+        rows = conn.execute(query).all()
+        out[name] = pa.table(
+            {c.name: pa.array([r[i] for r in rows], _arrow_type(c)) for i, c in enumerate(columns)}
+        )
+    return out
