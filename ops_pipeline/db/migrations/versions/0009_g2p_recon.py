@@ -1,6 +1,6 @@
 """G2P statement reconciliation: accepted statements, disbursement recons, recon exceptions.
 
-Revision ID: 0012
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-06
 """
@@ -10,7 +10,7 @@ from alembic import op
 
 from ops_pipeline.db.types import UTCDateTime
 
-revision = "0012"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
