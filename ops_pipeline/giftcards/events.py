@@ -18,7 +18,7 @@ from ops_pipeline.lake.tables import VOUCHER_EVENTS
 from ops_pipeline.workspace import Workspace
 
 BATCH = 50_000  # events per Delta commit
-_COLUMNS = [c for c in VOUCHER_EVENTS.schema.names if c != "event_date"]
+_COLUMNS = [c for c in VOUCHER_EVENTS.schema.names if c not in ("event_at", "event_date")]
 
 
 def add(conn: Connection, vouchers: list[dict[str, Any]], event: str, from_status: str | None, actor: str,
@@ -45,6 +45,7 @@ def publish(ws: Workspace) -> int:
             if not rows:
                 return published
             data = {c: [getattr(r, c) for r in rows] for c in _COLUMNS}
+            data["event_at"] = [r.at for r in rows]
             data["event_date"] = [r.at.astimezone(ws.settings.tz).date() for r in rows]
             ws.lake.append(VOUCHER_EVENTS.name, pa.table(data, schema=VOUCHER_EVENTS.schema))
             with ws.engine.begin() as conn:

@@ -183,7 +183,11 @@ def keyset_page(ws: Workspace, key: Column, to_view: Callable[[Any], dict[str, A
     return [to_view(r) for r in rows[:limit]], next_after
 
 
-def page(ws: Workspace, kind: Kind, *, after: str | None = None, limit: int = 50, **filters: Any
-         ) -> tuple[list[dict[str, Any]], str | None]:
-    """Records of `kind` in key order (see `keyset_page`)."""
-    return keyset_page(ws, kind.table.c[kind.key], lambda r: view(kind, r), after, limit, **filters)
+def page(ws: Workspace, kind: Kind, *, after: str | None = None, limit: int = 50,
+         where: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Records of `kind` in key order, `where` their columns equal the values given (see `keyset_page`)."""
+    where = {k: v for k, v in (where or {}).items() if v is not None}
+    for name in where:
+        if name not in kind.table.c or name == "details":
+            raise InvalidInput(f"{name}: {kind.noun} records cannot be filtered by {name}")
+    return keyset_page(ws, kind.table.c[kind.key], lambda r: view(kind, r), after, limit, **where)

@@ -214,7 +214,7 @@ VOUCHER_EVENTS = TableSpec(
             pa.field("holder_id", S),
             pa.field("actor", S, nullable=False),
             pa.field("reason", S),
-            pa.field("at", UTC_TS, nullable=False),
+            pa.field("event_at", UTC_TS, nullable=False),
             pa.field("event_date", pa.date32(), nullable=False),
         ]
     ),
