@@ -182,7 +182,7 @@ def test_voucher_transitions_are_validated_audited_and_written_to_delta(gws):
         vouchers.transition(gws, second, "lost", "ops:ravi")
     with pytest.raises(InvalidInput, match="face_value: 750 is not a face value of program"):
         vouchers.issue(gws, "GC-ORION-FESTIVE", "750", 1, "700", "ops:asha")
-    with pytest.raises(InvalidInput, match="face_value: '500.001' has 3 decimals, INR allows 2"):
+    with pytest.raises(InvalidInput, match=r"face_value: '500\.001' has 3 decimals, INR allows 2"):
         vouchers.issue(gws, "GC-ORION-FESTIVE", "500.001", 1, "700", "ops:asha")
     trail = history(gws, "gc_voucher", first)
     assert [t["action"] for t in trail] == ["issue", "distributed", "redeemed"]
