@@ -9,7 +9,6 @@ with `cursor` (the previous page's `nextCursor`). An update may require the vers
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query
@@ -19,7 +18,7 @@ from pydantic.alias_generators import to_snake
 from ops_pipeline.api.auth import require_roles
 from ops_pipeline.api.deps import WorkspaceDep
 from ops_pipeline.api.errors import error_responses
-from ops_pipeline.api.models import MAX_ID, IdPath, camel, text
+from ops_pipeline.api.models import MAX_ID, Day, IdPath, camel, text
 from ops_pipeline.api.models import Body as BodyModel
 from ops_pipeline.auth import Principal
 from ops_pipeline.giftcards import assignments, kinds, records, vouchers
@@ -50,10 +49,8 @@ def _page(found: list[dict[str, Any]], next_after: Any, name: str) -> dict[str, 
     return {name: camel(found), "nextCursor": None if next_after is None else str(next_after)}
 
 
-def _record_routes(plural: str, kind: records.Kind, get_one=None, update=None) -> None:
+def _record_routes(plural: str, kind: records.Kind) -> None:
     """Create, list, get and update routes of one record kind."""
-    get_one = get_one or (lambda ws, key: records.get(ws, kind, key))
-    update = update or (lambda ws, *args, **options: records.update_record(ws, kind, *args, **options))
 
     @router.post(f"/{plural}", status_code=201, summary=f"Create a {kind.noun}", responses=WRITE_ERRORS,
                  name=f"create_{kind.noun}")
@@ -74,19 +71,19 @@ def _record_routes(plural: str, kind: records.Kind, get_one=None, update=None) -
     @router.get(f"/{plural}/{{key}}", summary=f"One {kind.noun}", responses=READ_ERRORS,
                 name=f"get_{kind.noun}")
     def get(key: Key, ws: WorkspaceDep, _: Reader) -> dict[str, Any]:
-        return camel(get_one(ws, key))
+        return camel(kinds.show(ws, kind, key))
 
     @router.patch(f"/{plural}/{{key}}", summary=f"Change a {kind.noun}", responses=WRITE_ERRORS,
                   name=f"update_{kind.noun}")
     def patch(key: Key, body: RecordBody, ws: WorkspaceDep, who: Writer,
               expected_version: ExpectedVersion = None) -> dict[str, Any]:
         """Fields to change, and `status` (active | inactive); the record is validated whole."""
-        return camel(update(ws, key, snake(body), who.sub, expected_version=expected_version))
+        return camel(kinds.update(ws, kind, key, snake(body), who.sub, expected_version=expected_version))
 
 
-_record_routes("principals", kinds.PRINCIPALS)
-_record_routes("programs", kinds.PROGRAMS, update=kinds.update_program)
-_record_routes("parties", kinds.PARTIES, get_one=kinds.party_with_wallet)
+for _plural, _kind in (("principals", kinds.PRINCIPALS), ("programs", kinds.PROGRAMS),
+                       ("parties", kinds.PARTIES)):
+    _record_routes(_plural, _kind)
 
 
 class Restriction(BodyModel):
@@ -110,7 +107,7 @@ def assign(body: RecordBody, ws: WorkspaceDep, who: Writer) -> dict[str, Any]:
 
 
 class Unassign(BodyModel):
-    ends_on: date | None = Field(None, description="Last day in force; default today (OPS_TIMEZONE).")
+    ends_on: Day | None = Field(None, description="Last day in force; default today (OPS_TIMEZONE).")
     reason: str | None = text(1000, default=None)
 
 
@@ -124,7 +121,7 @@ def list_assignments(
     ws: WorkspaceDep, _: Reader,
     party_id: Annotated[str | None, Query(alias="partyId", min_length=1, max_length=64)] = None,
     program_id: Annotated[str | None, Query(alias="programId", min_length=1, max_length=64)] = None,
-    on: Annotated[date | None, Query(description="Only those in force on this day.")] = None,
+    on: Annotated[Day | None, Query(description="Only those in force on this day.")] = None,
     cursor: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Limit = 50,
 ) -> dict[str, Any]:

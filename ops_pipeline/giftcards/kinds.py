@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
+from sqlalchemy import update as sql_update
 
 from ops_pipeline import audit
 from ops_pipeline.db.schema import gc_parties, gc_principals, gc_programs
@@ -65,7 +66,7 @@ def set_restriction(ws: Workspace, program_id: str, state: str, actor: str, deta
         raise InvalidInput(f"state: {state!r} is not one of {', '.join(model.RESTRICTION_STATES)}")
     with ws.engine.begin() as conn:
         row = find(conn, PROGRAMS, program_id, lock=True)
-        conn.execute(update(gc_programs).where(gc_programs.c.program_id == program_id).values(
+        conn.execute(sql_update(gc_programs).where(gc_programs.c.program_id == program_id).values(
             restriction_state=state, restriction_detail=detail, restriction_at=datetime.now(UTC),
             version=row.version + 1, updated_by=actor, updated_at=datetime.now(UTC)))
         audit.record(conn, actor=actor, entity_type=PROGRAMS.entity_type, entity_id=program_id,
@@ -86,3 +87,16 @@ def party_with_wallet(ws: Workspace, party_id: str) -> dict[str, Any]:
     except NotFound:  # no ledger entry yet: an empty wallet
         minor = 0
     return {**party, "wallet_balance": str(to_major(minor, currency))}
+
+
+def update(ws: Workspace, kind: Kind, key: str, changes: dict[str, Any], actor: str, **options: Any
+           ) -> dict[str, Any]:
+    """Change a record of any kind (see `update_record`; a program also through `update_program`)."""
+    if kind is PROGRAMS:
+        return update_program(ws, key, changes, actor, **options)
+    return update_record(ws, kind, key, changes, actor, **options)
+
+
+def show(ws: Workspace, kind: Kind, key: str) -> dict[str, Any]:
+    """One record as views show it; a party with its wallet balance."""
+    return party_with_wallet(ws, key) if kind is PARTIES else get(ws, kind, key)
