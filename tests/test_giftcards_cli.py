@@ -3,21 +3,9 @@ OPS_HOME, assignments with dates, vouchers moved through their statuses, the ana
 one line with exit 1."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from tests.giftcard_samples import DISTRIBUTOR, MALL, PROGRAM, TENANT, VPA
-
-CLI = str(Path(sys.executable).with_name("ops-pipeline"))
-
-
-def run(home, *args, code=0):
-    env = {**os.environ, "OPS_HOME": str(home)}
-    p = subprocess.run([CLI, *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
-    assert p.returncode == code, (p.stdout, p.stderr)
-    return p.stdout + p.stderr
+from tests.test_tickets_cli import run
 
 
 def test_giftcard_records_from_the_command_line(tmp_path):
