@@ -40,7 +40,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
 }
 RESTRICTION_STATES = ("pending", "pushed", "failed")
-RECORD_STATUSES = ("active", "inactive")
 FilePath = Annotated[str, StringConstraints(pattern=r"^giftcards/files/[A-Za-z0-9_./-]{1,400}$",
                                             max_length=420)]
 
