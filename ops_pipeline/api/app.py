@@ -20,6 +20,7 @@ from ops_pipeline.api import (
     errors,
     fundout,
     g2p,
+    giftcards,
     guard,
     jobs,
     metrics,
@@ -41,7 +42,7 @@ from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
 
 ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router, statements.router,
-           g2p.router, recon.router, reports.router)
+           g2p.router, recon.router, reports.router, giftcards.router)
 
 
 class Unavailable(OpsError):

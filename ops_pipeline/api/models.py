@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query
@@ -32,6 +32,15 @@ def _iso_only(value: Any) -> Any:
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_iso_only), Field(description="ISO 8601 with an offset.")]
+
+
+def _iso_day(value: Any) -> Any:
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+        return value
+    raise ValueError("not an ISO 8601 date, e.g. 2026-01-31")
+
+
+Day = Annotated[date, BeforeValidator(_iso_day), Field(description="ISO 8601 date (YYYY-MM-DD).")]
 
 
 def text(max_length: int, description: str | None = None, **more: Any) -> Any:

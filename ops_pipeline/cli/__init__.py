@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "fundout",
         "Auto fund-out: per-business schedules that pay out all but a minimum balance; manual cash-out.",
     ),
+    "giftcards": (
+        "giftcards",
+        "The gift-card business: principals and tenants, programs, distributors and customers, vouchers.",
+    ),
     "groups": ("tickets", "Teams tickets are routed to (KYC, Risk, ...)."),
     "init": ("system", "Create or upgrade the operational DB schema and the lake tables (idempotent)."),
     "jobs": ("jobs", "The ops job queue: typed jobs with priority, expiry, approvals, retries and history."),

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from pathlib import Path
 
 import click
 
 from ops_pipeline.cli import Context, cli, pass_ctx
-from ops_pipeline.cli.options import ACTOR, FORMAT, parse_time
+from ops_pipeline.cli.options import ACTOR, FORMAT, json_object, parse_time
 from ops_pipeline.cli.output import emit
-from ops_pipeline.errors import InvalidInput
 from ops_pipeline.jobqueue import service
 
 LIST_COLUMNS = ["id", "type", "state", "priority", "created_by", "created_at", "attempts", "last_error"]
@@ -20,14 +18,7 @@ LIST_COLUMNS = ["id", "type", "state", "priority", "created_by", "created_at", "
 
 def _attributes(value: str) -> dict:
     """JSON text, or @FILE holding JSON."""
-    text = Path(value[1:]).read_text() if value.startswith("@") else value
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"attributes: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(parsed, dict):
-        raise InvalidInput("attributes: must be a JSON object")
-    return parsed
+    return json_object(value, "attributes")
 
 
 def _show(job) -> None:

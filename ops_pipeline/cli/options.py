@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import getpass
+import json
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 
 import click
 
@@ -13,6 +15,22 @@ FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True
 )
 ACTOR = click.option("--actor", default=getpass.getuser, show_default="current user", help="Who does this.")
+
+
+def json_object(value: str, field: str) -> dict:
+    """JSON text, or @FILE holding JSON, that must be an object; InvalidInput naming `field` otherwise."""
+    try:
+        text = Path(value[1:]).read_text() if value.startswith("@") else value
+        parsed = json.loads(text)
+    except OSError as exc:
+        raise InvalidInput(f"{field}: cannot read {value[1:]!r} ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{field}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise InvalidInput(f"{field}: JSON nested too deeply") from None
+    if not isinstance(parsed, dict):
+        raise InvalidInput(f"{field}: must be a JSON object")
+    return parsed
 
 
 def parse_time(value: str, tz: tzinfo) -> datetime:

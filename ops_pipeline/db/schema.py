@@ -681,5 +681,118 @@ g2p_recon_errors = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Index("uq_g2p_recon_errors_entry", "statement_id", "entry_sequence", unique=True),
     Index("ix_g2p_recon_errors_disbursement", "disbursement_id"),
+)
+
+
+# -- gift-card business (ops_pipeline.giftcards) ------------------------------------------------------
+
+
+def _record_columns() -> list[Column]:
+    """What every gift-card record keeps: its details as sealed JSON (UPI VPAs, bank details, contacts
+    encrypted), an optimistic version, who made and last changed it."""
+    return [
+        Column("status", String(16), nullable=False),
+        Column("details", JSON, nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("created_by", String(128), nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("updated_by", String(128), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    ]
+
+
+# Brands and mall owners, and mall tenants (`mall_id` names the mall's principal).
+gc_principals = Table(
+    "gc_principals",
+    metadata,
+    Column("principal_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # brand | mall | tenant
+    Column("mall_id", String(64), index=True),
+    Column("name", String(200), nullable=False),
+    *_record_columns(),
+)
+
+# Gift-card programs; the bank restriction state of their VPA list: pending | pushed | failed.
+gc_programs = Table(
+    "gc_programs",
+    metadata,
+    Column("program_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("restriction_state", String(16), nullable=False),
+    Column("restriction_detail", Text),
+    Column("restriction_at", UTCDateTime()),
+    *_record_columns(),
+)
+
+# Distributors and B2B customers; the wallet is the ledger merchant account `wallet_account_id`.
+gc_parties = Table(
+    "gc_parties",
+    metadata,
+    Column("party_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # distributor | customer
+    Column("name", String(200), nullable=False),
+    Column("wallet_account_id", String(64), nullable=False, unique=True),
+    Column("wallet_currency", String(3), nullable=False),
+    *_record_columns(),
+)
+
+# Which party sells which program, on what terms, from when to when (`ends_on` set by unassign).
+gc_assignments = Table(
+    "gc_assignments",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("party_id", String(64), nullable=False),
+    Column("program_id", String(64), nullable=False, index=True),
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date),
+    *_record_columns(),  # status: active | ended
+    Index("ix_gc_assignments_party", "party_id", "program_id"),
+    sqlite_autoincrement=True,
+)
+
+# Vouchers: status issued | distributed | redeemed | expired | cancelled, with the time of each.
+gc_vouchers = Table(
+    "gc_vouchers",
+    metadata,
+    Column("voucher_id", String(64), primary_key=True),
+    Column("program_id", String(64), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("face_value_minor", BigInteger, nullable=False),
+    Column("price_paid_minor", BigInteger, nullable=False),
+    Column("holder_id", String(64), index=True),  # the distributor or customer
+    Column("status", String(16), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("distributed_at", UTCDateTime()),
+    Column("redeemed_at", UTCDateTime()),
+    Column("expired_at", UTCDateTime()),
+    Column("cancelled_at", UTCDateTime()),
+    Column("version", Integer, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Voucher events waiting for (or already in) the Delta table `voucher_events`: written in the voucher's
+# transaction, published after it, so a crash in between loses no event.
+gc_voucher_events = Table(
+    "gc_voucher_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("voucher_id", String(64), nullable=False),
+    Column("program_id", String(64), nullable=False),
+    Column("event", String(16), nullable=False),
+    Column("from_status", String(16)),
+    Column("to_status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("face_value_minor", BigInteger, nullable=False),
+    Column("price_paid_minor", BigInteger, nullable=False),
+    Column("holder_id", String(64)),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("published", Boolean, nullable=False),
+    Index("ix_gc_voucher_events_unpublished", "published", "id"),
     sqlite_autoincrement=True,
 )

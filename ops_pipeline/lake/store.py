@@ -93,6 +93,7 @@ class Lake:
                     self.table_uri(spec.name),
                     spec.schema.empty_table(),
                     mode="append",
+                    partition_by=list(spec.partition_by) or None,
                     configuration=TABLE_CONFIG,
                     storage_options=self.storage_options,
                 )
@@ -164,6 +165,7 @@ class Lake:
             table = self.open(name)
             if table is None:
                 write_deltalake(self.table_uri(name), data, mode=mode, configuration=TABLE_CONFIG,
+                                partition_by=list(spec.partition_by) or None,
                                 storage_options=self.storage_options)
                 return self.open(name).version()
             write_deltalake(table, data, mode=mode)

@@ -28,6 +28,7 @@ class TableSpec:
     area: str
     name: str
     schema: pa.Schema
+    partition_by: tuple[str, ...] = ()  # Delta partition columns (e.g. a daily date)
 
     @property
     def path(self) -> str:
@@ -193,6 +194,33 @@ RECON_RESULTS = TableSpec(
     ),
 )
 
+# Every change of a gift-card voucher (ops_pipeline.giftcards.events), partitioned by the day of the change in
+# OPS_TIMEZONE. Published from the operational DB's outbox: `event_id` is unique (a re-published one is a
+# duplicate the view `voucher_events` drops).
+VOUCHER_EVENTS = TableSpec(
+    "giftcards",
+    "voucher_events",
+    pa.schema(
+        [
+            pa.field("event_id", S, nullable=False),
+            pa.field("voucher_id", S, nullable=False),
+            pa.field("program_id", S, nullable=False),
+            pa.field("event", S, nullable=False),
+            pa.field("from_status", S),
+            pa.field("to_status", S, nullable=False),
+            pa.field("currency", S, nullable=False),
+            pa.field("face_value_minor", I64, nullable=False),
+            pa.field("price_paid_minor", I64, nullable=False),
+            pa.field("holder_id", S),
+            pa.field("actor", S, nullable=False),
+            pa.field("reason", S),
+            pa.field("event_at", UTC_TS, nullable=False),
+            pa.field("event_date", pa.date32(), nullable=False),
+        ]
+    ),
+    partition_by=("event_date",),
+)
+
 CONFIRMED_OPERATIONS = _raw_feed("confirmed_operations")
 RECONCILED_OPERATIONS = _raw_feed("reconciled_operations")
 
@@ -208,5 +236,6 @@ TABLES: dict[str, TableSpec] = {
         BALANCE_SNAPSHOTS,
         BANK_STATEMENT_ENTRIES,
         RECON_RESULTS,
+        VOUCHER_EVENTS,
     )
 }

@@ -74,6 +74,27 @@ def _apply(data: Any, path: Path, fn: Callable[[Any], Any]) -> Any:
     return data
 
 
+def seal_sensitive(data: Any, paths: dict[Path, Sensitive], cipher: Cipher) -> Any:
+    """`data` (JSON) with the value at each sensitive path encrypted, with its masked form."""
+    for path, marker in paths.items():
+        data = _apply(data, path, lambda v, m=marker: cipher.seal(v, m.mask(v)))
+    return data
+
+
+def open_sensitive(data: Any, paths: dict[Path, Sensitive], cipher: Cipher) -> Any:
+    """Sealed JSON with the sensitive values decrypted (keep it in memory only)."""
+    for path in paths:
+        data = _apply(data, path, lambda v: cipher.open(v) if is_sealed(v) else v)
+    return data
+
+
+def mask_sensitive(data: Any, paths: dict[Path, Sensitive]) -> Any:
+    """Sealed (or plain) JSON with each sensitive value replaced by its masked form."""
+    for path, marker in paths.items():
+        data = _apply(data, path, lambda v, m=marker: v["masked"] if is_sealed(v) else m.mask(v))
+    return data
+
+
 def describe(exc: ValidationError, root: str = "attributes") -> str:
     """Pydantic errors as `attributes.upi_vpas[1]: 'x' is not a valid UPI VPA; ...`."""
     problems = []
@@ -127,24 +148,15 @@ class JobType:
 
     def seal(self, attributes: BaseModel, cipher: Cipher) -> dict[str, Any]:
         """The JSON to store: sensitive values encrypted, with their masked forms."""
-        data = attributes.model_dump(mode="json")
-        for path, marker in self.sensitive.items():
-            data = _apply(data, path, lambda v, m=marker: cipher.seal(v, m.mask(v)))
-        return data
+        return seal_sensitive(attributes.model_dump(mode="json"), self.sensitive, cipher)
 
     def open(self, stored: dict[str, Any], cipher: Cipher) -> BaseModel:
         """The stored JSON back as the model, sensitive values decrypted (keep it in memory only)."""
-        data = stored
-        for path in self.sensitive:
-            data = _apply(data, path, lambda v: cipher.open(v) if is_sealed(v) else v)
-        return self.model.model_validate(data)
+        return self.model.model_validate(open_sensitive(stored, self.sensitive, cipher))
 
     def masked(self, stored: dict[str, Any]) -> dict[str, Any]:
         """The stored JSON with each sensitive value replaced by its masked form."""
-        data = stored
-        for path, marker in self.sensitive.items():
-            data = _apply(data, path, lambda v, m=marker: v["masked"] if is_sealed(v) else m.mask(v))
-        return data
+        return mask_sensitive(stored, self.sensitive)
 
     def describe(self) -> dict[str, Any]:
         """Its catalog entry: identifier, JSON Schema of its attributes, approval, actions."""
