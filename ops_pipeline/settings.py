@@ -168,7 +168,7 @@ def _home_secret(home: Path, name: str, make=lambda: secrets.token_urlsafe(48)) 
     path = home / "secrets" / name
     if not path.exists():
         private_dir(path.parent)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.{secrets.token_hex(4)}.tmp")  # unique per thread too
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)  # never readable by others
         with os.fdopen(fd, "w") as handle:
             handle.write(make())
