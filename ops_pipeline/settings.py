@@ -49,6 +49,8 @@ class Settings:
     recon_windows: Mapping[str, int] = field(default_factory=dict)  # settlement days per PSP (default 3)
     console_url: str = "http://127.0.0.1:8000/console"  # where people open the console (its links)
     dagster_url: str = "http://127.0.0.1:3000"  # the Dagster UI the console links to
+    intake_commit_ms: int = 5  # group commit of posted operations: the longest wait for more requests
+    intake_commit_rows: int = 20_000  # ... or until this many rows are queued
     _jwt_secret: str | None = None
     _encryption_key: str | None = None
 
@@ -92,6 +94,8 @@ class Settings:
             recon_windows=_windows(env.get("OPS_RECON_WINDOWS") or ""),
             console_url=(env.get("OPS_CONSOLE_URL") or "http://127.0.0.1:8000/console").rstrip("/"),
             dagster_url=(env.get("OPS_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
+            intake_commit_ms=_count(env, "OPS_INTAKE_COMMIT_MS", 5, 0, 10_000),
+            intake_commit_rows=_count(env, "OPS_INTAKE_COMMIT_ROWS", 20_000, 1, 1_000_000),
             _jwt_secret=env.get("OPS_JWT_SECRET") or None,
             _encryption_key=env.get("OPS_ENCRYPTION_KEY") or None,
         )
@@ -140,6 +144,13 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> Decimal:
     if not 0 <= rate <= 1:
         raise InvalidInput(f"{name}: {text!r} is not a fraction between 0 and 1")
     return rate
+
+
+def _count(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = (env.get(name) or str(default)).strip()
+    if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
+        raise InvalidInput(f"{name}: {text!r} is not a whole number from {low:,} to {high:,}")
+    return int(text)
 
 
 def _routes(text: str) -> dict[str, str]:

@@ -25,6 +25,7 @@ from ops_pipeline.api import (
     jobs,
     metrics,
     models,
+    operations,
     recon,
     reports,
     statements,
@@ -37,12 +38,13 @@ from ops_pipeline.api.deps import WorkspaceDep, db_limiter
 from ops_pipeline.console import routes as console
 from ops_pipeline.db.native import NativeReader
 from ops_pipeline.errors import OpsError
+from ops_pipeline.ledger.intake import Intake
 from ops_pipeline.observability.timing import freeze_heap
 from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
 
 ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router, statements.router,
-           g2p.router, recon.router, reports.router, giftcards.router)
+           g2p.router, recon.router, reports.router, giftcards.router, operations.router)
 
 
 class Unavailable(OpsError):
@@ -59,12 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_limiter = db_limiter(app.state.ws)
         postgres = app.state.ws.engine.dialect.name == "postgresql"
         app.state.native_reader = NativeReader(settings.database_url) if postgres else None
+        app.state.intake = Intake(app.state.ws)
         freeze_heap()
         lag = asyncio.create_task(metrics.watch_event_loop())
         try:
             yield
         finally:
             lag.cancel()
+            app.state.intake.close()
             app.state.fundout_runs.wait(30)
             if app.state.native_reader is not None:
                 await app.state.native_reader.close()

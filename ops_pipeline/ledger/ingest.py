@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -72,6 +72,9 @@ class IngestResult:
     resolved: int
     entries: int
     lake_version: int
+    # per input row: row_number, status (accepted, duplicate, conflict, rejected), reason_code, reason and
+    # ingest_id (of the ingest that first took the operation in)
+    outcomes: pl.DataFrame = field(default=None, repr=False, compare=False)
 
 
 def ingest_file(ws: Workspace, path: Path, kind: str) -> IngestResult:
@@ -98,7 +101,7 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
                if write_raw else None)
         rows, rejects = validate_operations(df, context, ws.settings.timezone)
         con = _connect()
-        new_ops, counts, conflicts = _classify(ws, con, rows, source)
+        new_ops, counts, conflicts, dups = _classify(ws, con, rows, source)
         rejects = combine_reasons(pl.concat([rejects, conflicts])) if len(conflicts) else rejects
         parts = _split(new_ops, source, ingest_id, started)
         deltas = _fold(parts, context)  # the cache's sums, from the entries before they are written
@@ -118,6 +121,7 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
         ingest_id=ingest_id, kind=source, file_name=file_name, rows=len(df), ingested=counts.get("new", 0),
         duplicates=counts.get("duplicate", 0), quarantined=len(rejects), newly_quarantined=new_q,
         resolved=resolved, entries=entries, lake_version=version,
+        outcomes=_outcomes(rows, rejects, dups, ingest_id),
     )
     with ws.engine.begin() as conn:
         conn.execute(insert(ingest_runs).values(
@@ -127,6 +131,24 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
         ))
     _count(result, started)
     return result
+
+
+def _outcomes(rows: pl.DataFrame, rejects: pl.DataFrame, dups: pl.DataFrame, ingest_id: str) -> pl.DataFrame:
+    """What happened to each row; a duplicate names the ingest that took its operation in first."""
+    code = pl.col("reason_code")
+    return (
+        rows.select("row_number")
+        .join(rejects, on="row_number", how="left")
+        .join(dups, on="row_number", how="left")
+        .select(
+            "row_number",
+            status=pl.when(code == "conflicting_duplicate").then(pl.lit("conflict"))
+            .when(code.is_not_null()).then(pl.lit("rejected"))
+            .when(pl.col("dup")).then(pl.lit("duplicate")).otherwise(pl.lit("accepted")),
+            reason_code=code, reason="reason",
+            ingest_id=pl.when(code.is_null()).then(pl.col("original").fill_null(ingest_id)),
+        )
+    )
 
 
 def _count(result: IngestResult, started: datetime) -> None:
@@ -165,10 +187,12 @@ def _halves(df: pl.DataFrame) -> list[pl.DataFrame]:
     return [df.slice(0, half), df.slice(half)]
 
 
-def _classify(ws, con, rows: pl.DataFrame, source: str) -> tuple[pl.LazyFrame, dict[str, int], pl.DataFrame]:
+def _classify(ws, con, rows: pl.DataFrame, source: str
+              ) -> tuple[pl.LazyFrame, dict[str, int], pl.DataFrame, pl.DataFrame]:
     """Mark each valid row new, duplicate (same content as stored or earlier in the file) or conflict.
 
-    Returns (the new rows with their `op_key`, lazily, count per status, conflict reasons). Only rows whose
+    Returns (the new rows with their `op_key`, lazily, count per status, conflict reasons, duplicates: their
+    `row_number`, `dup` and the `original` ingest_id when in the log). Only rows whose
     key occurs twice in the file or is already in the log need their content compared (the key is a hash
     of source and falcon_operation_id); every other valid row is new.
     """
@@ -185,20 +209,21 @@ def _classify(ws, con, rows: pl.DataFrame, source: str) -> tuple[pl.LazyFrame, d
     clear = pl.col("valid") & ~pl.col("_doubt")
     new = batch.lazy().filter(clear).drop("valid", "_doubt")
     counts, conflicts = {"new": batch.select(clear.sum()).item()}, reasons_frame([])
+    dups = pl.DataFrame(schema={"row_number": pl.Int64, "dup": pl.Boolean, "original": pl.String})
     doubtful = batch.filter("_doubt").drop("valid", "_doubt")
     if len(doubtful):
-        found, conflicts, doubtful_new = _compare(con, doubtful, hits, source, log)
+        found, conflicts, doubtful_new, dups = _compare(con, doubtful, hits, source, log)
         counts = {k: counts.get(k, 0) + found.get(k, 0) for k in {*counts, *found}}
         schema = new.collect_schema()
         new = pl.concat([new, doubtful_new.lazy().select(schema.names()).cast(schema)])
-    return new, counts, conflicts
+    return new, counts, conflicts, dups
 
 
 def _compare(con, doubtful: pl.DataFrame, hits: pl.DataFrame, source: str,
-             log: str) -> tuple[dict[str, int], pl.DataFrame, pl.DataFrame]:
+             log: str) -> tuple[dict[str, int], pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Classify rows whose key is in the log or twice in the file by comparing their content.
 
-    Returns (count per status, conflict reasons, the rows that are new).
+    Returns (count per status, conflict reasons, the rows that are new, the duplicates).
     """
     con.register("doubtful_rows", doubtful.to_arrow(compat_level=ARROW))
     con.register("hits", hits.to_arrow())
@@ -210,7 +235,7 @@ def _compare(con, doubtful: pl.DataFrame, hits: pl.DataFrame, source: str,
     cols = ", ".join(c for c in CONTENT if c not in ("type", "amount_minor"))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE stored AS
-        SELECT falcon_operation_id, type, abs(amount_minor) AS amount_minor, {cols}
+        SELECT falcon_operation_id, type, abs(amount_minor) AS amount_minor, {cols}, ingest_id
         FROM {log}
         WHERE op_key IN (SELECT op_key FROM hits) AND source = $source AND type <> 'psp_fee'
     """, {"source": source})
@@ -218,12 +243,12 @@ def _compare(con, doubtful: pl.DataFrame, hits: pl.DataFrame, source: str,
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE classified AS
         WITH ref AS (
-            SELECT 'log' AS origin, falcon_operation_id, {', '.join(CONTENT)} FROM stored
+            SELECT 'log' AS origin, falcon_operation_id, {', '.join(CONTENT)}, ingest_id FROM stored
             UNION ALL
-            SELECT 'file', falcon_operation_id, {', '.join(CONTENT)} FROM batch
+            SELECT 'file', falcon_operation_id, {', '.join(CONTENT)}, NULL FROM batch
             WHERE occurrence = 1 AND falcon_operation_id NOT IN (SELECT falcon_operation_id FROM stored)
         )
-        SELECT b.row_number, b.falcon_operation_id, r.origin,
+        SELECT b.row_number, b.falcon_operation_id, r.origin, r.ingest_id AS original,
                CASE WHEN r.origin = 'file' AND b.occurrence = 1 THEN 'new'
                     WHEN {same} THEN 'duplicate' ELSE 'conflict' END AS status,
                {', '.join(f'r.{c} AS stored_{c}' for c in CONTENT)},
@@ -236,8 +261,10 @@ def _compare(con, doubtful: pl.DataFrame, hits: pl.DataFrame, source: str,
     """).pl()
     counts = dict(con.sql("SELECT status, count(*) FROM classified GROUP BY status").fetchall())
     bad = con.sql("SELECT * FROM classified WHERE status = 'conflict'").pl()
-    return counts, reasons_frame([(r["row_number"], "conflicting_duplicate", _conflict(r, source))
-                                  for r in bad.iter_rows(named=True)]), new
+    dups = con.sql("SELECT row_number, TRUE AS dup, original FROM classified WHERE status = 'duplicate'").pl()
+    conflicts = reasons_frame([(r["row_number"], "conflicting_duplicate", _conflict(r, source))
+                               for r in bad.iter_rows(named=True)])
+    return counts, conflicts, new, dups.cast({"original": pl.String})
 
 
 def _conflict(row: dict, source: str) -> str:
