@@ -126,7 +126,7 @@ def test_an_envelope_goes_through_every_step(ws):
         actions = [h["action"] for h in audit.history(conn, "g2p_batch_step", f"{made[0].id}:disburse")]
         assert actions == ["claim", "processed"]
     # Nothing left to do.
-    assert {s: pipeline.waiting(ws, s) for s in STEPS} == dict.fromkeys(STEPS, 0)
+    assert {s: pipeline.waiting(ws, s) for s in STEPS} == {key: [] for key in STEPS}
     assert all(r.claimed == 0 for r in run_all(ws).values())
 
 
@@ -143,7 +143,7 @@ def _entries(ws) -> dict[str, int]:
 
 
 def test_funds_wait_for_a_complete_envelope_and_fail_without_funds(ws):
-    sim, env, made = world(ws, batches_of=(10,))
+    sim, _env, _made = world(ws, batches_of=(10,))
     assert run_step(ws, "funds_check", worker="w1").claimed == 1  # complete and due today
     programs.add_program(ws, mnemonic="CT2", name="Other", sponsor_bank_code="EXB", sponsor_account="POOR-1",
                          currency="KES", actor="cli:ops")
@@ -153,7 +153,7 @@ def test_funds_wait_for_a_complete_envelope_and_fail_without_funds(ws):
     assert run_step(ws, "funds_check", worker="w1").claimed == 0  # nothing received yet
     batches.create_disbursements(ws, [Item(poor.id, f"P{i}", "P", "10.00", "n") for i in range(2)],
                                  actor="partner:mis1")
-    for attempt in (1, 2, 3):
+    for _attempt in (1, 2, 3):
         ran = run_step(ws, "funds_check", worker="w1")
         assert (ran.claimed, ran.errors) == (1, 1)
     assert run_step(ws, "funds_check", worker="w1").claimed == 0  # attempts used up
@@ -166,14 +166,14 @@ def test_funds_wait_for_a_complete_envelope_and_fail_without_funds(ws):
 
 
 def test_an_expired_lease_goes_back_to_pending_and_is_done_once(ws):
-    sim, env, made = world(ws, batches_of=(5,))
+    _sim, _env, _made = world(ws, batches_of=(5,))
     (stuck,) = claims.claim(ws, "fa_resolution", eligible(ws, "fa_resolution"), worker="dead", limit=5,
                             max_attempts=3, lease_seconds=300)
     assert run_step(ws, "fa_resolution", worker="w2").claimed == 0  # leased
     with ws.engine.begin() as conn:  # the dead runner's lease runs out
         conn.execute(update(g2p_batch_steps).where(g2p_batch_steps.c.batch_id == stuck.owner_id)
                      .values(lease_until=datetime.now(UTC) - timedelta(seconds=1)))
-    assert pipeline.waiting(ws, "fa_resolution") == 1
+    assert [w[0] for w in pipeline.waiting(ws, "fa_resolution")] == [stuck.owner_id]
     ran = run_step(ws, "fa_resolution", worker="w2")
     assert (ran.claimed, ran.processed) == (1, 1)
     with ws.engine.connect() as conn:
@@ -202,7 +202,7 @@ class CrashAfterPaying:
 
 
 def test_a_disburse_killed_after_the_bank_call_pays_nothing_twice(ws):
-    sim, env, made = world(ws, batches_of=(12,))
+    sim, env, _made = world(ws, batches_of=(12,))
     for step in ("fa_resolution", "funds_check", "funds_block"):
         run_step(ws, step, worker="w1")
     real = Connectors.from_settings(ws.settings)
@@ -234,7 +234,7 @@ def test_a_disburse_killed_after_the_bank_call_pays_nothing_twice(ws):
 def test_two_runners_never_claim_the_same_batch(ws):
     if ws.engine.dialect.name != "postgresql":
         pytest.skip("row locks with SKIP LOCKED: PostgreSQL")
-    sim, env, made = world(ws, batches_of=(3,) * 8)
+    _sim, _env, made = world(ws, batches_of=(3,) * 8)
     done = [0, 0]
     barrier = threading.Barrier(2)
 

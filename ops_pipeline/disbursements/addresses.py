@@ -20,7 +20,9 @@ _PATTERNS = {
         r"_(?P<branch_code>[0-9A-Za-z]{1,64})_(?P<account_type>[A-Za-z]{1,32})"
     ),
     MOBILE_WALLET: re.compile(r"mobile_(?P<address>\+?[0-9]{6,15})_(?P<provider>[0-9A-Za-z-]{1,64})"),
-    EMAIL_WALLET: re.compile(r"email_(?P<address>[^_@\s]+@[^_@\s]+\.[^_@\s]+)_(?P<provider>[0-9A-Za-z-]{1,64})"),
+    EMAIL_WALLET: re.compile(
+        r"email_(?P<address>[^_@\s]+@[^_@\s]+\.[^_@\s]+)_(?P<provider>[0-9A-Za-z-]{1,64})"
+    ),
 }
 
 
@@ -52,7 +54,9 @@ def parse(fa: object) -> FinancialAddress:
         if m := pattern.fullmatch(text):
             return FinancialAddress(fa_type, **m.groupdict())
     kind = text.partition("_")[0] if text else type(fa).__name__
-    raise UnparsableAddress(f"fa: a {kind!r} address is not bank_..., mobile_... or email_... in the known form")
+    raise UnparsableAddress(
+        f"fa: a {kind!r} address is not bank_..., mobile_... or email_... in the known form"
+    )
 
 
 def row(disbursement_id: str, beneficiary_id: str, fa: FinancialAddress, name: str | None, cipher: Cipher,

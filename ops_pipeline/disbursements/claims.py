@@ -16,7 +16,14 @@ from sqlalchemy import Connection, Select, Table, select, update
 
 from ops_pipeline import audit
 from ops_pipeline.db.schema import g2p_batch_steps, g2p_envelope_steps
-from ops_pipeline.disbursements.steps import BATCH_STEPS, ENVELOPE_STEPS, ERROR, PENDING, PROCESSED, PROCESSING
+from ops_pipeline.disbursements.steps import (
+    BATCH_STEPS,
+    ENVELOPE_STEPS,
+    ERROR,
+    PENDING,
+    PROCESSED,
+    PROCESSING,
+)
 from ops_pipeline.workspace import Workspace
 
 
@@ -80,8 +87,8 @@ def claim(ws: Workspace, step: str, eligible: Select, *, worker: str, limit: int
             query = query.with_for_update(skip_locked=True, of=table)
         rows = conn.execute(query).all()
         for row in rows:
-            conn.execute(update(table).where(c[key] == row[0], c.step == step)
-                         .values(status=PROCESSING, attempts=row.attempts + 1, lease_until=lease, updated_at=now))
+            conn.execute(update(table).where(c[key] == row[0], c.step == step).values(
+                status=PROCESSING, attempts=row.attempts + 1, lease_until=lease, updated_at=now))
         _audit(conn, step, [dict(owner_id=r[0], action="claim", before={"status": r.status},
                                  after={"status": PROCESSING, "attempts": r.attempts + 1}) for r in rows],
                worker, now)

@@ -116,7 +116,8 @@ class HttpSponsorBank:
 
     @staticmethod
     def _funds(account: str, currency: str, amount_minor: int) -> dict[str, Any]:
-        return {"account_number": account, "currency": currency, "amount": str(to_major(amount_minor, currency))}
+        amount = str(to_major(amount_minor, currency))
+        return {"account_number": account, "currency": currency, "amount": amount}
 
 
 class OutboxNotifier:

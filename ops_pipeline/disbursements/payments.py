@@ -84,8 +84,8 @@ def disburse_batch(ctx: Context, held: Claim) -> None:
             for ref in paid], ingest_id=f"g2p-disburse-{held.owner_id}")
         with ctx.ws.engine.begin() as conn:
             held = claims.renew(conn, held, ctx.lease_seconds)
-            _ship(conn, env.id, paid, {o.reference: o.error or "bank refused" for o in outcomes if not o.paid},
-                  ctx.actor)
+            refused = {o.reference: o.error or "bank refused" for o in outcomes if not o.paid}
+            _ship(conn, env.id, paid, refused, ctx.actor)
     with ctx.ws.engine.begin() as conn:
         claims.finish(conn, held, error=None, actor=ctx.actor)
         if _last_disbursed(conn, env.id):
@@ -114,7 +114,8 @@ def _ship(conn: Connection, envelope_id: str, paid: list[str], failed: dict[str,
                      after={"shipped_count": env.shipped_count + len(shipped)})
     audit.record_many(
         conn,
-        [dict(entity_id=i, action="ship", before={"status": RESOLVED}, after={"status": SHIPPED}) for i in shipped]
+        [dict(entity_id=i, action="ship", before={"status": RESOLVED}, after={"status": SHIPPED})
+         for i in shipped]
         + [dict(entity_id=i, action="ship", before={"status": RESOLVED}, after={"status": FAILED}, reason=e)
            for i, e in refused],
         actor=actor, entity_type="g2p_disbursement", at=now)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, or_, select
 
 from ops_pipeline.db.schema import g2p_batch_steps, g2p_batches, g2p_envelopes
 from ops_pipeline.disbursements import claims, envelopes, funds, payments, resolution
@@ -108,7 +108,7 @@ def run_step(ws: Workspace, step: str, *, worker: str, limit: int = 10, connecto
             except LeaseLost:
                 lost += 1
                 continue
-            except Exception as exc:  # noqa: BLE001 - any failure is this row's error, retried later
+            except Exception as exc:
                 log.warning("%s of %s failed: %s", step, one.owner_id, exc)
                 error = f"{type(exc).__name__}: {exc}"[:2000]
                 try:
@@ -124,14 +124,15 @@ def run_step(ws: Workspace, step: str, *, worker: str, limit: int = 10, connecto
     return StepRun(step, len(held), done, errors, lost)
 
 
-def waiting(ws: Workspace, step: str) -> int:
-    """How many rows of `step` a run would claim now, stale ones included (for the sensors)."""
+def waiting(ws: Workspace, step: str, limit: int = 1000) -> list[tuple[str, datetime]]:
+    """The rows of `step` a run would claim now, stale ones included, oldest first: (owner id, updated_at)
+    (for the sensors: their run keys name this turn of these rows)."""
     table, key = claims.table_of(step)
     c = table.c
     ready = and_(c.status.in_((PENDING, ERROR)), c.attempts < ws.settings.g2p_max_attempts)
     stale = and_(c.status == PROCESSING, c.lease_until < datetime.now(UTC))
-    query = select(func.count()).where(c.step == step, or_(ready, stale),
-                                       c[key].in_(eligible(ws, step).scalar_subquery()))
+    query = (select(c[key], c.updated_at)
+             .where(c.step == step, or_(ready, stale), c[key].in_(eligible(ws, step).scalar_subquery()))
+             .order_by(c.created_at, c[key]).limit(limit))
     with ws.read_engine.connect() as conn:
-        return conn.execute(query).scalar_one()
-
+        return [tuple(r) for r in conn.execute(query)]

@@ -29,7 +29,7 @@ def failure_of(reference: str, share: float) -> str | None:
 
 
 class G2PRoutes:
-    """Mixed into `Simulator`: its `_need`, `Refused`, `_minor`, `_next` and `_transaction` do the plumbing."""
+    """Mixed into `Simulator`: its `_need`, `Refused`, `_minor`, `_next`, `_transaction` do the plumbing."""
 
     def _g2p_routes(self) -> list:
         R = re.compile
@@ -115,8 +115,9 @@ class G2PRoutes:
             raise self._refused(422, f"account_number: {number!r} has not the funds to block")
         account["blocked_minor"] += minor
         reference = self._next(st, "g2p_blocks", "BLK")
-        st.setdefault("g2p_blocks", {})[reference] = {"account_number": number, "currency": account["currency"],
-                                                      "amount_minor": minor, "released_minor": 0}
+        block = {"account_number": number, "currency": account["currency"], "amount_minor": minor,
+                 "released_minor": 0}
+        st.setdefault("g2p_blocks", {})[reference] = block
         return 201, {"block_reference": reference}
 
     def _g2p_pay(self, st, body: dict[str, Any]) -> tuple[int, dict]:
@@ -137,9 +138,9 @@ class G2PRoutes:
             return {"reference": reference, "status": "failed" if prior["status"] == "failed" else "paid",
                     "error": prior.get("error"), "payment_id": prior["payment_id"]}
         if not isinstance(reference, str) or not isinstance(minor, int) or minor <= 0:
-            return {"reference": reference, "status": "rejected", "error": "reference and amount_minor: required"}
+            return {"reference": reference, "status": "failed", "error": "reference, amount_minor: required"}
         if block["amount_minor"] - block["released_minor"] < minor:
-            return {"reference": reference, "status": "rejected", "error": "amount exceeds what the block holds"}
+            return {"reference": reference, "status": "failed", "error": "amount exceeds the block"}
         payment_id = self._next(st, "g2p_payments", "GP")
         error = failure_of(reference, share)
         payments[reference] = {"payment_id": payment_id, "account_number": block["account_number"],

@@ -57,8 +57,8 @@ def mt940(lines: list[Line], booked: date, account: str | None = None) -> str:
     out = []
     for n, (currency, items) in enumerate(_by_currency(lines).items(), 1):
         net = _net(items)
-        out += [f":20:SIM{booked:%Y%m%d}{n:03d}", f":25:{account or account_of(currency)}", f":28C:{n:05d}/001",
-                f":60F:C{ymd}{currency}{_swift(0, currency)}"]
+        out += [f":20:SIM{booked:%Y%m%d}{n:03d}", f":25:{account or account_of(currency)}",
+                f":28C:{n:05d}/001", f":60F:C{ymd}{currency}{_swift(0, currency)}"]
         for ln in items:
             amount = _swift(ln.amount_minor, currency)
             out += [f":61:{ymd}{md}{ln.mark}{amount}NTRFNONREF//{ln.bank_reference}",
@@ -83,7 +83,8 @@ def camt053(lines: list[Line], booked: date, account: str | None = None) -> str:
             for i, ln in enumerate(items, 1)
         )
         stmts.append(f"<Stmt><Id>SIM{booked:%Y%m%d}{n:03d}</Id><CreDtTm>{day}T00:00:00</CreDtTm>"
-                     f"<Acct><Id><Othr><Id>{escape(account or account_of(currency))}</Id></Othr></Id><Ccy>{currency}</Ccy></Acct>"
+                     f"<Acct><Id><Othr><Id>{escape(account or account_of(currency))}</Id></Othr></Id>"
+                     f"<Ccy>{currency}</Ccy></Acct>"
                      f"{entries}</Stmt>")
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="{CAMT_NS}"><BkToCstmrStmt>'
             f"<GrpHdr><MsgId>SIM{booked:%Y%m%d}</MsgId><CreDtTm>{day}T00:00:00</CreDtTm></GrpHdr>"
