@@ -70,7 +70,12 @@ def test_connectors_speak_to_the_urls_of_the_settings(http_ws, sim):
     state = sim.state()
     assert state["g2p_accounts"]["SPONSOR-1"] == {"currency": "KES", "balance_minor": 4000, "blocked_minor": 2000}
     assert len(state["g2p_payments"]) == 1
-    assert "d1" in sim.sponsor_statement("SPONSOR-1") and ":25:SPONSOR-1" in sim.sponsor_statement("SPONSOR-1")
+    mt940 = sim.sponsor_statement("SPONSOR-1")
+    assert ":25:SPONSOR-1" in mt940 and ":86:/EREF/d1/REMI/" in mt940 and "D10,00NTRF" in mt940
+    sim.reverse_payment("d1", "ACCOUNT_CLOSED")
+    status, reply = sim.handle("GET", "/g2p/bank/statements/camt053/SPONSOR-1")
+    assert status == 200 and "<RvslInd>true</RvslInd>" in reply["content"] and "<Id>SPONSOR-1</Id>" in reply["content"]
+    assert sim.handle("GET", "/g2p/bank/statements/pdf/SPONSOR-1")[0] == 404
 
 
 def test_a_disburse_run_killed_while_the_bank_answers_pays_nothing_twice(http_ws, sim, sim_url):

@@ -161,7 +161,8 @@ class G2PRoutes:
     def _g2p_render(self, st, account: str, fmt: str, booked: date | None) -> str:
         render = statements.RENDERERS.get(fmt)
         if render is None:
-            raise ValueError(f"statement format {fmt!r} is not one of {', '.join(statements.RENDERERS)}")
+            known = ", ".join(statements.RENDERERS)
+            raise self._refused(404, f"statement format {fmt!r} is not one of {known}")
         lines = []
         for reference, p in st.get("g2p_payments", {}).items():
             if p["account_number"] != account or p["status"] == "failed":
