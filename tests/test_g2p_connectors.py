@@ -113,3 +113,13 @@ def test_a_disburse_run_killed_while_the_bank_answers_pays_nothing_twice(http_ws
     assert state["g2p_accounts"]["SPONSOR-1"]["balance_minor"] == 100_000_000 - 10_000 * len(paid_once)
     assert sorted(_entries(http_ws)) == sorted(paid_once)
     assert envelopes.envelope_status(http_ws, env.id).envelope.shipped_count == len(paid_once)
+
+
+def test_max_attempts_is_a_whole_number_from_the_settings(tmp_path):
+    from ops_pipeline.errors import InvalidInput
+
+    assert make_settings(tmp_path).g2p_max_attempts == 3
+    assert make_settings(tmp_path, OPS_G2P_MAX_ATTEMPTS="5").g2p_max_attempts == 5
+    for bad in ("0", "-1", "two", "1e3"):
+        with pytest.raises(InvalidInput, match=f"OPS_G2P_MAX_ATTEMPTS: '{bad}' is not a whole number"):
+            make_settings(tmp_path, OPS_G2P_MAX_ATTEMPTS=bad)
