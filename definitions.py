@@ -5,6 +5,7 @@ A new domain adds its folder `assets/<domain>/` (with `defs.py`) and one line be
 
 import dagster as dg
 
+from assets.disbursements import defs as disbursements
 from assets.fundout import defs as fundout
 from assets.jobqueue import defs as jobqueue
 from assets.ledger import defs as ledger
@@ -24,6 +25,7 @@ DOMAINS = [
     statements,
     recon,
     reports,
+    disbursements,
     platform,
 ]
 

@@ -37,6 +37,9 @@ class Settings:
     lake_storage_options: Mapping[str, str] = field(default_factory=dict)
     bank_url: str | None = None
     partner_url: str | None = None
+    g2p_bank_url: str | None = None  # the G2P sponsor bank; unset: the sandbox
+    g2p_mapper_url: str | None = None  # the G2P ID mapper; unset: the sandbox
+    g2p_max_attempts: int = 3  # tries per pipeline step before it stays ERROR
     smtp_url: str | None = None
     smtp_from: str = "ops-pipeline@localhost"
     webhook_url: str | None = None
@@ -82,6 +85,9 @@ class Settings:
             lake_storage_options=options,
             bank_url=env.get("OPS_BANK_URL") or None,
             partner_url=env.get("OPS_PARTNER_URL") or None,
+            g2p_bank_url=env.get("OPS_G2P_BANK_URL") or None,
+            g2p_mapper_url=env.get("OPS_G2P_MAPPER_URL") or None,
+            g2p_max_attempts=_count(env, "OPS_G2P_MAX_ATTEMPTS", 3, 1, 1000),
             smtp_url=env.get("OPS_SMTP_URL") or None,
             smtp_from=env.get("OPS_SMTP_FROM") or "ops-pipeline@localhost",
             webhook_url=env.get("OPS_WEBHOOK_URL") or None,

@@ -1,17 +1,20 @@
 """`ops-pipeline disbursements programs add|list`, `partner-key add|list`, `envelopes`, `envelope ID`,
-`statements`."""
+`status ID`, `run-step STEP`, `statements`."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 
 import click
 
 from ops_pipeline.cli import Context, cli, pass_ctx
 from ops_pipeline.cli.options import ACTOR, FORMAT
 from ops_pipeline.cli.output import emit
-from ops_pipeline.disbursements import envelopes, partner_keys, programs
+from ops_pipeline.disbursements import batches, codes, envelopes, partner_keys, pipeline, programs
 from ops_pipeline.disbursements import statements as g2p_statements
+from ops_pipeline.disbursements.codes import G2PError
 from ops_pipeline.exports import text
 from ops_pipeline.money import to_major
 
@@ -160,3 +163,44 @@ def statements_list(ctx: Context, program, limit, fmt) -> None:
     """The newest sponsor account statements with their remittance, reversal and exception counts."""
     rows = g2p_statements.list_statements(ctx.ws, program, limit)
     emit(STATEMENT_COLUMNS, [[getattr(s, c) for c in STATEMENT_COLUMNS] for s in rows], fmt)
+
+
+DISBURSEMENT_COLUMNS = ["id", "envelope_id", "batch_id", "beneficiary_id", "amount", "status", "latest_error",
+                        "shipped_at", "reconciled_at", "reversed_at", "reversal_reason"]
+
+
+@disbursements_group.command("status")
+@click.argument("item_id")
+@FORMAT
+@click.pass_context
+def status_show(click_ctx: click.Context, item_id, fmt) -> None:
+    """An envelope's counters and steps, or one disbursement's status (ITEM_ID is either)."""
+    ctx: Context = click_ctx.obj
+    try:
+        envelopes.envelope_status(ctx.ws, item_id)
+    except G2PError as exc:
+        if exc.code != codes.DISBURSEMENT_ENVELOPE_NOT_FOUND:
+            raise
+    else:
+        click_ctx.invoke(envelope_show, envelope_id=item_id, fmt=fmt)
+        return
+    (d,) = batches.disbursement_status(ctx.ws, [item_id])
+    with ctx.ws.read_engine.connect() as conn:
+        currency = envelopes.get(conn, d.envelope_id).currency
+    values = {**d.__dict__, "amount": to_major(d.amount_minor, currency)}
+    emit(DISBURSEMENT_COLUMNS, [[values[c] for c in DISBURSEMENT_COLUMNS]], fmt)
+
+
+@disbursements_group.command("run-step")
+@click.argument("step", type=click.Choice(pipeline.STEPS))
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="At most this many envelopes or batches.")
+@click.option("--worker", default=lambda: f"cli-{socket.gethostname()}-{os.getpid()}",
+              help="Who holds the leases (default: host and process id).")
+@FORMAT
+@pass_ctx
+def run_step_cmd(ctx: Context, step, limit, worker, fmt) -> None:
+    """Claim what is ready for STEP and do it: claimed, processed, errors, leases lost."""
+    ran = pipeline.run_step(ctx.ws, step, worker=worker, limit=limit)
+    columns = ["step", "claimed", "processed", "errors", "lost"]
+    emit(columns, [[getattr(ran, c) for c in columns]], fmt)

@@ -796,3 +796,21 @@ gc_voucher_events = Table(
     Index("ix_gc_voucher_events_unpublished", "published", "id"),
     sqlite_autoincrement=True,
 )
+
+
+# The financial address the mapper resolved for a disbursement (fa_resolution step). The account number,
+# mobile number or e-mail address is sealed (encrypted, with a masked form); bank codes are not secret.
+g2p_financial_addresses = Table(
+    "g2p_financial_addresses",
+    metadata,
+    Column("disbursement_id", String(36), primary_key=True),
+    Column("beneficiary_id", String(128), nullable=False),
+    Column("fa_type", String(16), nullable=False),  # BANK_ACCOUNT | MOBILE_WALLET | EMAIL_WALLET
+    Column("address", JSON, nullable=False),  # {"enc": <Fernet token>, "masked": ...}
+    Column("bank_code", String(64)),
+    Column("branch_code", String(64)),
+    Column("account_type", String(32)),
+    Column("provider", String(64)),
+    Column("resolved_name", String(256)),
+    Column("resolved_at", UTCDateTime(), nullable=False),
+)

@@ -111,6 +111,16 @@ def bank_client(settings: Settings, options: HttpOptions = DEFAULT_HTTP) -> http
     return _client(settings.bank_url, settings, options, "bank")
 
 
+def sponsor_bank_client(settings: Settings, options: HttpOptions = DEFAULT_HTTP) -> httpx.Client:
+    """The G2P sponsor bank (`OPS_G2P_BANK_URL`, else the sandbox)."""
+    return _client(settings.g2p_bank_url, settings, options, "g2p-bank")
+
+
+def mapper_client(settings: Settings, options: HttpOptions = DEFAULT_HTTP) -> httpx.Client:
+    """The G2P ID mapper (`OPS_G2P_MAPPER_URL`, else the sandbox)."""
+    return _client(settings.g2p_mapper_url, settings, options, "g2p-mapper")
+
+
 class Clients:
     """The partner and bank clients of one worker, made on first use and closed together."""
 

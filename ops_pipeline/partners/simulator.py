@@ -31,6 +31,7 @@ from ops_pipeline.crypto import mask_head, mask_tail, mask_vpa
 from ops_pipeline.errors import InvalidInput
 from ops_pipeline.money import to_major, to_minor
 from ops_pipeline.partners import statements
+from ops_pipeline.partners.g2p_sim import G2P_KINDS, G2PRoutes
 
 State = dict[str, Any]
 Reply = tuple[int, dict[str, Any]]
@@ -46,6 +47,7 @@ KINDS = (
     "transfers",
     "restrictions",
     "payouts",
+    *G2P_KINDS,
 )
 
 
@@ -106,10 +108,12 @@ def _account(body: dict[str, Any]) -> dict[str, str]:
     }
 
 
-class Simulator:
+class Simulator(G2PRoutes):
     """Partner (principals, programs, distributors, wallets) and bank (beneficiaries, mandates,
-    deposits, transfers, merchant payouts, voucher restrictions) behind one
-    `handle(method, path, body, key)`."""
+    deposits, transfers, merchant payouts, voucher restrictions), and the G2P mapper and sponsor bank
+    (`g2p_sim`), behind one `handle(method, path, body, key)`."""
+
+    _need_g2p, _minor_g2p, _refused = staticmethod(_need), staticmethod(_minor), Refused
 
     def __init__(self, state_file: Path | None = None):
         self._lock = threading.RLock()
@@ -138,6 +142,7 @@ class Simulator:
             ("GET", R(r"/statements/(?P<fmt>[^/]+)/(?P<day>[^/]+)"), self._statement),
             ("PUT", R(r"/voucher-restrictions/(?P<program_id>[^/]+)"), self._push_restrictions),
             ("GET", R(r"/(?P<kind>principals|programs|distributors|wallets)/(?P<key>[^/]+)"), self._get),
+            *self._g2p_routes(),
         ]
 
     # -- the one entry point ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@ One statement per currency, balances opening at zero. Entries: every payout paid
 that came back, a reversal (`RD`, MT940 `:86:/RTRN/<reason>`, camt `RvslInd`); a charge the bank took, a
 debit no payout explains. The payer's reference (our payout id) is the end-to-end reference (MT940
 `:86:/EREF/`, camt `EndToEndId`), the bank's payout id the bank's reference (MT940 `//` of `:61:`, camt
-`AcctSvcrRef`).
+`AcctSvcrRef`). `account` names the statement's account (a G2P sponsor account) instead of the payout ones.
 """
 
 from __future__ import annotations
@@ -52,13 +52,13 @@ def _net(items: list[Line]) -> int:
     return sum(-ln.amount_minor if ln.mark == "RD" else ln.amount_minor for ln in items)
 
 
-def mt940(lines: list[Line], booked: date) -> str:
+def mt940(lines: list[Line], booked: date, account: str | None = None) -> str:
     ymd, md = booked.strftime("%y%m%d"), booked.strftime("%m%d")
     out = []
     for n, (currency, items) in enumerate(_by_currency(lines).items(), 1):
         net = _net(items)
-        out += [f":20:SIM{booked:%Y%m%d}{n:03d}", f":25:{account_of(currency)}", f":28C:{n:05d}/001",
-                f":60F:C{ymd}{currency}{_swift(0, currency)}"]
+        out += [f":20:SIM{booked:%Y%m%d}{n:03d}", f":25:{account or account_of(currency)}",
+                f":28C:{n:05d}/001", f":60F:C{ymd}{currency}{_swift(0, currency)}"]
         for ln in items:
             amount = _swift(ln.amount_minor, currency)
             out += [f":61:{ymd}{md}{ln.mark}{amount}NTRFNONREF//{ln.bank_reference}",
@@ -67,7 +67,7 @@ def mt940(lines: list[Line], booked: date) -> str:
     return "\n".join(out) + "\n"
 
 
-def camt053(lines: list[Line], booked: date) -> str:
+def camt053(lines: list[Line], booked: date, account: str | None = None) -> str:
     day = booked.isoformat()
     stmts = []
     for n, (currency, items) in enumerate(_by_currency(lines).items(), 1):
@@ -83,7 +83,8 @@ def camt053(lines: list[Line], booked: date) -> str:
             for i, ln in enumerate(items, 1)
         )
         stmts.append(f"<Stmt><Id>SIM{booked:%Y%m%d}{n:03d}</Id><CreDtTm>{day}T00:00:00</CreDtTm>"
-                     f"<Acct><Id><Othr><Id>{account_of(currency)}</Id></Othr></Id><Ccy>{currency}</Ccy></Acct>"
+                     f"<Acct><Id><Othr><Id>{escape(account or account_of(currency))}</Id></Othr></Id>"
+                     f"<Ccy>{currency}</Ccy></Acct>"
                      f"{entries}</Stmt>")
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="{CAMT_NS}"><BkToCstmrStmt>'
             f"<GrpHdr><MsgId>SIM{booked:%Y%m%d}</MsgId><CreDtTm>{day}T00:00:00</CreDtTm></GrpHdr>"
