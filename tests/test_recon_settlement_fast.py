@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, date, datetime, timedelta
 
+import polars as pl
 import pyarrow as pa
 import pytest
 from polars.testing import assert_frame_equal
@@ -59,14 +60,15 @@ def _append(ws: Workspace, rows: list[dict]) -> None:
     ws.lake.append(BALANCE_OPERATIONS.name, pa.Table.from_pylist(rows, BALANCE_OPERATIONS.schema))
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_one_query_equals_the_engine_on_random_logs(ws, seed):
-    wide = Workspace(make_settings(ws.settings.home, ws.settings.database_url, OPS_RECON_WINDOWS="psp2=5"))
+@pytest.mark.parametrize(("seed", "zone"), [(1, "UTC"), (2, "America/New_York")])
+def test_one_query_equals_the_engine_on_random_logs(ws, seed, zone):
+    wide = Workspace(make_settings(ws.settings.home, ws.settings.database_url, OPS_RECON_WINDOWS="psp2=5",
+                                   OPS_TIMEZONE=zone))
     _append(wide, _random_log(seed))
     statuses = set()
     for offset in range(-4, 5):
         day = D + timedelta(days=offset)
-        fast = settlement.results(wide, day)
+        fast = pl.from_arrow(settlement.results(wide, day))
         assert_frame_equal(fast, settlement._matched(wide, day, "test"))
         statuses |= set(fast["status"])
     assert statuses == {"matched", "matched_with_difference", "unmatched_internal", "unmatched_external"}

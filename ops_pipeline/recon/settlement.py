@@ -26,7 +26,6 @@ import pyarrow as pa
 from ops_pipeline import analytics
 from ops_pipeline.lake.tables import BALANCE_OPERATIONS
 from ops_pipeline.recon import service, store
-from ops_pipeline.recon.engine import RESULT_SCHEMA
 from ops_pipeline.recon.rules import Criteria, Recon, Rule
 
 if TYPE_CHECKING:
@@ -61,30 +60,21 @@ SELECT source, id, falcon_operation_id, amount, currency, merchant_id FROM co WH
 UNION ALL
 SELECT source, id, falcon_operation_id, amount, currency, merchant_id FROM ro WHERE business_date = $date
 """
-# The fast path: one row per operation (its CO and RO side by side, the RO's business date from its CO),
-# kept when either side is the date's or when the operation is not one CO and one RO at most (`odd`).
-_OPERATIONS = _OPS + """,
-g AS (
-    SELECT id, count(*) FILTER (source = 'CO') AS n_co, count(*) FILTER (source = 'RO') AS n_ro,
-           first(amount) FILTER (source = 'CO') AS amount_co,
-           first(amount) FILTER (source = 'RO') AS amount_ro,
-           first(currency) FILTER (source = 'CO') AS currency_co,
-           first(currency) FILTER (source = 'RO') AS currency_ro,
-           first(merchant_id) FILTER (source = 'CO') AS merchant_co,
-           first(merchant_id) FILTER (source = 'RO') AS merchant_ro,
-           first(psp_id) FILTER (source = 'CO') AS psp_co,
-           first(day) FILTER (source = 'CO') AS day_co, first(day) FILTER (source = 'RO') AS day_ro
-    FROM ops GROUP BY id
-),
-d AS (
-    SELECT g.*, coalesce(day_co = $date, false) AS co_in,
-           coalesce(CASE WHEN day_ro <= day_co + CAST(coalesce(w.days, $default) AS INTEGER) THEN day_co
-                         ELSE day_ro END = $date, false) AS ro_in,
-           n_co > 1 OR n_ro > 1 OR id IS NULL AS odd
-    FROM g LEFT JOIN windows w ON w.psp_id = g.psp_co
+# The fast path: the date's operations, CO and RO side by side (the RO's business date from its CO). Days
+# by the session's time zone (set to OPS_TIMEZONE): cheaper than timezone() per row.
+_OPERATIONS = _OPS.replace("timezone($tz, operation_date)", "operation_date") + """,
+co AS NOT MATERIALIZED (SELECT * FROM ops WHERE source = 'CO'),
+ro AS NOT MATERIALIZED (SELECT * FROM ops WHERE source = 'RO'),
+both_sides AS (
+    SELECT coalesce(co.id, ro.id) AS id, co.amount AS amount_co, ro.amount AS amount_ro,
+           co.currency AS currency_co, ro.currency AS currency_ro, co.merchant_id AS merchant_co,
+           ro.merchant_id AS merchant_ro, coalesce(co.day = $date, false) AS co_in,
+           coalesce(CASE WHEN ro.day <= co.day + CAST(coalesce(w.days, $default) AS INTEGER) THEN co.day
+                         ELSE ro.day END = $date, false) AS ro_in
+    FROM co FULL OUTER JOIN ro USING (id) LEFT JOIN windows w ON w.psp_id = co.psp_id
 )
 SELECT *, co_in AND ro_in AND currency_co = currency_ro AND coalesce(merchant_co = merchant_ro, false) AS pair
-FROM d WHERE co_in OR ro_in OR odd
+FROM both_sides WHERE co_in OR ro_in
 """
 _RESULTS = """
 WITH rows AS (
@@ -111,8 +101,8 @@ SELECT 'settlement' AS recon, CAST($date AS DATE) AS business_date,
 FROM rows ORDER BY kind, CASE WHEN kind = 1 THEN abs(amount_co - amount_ro) ELSE 0 END, id
 """
 _DECLINED = """
-SELECT count(*) FROM operations WHERE odd OR (co_in AND (amount_co IS NULL OR currency_co IS NULL))
-    OR (ro_in AND (amount_ro IS NULL OR currency_ro IS NULL))
+SELECT count(*) - count(DISTINCT id) + count(*) FILTER ((co_in AND (amount_co IS NULL OR currency_co IS NULL))
+    OR (ro_in AND (amount_ro IS NULL OR currency_ro IS NULL))) FROM operations
 """
 _DIFFERS = ", ".join(f"CASE WHEN {f}_co <> {f}_ro THEN '{name} CO ' || {f}_co || ' vs RO ' || {f}_ro END"
                      for f, name in (("currency", "currency"), ("merchant", "merchant_id")))
@@ -145,29 +135,30 @@ def records(ws: Workspace, business_date: date) -> tuple[pl.DataFrame, pl.DataFr
 
 def run(ws: Workspace, business_date: date, *, actor: str, dry_run: bool = False) -> service.RunSummary:
     """Reconcile the COs of `business_date` against their ROs (see the module docstring)."""
-    frame = None if store.decisions(ws, SETTLEMENT.name, business_date) else results(ws, business_date)
-    if frame is None:
-        frame = _matched(ws, business_date, actor)
+    rows = None if store.decisions(ws, SETTLEMENT.name, business_date) else results(ws, business_date)
+    frame = _matched(ws, business_date, actor) if rows is None else pl.from_arrow(rows)
     if dry_run:
         return service.RunSummary(SETTLEMENT.name, business_date, None, None, frame)
-    return service.record(ws, SETTLEMENT, business_date, frame, actor=actor)
+    return service.record(ws, SETTLEMENT, business_date, frame, actor=actor, rows=rows)
 
 
-def results(ws: Workspace, business_date: date) -> pl.DataFrame | None:
-    """The result frame of the date without decisions, as the engine and `_explain` make it, in one DuckDB
-    pass; None when an operation has more than one CO or RO (or no id, amount or currency) near the date,
-    which the engine refuses or treats otherwise.
+def results(ws: Workspace, business_date: date) -> pa.Table | None:
+    """The date's result rows (`RESULT_SCHEMA`, as Arrow) when it has no decisions, as the engine and
+    `_explain` make them, by DuckDB; None when an operation has more than one CO or RO of the date (or
+    no id, amount or currency), which the engine refuses.
 
     Settlement's rules key on the operation, which is unique per side: every record has at most one
     candidate, so the greedy pass takes every candidate, and the result is a full outer join of the date's
     COs and ROs by operation, in the engine's order (exact pairs by id, difference pairs by absolute
     difference then id, then unmatched CO and unmatched RO by id)."""
     with _scan(ws, business_date) as (con, params, log):
-        con.execute(f"CREATE TEMP TABLE operations AS {_OPERATIONS.format(log=log)}", params)
+        con.execute(f"SET TimeZone = '{ws.settings.timezone}'")
+        con.execute(f"CREATE TEMP TABLE operations AS {_OPERATIONS.format(log=log)}",
+                    {k: v for k, v in params.items() if k != "tz"})
         if con.execute(_DECLINED).fetchall()[0][0]:
             return None
         query = _RESULTS.format(differs=_DIFFERS, nothing=f"no match under rules: {_RULES}")
-        return con.sql(query, params={"date": business_date}).pl().cast(RESULT_SCHEMA)
+        return con.sql(query, params={"date": business_date}).to_arrow_table()
 
 
 def _matched(ws: Workspace, business_date: date, actor: str) -> pl.DataFrame:
