@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
            "best_seconds": {k: round(v, 2) for k, v in best.items()},
            "ratio_dry_vs_floor": round(best["dry"] / best["floor"], 2),
            "ratio_recorded_vs_floor": round(best["recorded"] / best["floor"], 2),
-           "peak_rss_bytes": peak, "targets": TARGETS, "load_average_1m": {"min": min(loads), "max": max(loads)},
+           "peak_rss_bytes": peak, "targets": TARGETS,
+           "load_average_1m": {"min": min(loads), "max": max(loads)},
            "met": best["recorded"] <= TARGETS["vs_floor"] * best["floor"]
            and peak <= TARGETS["peak_rss_bytes"],
            "runs": runs}
