@@ -10,6 +10,9 @@ So every RO is in exactly one date's run: a late RO is a break on its own date, 
 Rules: `exact` (operation, merchant, currency and amount), then `amount_difference` (the same but any
 amount: matched with the exact difference). An RO of the same operation with another currency or merchant
 stays unmatched on both sides, the reason naming the difference.
+
+A date without manual decisions runs as DuckDB queries (`results`: the same rows as the engine's, in its
+order), written to the lake from Arrow; a date with decisions goes through the engine.
 """
 
 from __future__ import annotations
