@@ -67,6 +67,14 @@ class G2PRoutes:
                 raise ValueError(f"reference {reference!r} is no paid payment")
             payment.update(status="returned", returned_on=date.today().isoformat(), reason=reason)
 
+    def list_twice(self, reference: str) -> None:
+        """The bank's next statements list this paid payment's `D` line twice (a duplicate line)."""
+        with self._transaction() as st:
+            payment = st.setdefault("g2p_payments", {}).get(reference)
+            if payment is None or payment["status"] == "failed":
+                raise ValueError(f"reference {reference!r} is no paid payment")
+            payment["listed_twice"] = True
+
     def sponsor_statement(self, account: str, fmt: str = "mt940", booked: date | None = None) -> str:
         with self._transaction(write=False) as st:
             return self._g2p_render(st, account, fmt, booked)
@@ -168,7 +176,7 @@ class G2PRoutes:
             if p["account_number"] != account or p["status"] == "failed":
                 continue
             pay = (reference, p["payment_id"], p["amount_minor"], p["currency"])
-            lines.append(statements.Line(*pay, "D", "g2p disbursement"))
+            lines += [statements.Line(*pay, "D", "g2p disbursement")] * (2 if p.get("listed_twice") else 1)
             if p["status"] == "returned":
                 lines.append(statements.Line(*pay, "RD", p["reason"]))
         return render(lines, booked or date.today(), account=account)
