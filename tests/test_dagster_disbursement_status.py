@@ -6,6 +6,7 @@ import dagster as dg
 from sqlalchemy import update
 
 from assets.disbursements.status import COUNTERS, LEDGER, disbursement_status
+from ops_pipeline import analytics
 from ops_pipeline.db.schema import g2p_envelopes
 from ops_pipeline.disbursements import statements
 from ops_pipeline.lake.tables import DISBURSEMENT_STATUS
@@ -71,3 +72,6 @@ def test_the_days_status_snapshot_and_its_checks(sqlite_ws, ops):  # noqa: F811
         (account,) = bad.metadata["examples"].value
         assert account["statement_debit_minor"] - account["ledger_debit_minor"] == 10_000
     assert len({sid for sid, *_ in lake_rows(ws)}) == 3  # one snapshot per materialization
+    with analytics.connect(ws) as con:  # the analyst view: the latest snapshot of each day
+        assert con.sql("SELECT count(DISTINCT snapshot_id), count(*), count(*) FILTER "
+                       "(recon_state = 'reversed') FROM disbursement_status").fetchall() == [(1, 16, 1)]
