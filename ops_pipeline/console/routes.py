@@ -8,6 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ops_pipeline.console.pages import (
     alerts,
+    disbursements,
     fundout,
     jobs,
     ledger,
@@ -20,8 +21,8 @@ from ops_pipeline.console.pages import (
 from ops_pipeline.console.web import HERE, PREFIX, Viewer, page_router
 from ops_pipeline.errors import NotFound
 
-PAGES = (signin.router, overview.router, jobs.router, tickets.router, fundout.router, ledger.router,
-         recon.router, reports.router, alerts.router)
+PAGES = (signin.router, overview.router, jobs.router, tickets.router, fundout.router, disbursements.router,
+         ledger.router, recon.router, reports.router, alerts.router)
 
 
 def install(app: FastAPI) -> None:

@@ -34,7 +34,8 @@ FORM = "application/x-www-form-urlencoded"
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 NAV = (("Overview", "/"), ("Jobs", "/jobs"), ("Tickets", "/tickets"), ("Fund-out", "/fundout"),
-       ("Ledger", "/ledger"), ("Recon", "/recon"), ("Reports", "/reports"), ("Alerts", "/alerts"))
+       ("Disbursements", "/disbursements"), ("Ledger", "/ledger"), ("Recon", "/recon"),
+       ("Reports", "/reports"), ("Alerts", "/alerts"))
 
 
 def money(minor: int | None, currency: str) -> str:

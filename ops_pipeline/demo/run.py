@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from ops_pipeline import analytics
+from ops_pipeline.demo.disbursements import run_disbursements
 from ops_pipeline.demo.fundout import run_fundout
 from ops_pipeline.demo.jobs import run_jobs
 from ops_pipeline.demo.pipeline import run_pipeline
@@ -70,6 +71,7 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
     echo(f"Files of {last_day} dropped in {ws.settings.landing_dir}/; the ledger pipeline runs in Dagster:")
     run_pipeline(ws, echo)
     today = run_recon(ws, [day for day, _, _ in world.days], echo)
+    run_disbursements(ws, echo)
     _finance_reports(ws, today, world.days[0][0], echo)
     _summary(ws, echo)
     reports = _reports(ws)

@@ -221,6 +221,37 @@ VOUCHER_EVENTS = TableSpec(
     partition_by=("event_date",),
 )
 
+# Daily snapshots of G2P disbursement statuses (ops_pipeline.disbursements.status_snapshot): the
+# disbursements of the envelopes scheduled on `status_date`, as they stood at `snapshot_at`; a later snapshot
+# of the same date supersedes the earlier ones (readers keep the latest `snapshot_id` per date).
+DISBURSEMENT_STATUS = TableSpec(
+    "disbursements",
+    "disbursement_status",
+    pa.schema(
+        [
+            pa.field("snapshot_id", S, nullable=False),
+            pa.field("snapshot_at", UTC_TS, nullable=False),
+            pa.field("disbursement_id", S, nullable=False),
+            pa.field("envelope_id", S, nullable=False),
+            pa.field("batch_id", S, nullable=False),
+            pa.field("program", S, nullable=False),
+            pa.field("currency", S, nullable=False),
+            pa.field("beneficiary_id", S, nullable=False),
+            pa.field("amount_minor", I64, nullable=False),
+            pa.field("status", S, nullable=False),
+            pa.field("recon_state", S, nullable=False),
+            pa.field("latest_error", S),
+            pa.field("cancelled", pa.bool_(), nullable=False),
+            pa.field("shipped_at", UTC_TS),
+            pa.field("reconciled_at", UTC_TS),
+            pa.field("reversed_at", UTC_TS),
+            pa.field("reversal_reason", S),
+            pa.field("status_date", pa.date32(), nullable=False),
+        ]
+    ),
+    partition_by=("status_date",),
+)
+
 CONFIRMED_OPERATIONS = _raw_feed("confirmed_operations")
 RECONCILED_OPERATIONS = _raw_feed("reconciled_operations")
 
@@ -237,5 +268,6 @@ TABLES: dict[str, TableSpec] = {
         BANK_STATEMENT_ENTRIES,
         RECON_RESULTS,
         VOUCHER_EVENTS,
+        DISBURSEMENT_STATUS,
     )
 }

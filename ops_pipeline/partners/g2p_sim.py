@@ -48,6 +48,13 @@ class G2PRoutes:
     def link_fa(self, beneficiary_id: str, fa: str, name: str | None = None) -> None:
         self.handle("POST", "/g2p/mapper/link", {"beneficiary_id": beneficiary_id, "fa": fa, "name": name})
 
+    def link_fas(self, links: dict[str, tuple[str, str | None]]) -> None:
+        """Link many beneficiaries at once ({beneficiary id: (fa, name)}): one write of the state."""
+        with self._transaction() as st:
+            fas = st.setdefault("g2p_fas", {})
+            for beneficiary_id, (fa, name) in links.items():
+                fas[beneficiary_id] = {"fa": fa, "name": name}
+
     def open_account(self, account_number: str, currency: str, balance: str) -> None:
         body = {"account_number": account_number, "currency": currency, "balance": balance}
         status, reply = self.handle("POST", "/g2p/bank/accounts", body)
@@ -67,7 +74,17 @@ class G2PRoutes:
                 raise ValueError(f"reference {reference!r} is no paid payment")
             payment.update(status="returned", returned_on=date.today().isoformat(), reason=reason)
 
+    def list_twice(self, reference: str) -> None:
+        """The bank's next statements list this paid payment's `D` line twice (a duplicate line)."""
+        with self._transaction() as st:
+            payment = st.setdefault("g2p_payments", {}).get(reference)
+            if payment is None or payment["status"] == "failed":
+                raise ValueError(f"reference {reference!r} is no paid payment")
+            payment["listed_twice"] = True
+
     def sponsor_statement(self, account: str, fmt: str = "mt940", booked: date | None = None) -> str:
+        """The account's statement: of day `booked` only (payments booked, returns made that day), else of
+        everything the bank did on it."""
         with self._transaction(write=False) as st:
             return self._g2p_render(st, account, fmt, booked)
 
@@ -168,7 +185,9 @@ class G2PRoutes:
             if p["account_number"] != account or p["status"] == "failed":
                 continue
             pay = (reference, p["payment_id"], p["amount_minor"], p["currency"])
-            lines.append(statements.Line(*pay, "D", "g2p disbursement"))
-            if p["status"] == "returned":
+            if booked is None or p["booked_on"] == booked.isoformat():
+                copies = 2 if p.get("listed_twice") else 1
+                lines += [statements.Line(*pay, "D", "g2p disbursement")] * copies
+            if p["status"] == "returned" and (booked is None or p["returned_on"] == booked.isoformat()):
                 lines.append(statements.Line(*pay, "RD", p["reason"]))
         return render(lines, booked or date.today(), account=account)

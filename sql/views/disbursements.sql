@@ -35,3 +35,12 @@ SELECT e.statement_id, s.program, s.account, s.file_name, e.entry_sequence, e.di
        e.created_at
 FROM db_g2p_recon_errors e
 JOIN db_g2p_statements s USING (statement_id);
+
+-- The daily `disbursement_status` snapshots of the lake (the Dagster asset), the latest one of each day:
+-- the disbursements of the envelopes scheduled on `status_date` as they stood at `snapshot_at`.
+CREATE OR REPLACE VIEW disbursement_status AS
+SELECT * EXCLUDE (snapshot_rank)
+FROM (SELECT s.*, dense_rank() OVER (PARTITION BY status_date ORDER BY snapshot_at DESC, snapshot_id DESC)
+             AS snapshot_rank
+      FROM lake_disbursement_status s)
+WHERE snapshot_rank = 1;
