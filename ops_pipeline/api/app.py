@@ -26,6 +26,7 @@ from ops_pipeline.api import (
     metrics,
     models,
     operations,
+    payouts,
     recon,
     reports,
     statements,
@@ -44,7 +45,8 @@ from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
 
 ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router, statements.router,
-           g2p.router, recon.router, reports.router, giftcards.router, operations.router)
+           g2p.router, recon.router, reports.router, giftcards.router, operations.router,
+           payouts.router)
 
 
 class Unavailable(OpsError):

@@ -253,7 +253,7 @@ class CashoutBody(BaseModel):
 
 class PayoutView(BaseModel):
     payoutId: str
-    kind: Literal["scheduled", "manual"]
+    kind: Literal["scheduled", "manual", "request"]
     businessId: str
     currency: str
     amount: str = Field(description="Major units, exact decimal text.")

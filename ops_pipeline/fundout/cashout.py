@@ -1,4 +1,7 @@
-"""Manual cash-out: the merchant asks for an amount now; the fund-out payout path, no minimum balance."""
+"""Manual cash-out: the merchant asks for an amount now; the fund-out payout path, no minimum balance.
+
+`find`, `hold_payout` and `finish` are the steps every asked-for payout takes (cash-outs and payout
+requests, `fundout.requests`): look up the idempotency key, hold and record, pay and post."""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from ops_pipeline import audit
 from ops_pipeline.db.schema import fundout_payouts
 from ops_pipeline.errors import Conflict, InvalidInput, NotFound
 from ops_pipeline.fundout import payouts
@@ -68,37 +73,62 @@ def cashout(
     The same `idempotency_key` again returns the first cash-out (finishing it if it was interrupted)."""
     currency = _currency(ws, business_id, currency)
     minor = amount_minor(amount, currency)
-    p = fundout_payouts.c
+    payout = find(ws, idempotency_key)
+    if payout is None:
+        payout, _ = hold_payout(ws, business_id, currency, minor, kind="manual", actor=actor,
+                                reason="cash-out", idempotency_key=idempotency_key)
+    if (payout.business_id, payout.currency, payout.amount_minor) != (business_id, currency, minor):
+        raise Conflict(f"Idempotency-Key: {idempotency_key!r} was used for another cash-out")
+    return finish(ws, payout, actor, bank)
+
+
+def find(ws: Workspace, idempotency_key: str | None) -> payouts.Payout | None:
+    """The payout stored under `idempotency_key`, if any."""
+    if not idempotency_key:
+        return None
     with ws.engine.connect() as conn:
-        prior = payouts.load(conn, p.idempotency_key == idempotency_key) if idempotency_key else []
-    if prior:
-        if (prior[0].business_id, prior[0].currency, prior[0].amount_minor) != (business_id, currency, minor):
-            raise Conflict(f"Idempotency-Key: {idempotency_key!r} was used for another cash-out")
-        payout = prior[0]
-    else:
-        now = datetime.now(UTC)
-        row = dict(
-            id=str(uuid.uuid4()),
-            kind="manual",
-            business_id=business_id,
-            currency=currency,
-            amount_minor=minor,
-            slot=None,
-            batch_id=None,
-            idempotency_key=idempotency_key,
-        )
-        place_hold(
-            ws,
-            business_id,
-            currency,
-            minor,
-            actor=actor,
-            hold_id=row["id"],
-            reason="cash-out",
-            reference=row["id"],
-            on_placed=lambda conn: payouts.insert_held(conn, [row], actor=actor, now=now),
-        )
-        payout = get_payout(ws, row["id"])
+        found = payouts.load(conn, fundout_payouts.c.idempotency_key == idempotency_key)
+    return found[0] if found else None
+
+
+def hold_payout(
+    ws: Workspace,
+    business_id: str,
+    currency: str,
+    minor: int,
+    *,
+    kind: str,
+    actor: str,
+    reason: str,
+    idempotency_key: str | None = None,
+    asked: dict | None = None,
+) -> tuple[payouts.Payout, bool]:
+    """A new held payout (the hold, the row and its audit record `requested` with `reason` and `asked`,
+    what was asked, in one transaction); InsufficientFunds (409) if the amount is not available.
+    (payout, True); or (the other payout, False) when another caller took `idempotency_key` meanwhile."""
+    now = datetime.now(UTC)
+    row = dict(id=str(uuid.uuid4()), kind=kind, business_id=business_id, currency=currency,
+               amount_minor=minor, slot=None, batch_id=None, idempotency_key=idempotency_key)
+
+    def created(conn) -> None:
+        payouts.insert_held(conn, [row], actor=actor, now=now)
+        after = {"kind": kind, "business_id": business_id, "currency": currency, "amount_minor": minor}
+        audit.record(conn, actor=actor, entity_type="payout", entity_id=row["id"], action="requested",
+                     after={**after, **(asked or {})}, reason=reason)
+
+    try:
+        place_hold(ws, business_id, currency, minor, actor=actor, hold_id=row["id"], reason=reason,
+                   reference=row["id"], on_placed=created)
+    except IntegrityError:  # the same idempotency key at the same time: the row of the one that won
+        other = find(ws, idempotency_key)
+        if other is None:
+            raise
+        return other, False
+    return get_payout(ws, row["id"]), True
+
+
+def finish(ws: Workspace, payout: payouts.Payout, actor: str, bank: Bank | None = None) -> payouts.Payout:
+    """Take `payout` as far as it goes now (bank, PAYOUT entry; nothing for one already ended); reloaded."""
     own = bank or Bank(ws.settings)
     try:
         payouts.drive(ws, own, [payout], actor)

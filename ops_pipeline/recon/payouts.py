@@ -1,11 +1,11 @@
 """Payouts against the bank statement: what we paid out (fund-out and cash-out) against the debit entries
 of the payout account's statement; reversals of those debits return a payout and credit the merchant.
 
-Internal records of business date D: payouts (`fundout_payouts`, scheduled and manual cash-outs alike)
-whose PAYOUT ledger entry is dated D in `OPS_TIMEZONE` (the entry is posted right after the bank paid, and
-its date stays put when a payout is later returned), status posted or returned. A payout the bank paid
-but not yet posted joins the date it is posted. `reference` is the payout id (the bank echoes it as the
-end-to-end reference).
+Internal records of business date D: payouts (`fundout_payouts`: scheduled ones, manual cash-outs and
+payout requests alike) whose PAYOUT ledger entry is dated D in `OPS_TIMEZONE` (the entry is posted right
+after the bank paid, and its date stays put when a payout is later returned), status posted or returned.
+A payout the bank paid but not yet posted joins the date it is posted. `reference` is the payout id (the
+bank echoes it as the end-to-end reference).
 
 External records: the `D` entries of `bank_statement_entries` booked D to D + `WINDOW_DAYS` (a bank books
 a payout on the day or the next business days), `reference` = the entry's customer reference. Every
