@@ -133,7 +133,7 @@ def test_an_unassigned_distributor_is_refused(ws, worker, assigned):
 
 
 def test_onboarding_and_program_jobs_create_their_records_audited(ws, worker):
-    orphan = run(ws, worker, "principal_onboarding")
+    orphan = run(ws, worker, "principal_onboarding", mall_id="MALL-ORION", unit="G-12")
     assert orphan.state == State.FAILED
     assert orphan.last_error == "record_principal: principal 'P-CAFE-01': mall_id: no principal 'MALL-ORION'"
     records.create(ws, kinds.PRINCIPALS, samples.MALL, "ops:asha")

@@ -74,8 +74,6 @@ PRINCIPAL_ONBOARDING = JobType(
             },
         },
         "contact": {"name": "Asha Rao", "email": "asha@beanthere.example", "phone": "+919812345678"},
-        "mall_id": "MALL-ORION",
-        "unit": "G-12",
         "category": "Food and beverage",
         "upi_vpas": ["beanthere.g12@okhdfc", "beanthere@ybl"],
         "bank_account": {
