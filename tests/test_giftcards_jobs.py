@@ -13,33 +13,23 @@ from ops_pipeline.crypto import cipher
 from ops_pipeline.db.schema import gc_vouchers, ledger_holds
 from ops_pipeline.giftcards import assignments, kinds, records
 from ops_pipeline.jobqueue import service
-from ops_pipeline.jobqueue.actions import ActionContext
+from ops_pipeline.jobqueue.actions import ActionContext, ActionError
 from ops_pipeline.jobqueue.jobtypes import JOB_TYPES
 from ops_pipeline.jobqueue.model import State
-from ops_pipeline.jobqueue.queue import JobQueue
 from ops_pipeline.jobqueue.worker import Worker
 from ops_pipeline.ledger import adjustments
 from ops_pipeline.ledger.balances import get_balances
-from ops_pipeline.partners import Clients, HttpOptions
-from ops_pipeline.workspace import Workspace
+from ops_pipeline.partners import Clients
 from tests import giftcard_samples as samples
-from tests.conftest import make_settings
+from tests import test_jobqueue_worker as worker_tests
 
-FAST = HttpOptions(timeout=5.0, retries=1, backoff=0.01)
 PROGRAM, DISTRIBUTOR = "GC-ORION-FESTIVE", "D-GIFTLY"
+ws, queue = worker_tests.ws, worker_tests.queue  # its fixtures: a workspace whose partner is the simulator
 
 
 @pytest.fixture
-def ws(tmp_path, db_url, sim_url):
-    workspace = Workspace(make_settings(tmp_path / "home", db_url, OPS_PARTNER_URL=sim_url, OPS_BANK_URL=sim_url))
-    workspace.init()
-    yield workspace
-    workspace.close()
-
-
-@pytest.fixture
-def worker(ws):
-    w = Worker(ws, "w1", queue=JobQueue(ws.engine, backoff_base=0.02, backoff_cap=0.1), http=FAST)
+def worker(ws, queue):
+    w = Worker(ws, "w1", queue=queue, http=worker_tests.FAST)
     yield w
     w.close()
 
@@ -191,3 +181,21 @@ def test_a_program_job_before_its_principal_fails_or_waits(ws, worker, sim):
         pass
     assert [service.get_job(ws, j.id).state for j in (first, then)] == [State.COMPLETED] * 2
     assert records.get(ws, kinds.PROGRAMS, "GC-NEW")["created_by"] == f"job:{then.id}"
+
+
+def test_a_program_made_inactive_after_the_reservation_frees_the_wallet(ws, worker, assigned):
+    fund(ws, 100_000)
+    job, _ = service.create_job(ws, type="voucher_distribution", actor="alice",
+                                attributes=JOB_TYPES["voucher_distribution"].example | {"count": 2})
+    attributes = JOB_TYPES[job.type].open(job.attributes, cipher(ws.settings))
+    ctx = ActionContext(ws, job, attributes, {}, Clients(ws.settings))
+    reserve, issue, _ = JOB_TYPES[job.type].actions
+    ctx.results["reserve_wallet"] = reserve.run(ctx)
+    assert wallet(ws) == (100_000, 100_000 - 97_500)
+    kinds.update(ws, kinds.PROGRAMS, PROGRAM, {"status": "inactive"}, "ops:asha")
+    with pytest.raises(ActionError, match=f"program_id: program '{PROGRAM}' is inactive") as refused:
+        issue.run(ctx)
+    assert refused.value.retryable is False and wallet(ws) == (100_000, 100_000)
+    with pytest.raises(ActionError, match=f"the reservation job-{job.id}-reserve_wallet is released"):
+        issue.run(ctx)  # a retry of the job does not issue without a reservation
+    assert stored_vouchers(ws) == []

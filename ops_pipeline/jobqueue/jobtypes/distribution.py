@@ -2,7 +2,8 @@
 
 Three actions, each safe to run again: `reserve_wallet` prices the vouchers and holds the total on the
 wallet (hold id from the job id; a short wallet fails the job for good, naming the amounts);
-`issue_vouchers` issues them as distributed (voucher ids from the job id, so a retry finds them issued);
+`issue_vouchers` issues them as distributed (voucher ids from the job id, so a retry finds them issued;
+refused, it releases the hold);
 `debit_wallet` posts the debit (entry id from the job id) and captures the hold. Every check that can
 refuse the job runs before anything is issued or debited.
 """
@@ -82,10 +83,15 @@ class IssueVouchers:
         key = ctx.idempotency_key(self.name)
         ids = [vouchers.new_voucher_id(f"{key}-{i}") for i in range(a.count)]
         price = to_major(reserved["unit_price_minor"], reserved["currency"])
+        hold = holds.get_hold(ctx.ws, reserved["hold_id"])
+        if hold.status not in (holds.ACTIVE, holds.CAPTURED):  # captured: issued and debited already
+            raise ActionError(f"the reservation {hold.hold_id} is {hold.status}: distribute with a new job",
+                              retryable=False)
         try:
             issued = vouchers.issue(ctx.ws, a.program_id, a.face_value, a.count, price, f"job:{ctx.job.id}",
                                     a.distributor_id, distributed=True, voucher_ids=ids)
-        except OpsError as exc:  # e.g. the program was made inactive since the reservation
+        except OpsError as exc:  # e.g. the program was made inactive since the reservation: free the wallet
+            holds.end_hold(ctx.ws, hold.hold_id, actor=f"job:{ctx.job.id}", reason=str(exc))
             raise ActionError(str(exc), retryable=False) from None
         return {"vouchers": len(issued), "first_voucher_id": ids[0], "last_voucher_id": ids[-1]}
 
