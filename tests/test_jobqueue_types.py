@@ -27,6 +27,7 @@ TYPES = [
     "distributor_wallet_replenishment",
     "fund_transfer_to_principal",
     "voucher_restriction_push",
+    "voucher_distribution",
     "manual",
 ]
 SECRETS = ("beanthere.g12@okhdfc", "beanthere@ybl", "50100123456789", "HDFC0001234", "asha@beanthere.example",
@@ -50,7 +51,8 @@ def test_catalog_lists_every_type_with_its_schema_approval_and_example():
     assert [t for t, d in catalog.items() if d["needs_approval"]] == ["principal_onboarding"]
     assert set(AUTOMATED_TYPES) == set(TYPES) - {"manual"}
     principal = catalog["principal_onboarding"]
-    assert principal["actions"] == ["create_principal", "register_beneficiary"]
+    assert principal["actions"] == ["create_principal", "register_beneficiary", "record_principal"]
+    assert catalog["voucher_distribution"]["actions"] == ["reserve_wallet", "issue_vouchers", "debit_wallet"]
     assert principal["sensitive_fields"] == [
         "entity.address.line1", "entity.address.line2", "entity.address.postal_code", "contact.email",
         "contact.phone", "upi_vpas[]", "bank_account.account_number", "bank_account.ifsc"]

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from ops_pipeline.auth import mint_token
+from ops_pipeline.giftcards import kinds, records
 from ops_pipeline.jobqueue import service
 from ops_pipeline.jobqueue.jobtypes import JOB_TYPES
 from ops_pipeline.jobqueue.model import State
@@ -46,7 +47,9 @@ def partner_ws(tmp_path, sim, sim_url):
 
 
 def program_job(ws: Workspace) -> int:
-    """A queued job with two partner calls (create a program, associate the principal)."""
+    """A queued job with two partner calls (create a program, associate the principal), then its record (the
+    principal's record is there)."""
+    records.create(ws, kinds.PRINCIPALS, {"principal_id": PRINCIPAL["principal_id"], "name": "Bean There"}, "ops:a")
     attributes = copy.deepcopy(JOB_TYPES["gift_card_program_creation"].example)
     job, _ = service.create_job(ws, type="gift_card_program_creation", attributes=attributes, actor="alice")
     return job.id
@@ -92,7 +95,7 @@ def test_worker_lines_carry_the_job_ids(partner_ws):
     worker = [line for line in lines if line["logger"] == "ops_pipeline.jobqueue.worker"]
     assert [line["message"] for line in worker] == [
         f"job {job_id} (gift_card_program_creation): {step}"
-        for step in ("create_program", "associate_principals", "completed")]
+        for step in ("create_program", "associate_principals", "record_program", "completed")]
     for line in worker:
         assert (line["jobId"], line["jobType"], line["level"]) == (job_id, "gift_card_program_creation", "INFO")
         assert re.fullmatch(r".+-\d+-1", line["worker"])  # host-pid-thread

@@ -85,7 +85,8 @@ def find(conn: Connection, kind: Kind, key: str, lock: bool = False) -> Any:
     return row
 
 
-def create(ws: Workspace, kind: Kind, data: dict[str, Any], actor: str) -> dict[str, Any]:
+def create(ws: Workspace, kind: Kind, data: dict[str, Any], actor: str, reason: str | None = None
+           ) -> dict[str, Any]:
     """Add a record (active, version 1); Conflict if its key is taken."""
     record = kind.validate(data)
     key = getattr(record, kind.key)
@@ -100,7 +101,7 @@ def create(ws: Workspace, kind: Kind, data: dict[str, Any], actor: str) -> dict[
             details=seal_sensitive(details, kind.sensitive, cipher(ws.settings)), version=1,
             created_by=actor, created_at=now, updated_by=actor, updated_at=now))
         audit.record(conn, actor=actor, entity_type=kind.entity_type, entity_id=key, action="create",
-                     after=mask_sensitive(details, kind.sensitive))
+                     after=mask_sensitive(details, kind.sensitive), reason=reason)
         return view(kind, find(conn, kind, key))
 
 

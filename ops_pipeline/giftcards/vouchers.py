@@ -37,7 +37,7 @@ def view(row: Any) -> dict[str, Any]:
     return {k: jsonable(x) for k, x in v.items()}
 
 
-def _face_value_allowed(pricing: dict[str, Any], face: Decimal) -> bool:
+def face_value_allowed(pricing: dict[str, Any], face: Decimal) -> bool:
     if pricing["denominations"]:
         return any(Decimal(d) == face for d in pricing["denominations"])
     return Decimal(pricing["min_value"]) <= face <= Decimal(pricing["max_value"])
@@ -50,31 +50,42 @@ def _holder(conn: Connection, holder_id: str | None) -> str | None:
 
 
 def issue(ws: Workspace, program_id: str, face_value: str | Decimal, count: int, price_paid: str | Decimal,
-          actor: str, holder_id: str | None = None) -> list[dict[str, Any]]:
+          actor: str, holder_id: str | None = None, *, distributed: bool = False,
+          voucher_ids: list[str] | None = None) -> list[dict[str, Any]]:
     """Issue `count` vouchers of an active program at `face_value` (one of its denominations, or within its
-    range) for `price_paid` each, optionally to a distributor or customer; they expire after the program's
-    validity."""
+    range) for `price_paid` each, optionally to a distributor or customer (`distributed`: handed to it
+    now); they expire after the program's validity. Given `voucher_ids` (one per voucher) and the first
+    exists already, nothing is issued again: the stored vouchers are returned."""
     if not isinstance(count, int) or not 1 <= count <= MAX_ISSUE:
         raise InvalidInput(f"count: {count!r} is not between 1 and {MAX_ISSUE}")
+    if voucher_ids is not None and len(voucher_ids) != count:
+        raise InvalidInput(f"voucher_ids: {len(voucher_ids)} ids for {count} vouchers")
+    if distributed and holder_id is None:
+        raise InvalidInput("holder_id: distributed vouchers need a holder")
     now = datetime.now(UTC)
     with ws.engine.begin() as conn:
+        if voucher_ids is not None:
+            issued = conn.execute(select(gc_vouchers).where(gc_vouchers.c.voucher_id.in_(voucher_ids))).all()
+            if issued:
+                return [view(r) for r in issued]
         program = require(conn, PROGRAMS, program_id, "program_id")
         if program.status != "active":
             raise Conflict(f"program_id: program {program_id!r} is inactive")
         currency = program.currency
         face_minor = to_minor(face_value, currency, "face_value", allow_zero=False)
-        if not _face_value_allowed(program.details["pricing"], to_major(face_minor, currency)):
+        if not face_value_allowed(program.details["pricing"], to_major(face_minor, currency)):
             raise InvalidInput(f"face_value: {face_value} is not a face value of program {program_id!r}")
         price_minor = to_minor(price_paid, currency, "price_paid")
         holder_id = _holder(conn, holder_id)
         expires_at = now + timedelta(days=program.details["validity_days"])
         rows = [
-            {"voucher_id": f"GV-{uuid.uuid4().hex[:20].upper()}", "program_id": program_id,
+            {"voucher_id": voucher_id, "program_id": program_id,
              "currency": currency, "face_value_minor": face_minor, "price_paid_minor": price_minor,
-             "holder_id": holder_id, "status": "issued", "expires_at": expires_at,
-             "issued_at": now, "distributed_at": None, "redeemed_at": None, "expired_at": None,
-             "cancelled_at": None, "version": 1, "updated_by": actor, "updated_at": now}
-            for _ in range(count)
+             "holder_id": holder_id, "status": "distributed" if distributed else "issued",
+             "expires_at": expires_at, "issued_at": now, "distributed_at": now if distributed else None,
+             "redeemed_at": None, "expired_at": None, "cancelled_at": None, "version": 1, "updated_by": actor,
+             "updated_at": now}
+            for voucher_id in voucher_ids or (new_voucher_id() for _ in range(count))
         ]
         insert_rows(conn, gc_vouchers, rows)
         audit.record_many(conn, [{"entity_id": r["voucher_id"], "action": "issue",
@@ -84,6 +95,12 @@ def issue(ws: Workspace, program_id: str, face_value: str | Decimal, count: int,
         events.add(conn, rows, "issued", None, actor, now)
     events.publish(ws)
     return [view(r) for r in rows]
+
+
+def new_voucher_id(seed: str | None = None) -> str:
+    """A voucher id: random, or derived from `seed` (the same seed gives the same id)."""
+    digest = uuid.uuid5(uuid.NAMESPACE_URL, seed) if seed is not None else uuid.uuid4()
+    return f"GV-{digest.hex[:20].upper()}"
 
 
 def transition(ws: Workspace, voucher_id: str, status: str, actor: str, *, holder_id: str | None = None,

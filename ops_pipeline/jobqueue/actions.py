@@ -120,3 +120,38 @@ class CreditWalletInLedger:
             raise ActionError(f"ledger: {exc}", retryable=False) from None
         return {"entry_id": done.entry.entry_id, "posted": int(done.posted),
                 "lake_version": done.lake_version}
+
+
+@dataclass(frozen=True)
+class WriteRecord:
+    """Create the gift-card record (`kind`: principal, program or party) the job's attributes describe,
+    audited as the job's doing. A record already there is kept (a retry, or one made by hand first); a
+    record it refers to that does not exist fails the job with that reason."""
+
+    kind: str
+    data: Callable[[ActionContext], dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        return f"record_{self.kind}"
+
+    def run(self, ctx: ActionContext) -> dict[str, Any]:
+        from ops_pipeline.errors import InvalidInput, NotFound
+        from ops_pipeline.giftcards import records
+        from ops_pipeline.giftcards.kinds import KINDS  # giftcards imports the job types: not at the top
+
+        kind, data = KINDS[self.kind], self.data(ctx)
+        key = data[kind.key]
+        try:
+            records.get(ctx.ws, kind, key)
+            return {kind.key: key, "created": False}
+        except NotFound:
+            pass
+        job = ctx.job
+        reason = f"{job.type} job {job.id} by {job.created_by}" + (
+            f", approved by {job.approved_by}" if job.approved_by else "")
+        try:
+            records.create(ctx.ws, kind, data, f"job:{job.id}", reason=reason)
+        except (InvalidInput, Conflict) as exc:
+            raise ActionError(f"{kind.noun} {key!r}: {exc}", retryable=False) from None
+        return {kind.key: key, "created": True}

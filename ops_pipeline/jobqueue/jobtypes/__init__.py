@@ -6,6 +6,7 @@ from typing import Any
 
 from ops_pipeline.errors import InvalidInput
 from ops_pipeline.jobqueue.jobtypes.base import JobType, Sensitive
+from ops_pipeline.jobqueue.jobtypes.distribution import VOUCHER_DISTRIBUTION
 from ops_pipeline.jobqueue.jobtypes.funds import (
     DISTRIBUTOR_WALLET_REPLENISHMENT,
     DISTRIBUTOR_WALLET_TOPUP,
@@ -25,6 +26,7 @@ JOB_TYPES: dict[str, JobType] = {
         DISTRIBUTOR_WALLET_REPLENISHMENT,
         FUND_TRANSFER_TO_PRINCIPAL,
         VOUCHER_RESTRICTION_PUSH,
+        VOUCHER_DISTRIBUTION,
         MANUAL,
     )
 }

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ops_pipeline.jobqueue.actions import ActionContext, HttpAction
+from ops_pipeline.jobqueue.actions import ActionContext, HttpAction, WriteRecord
 from ops_pipeline.jobqueue.jobtypes.base import JobType
 from ops_pipeline.jobqueue.jobtypes.fields import (
     BankAccount,
@@ -44,6 +44,13 @@ def _principal(ctx: ActionContext) -> dict:
     }
 
 
+def _principal_record(ctx: ActionContext) -> dict:
+    a: PrincipalOnboarding = ctx.attributes
+    terms = {"commission_percent": str(a.commission_percent), "settlement_currency": a.settlement_currency}
+    return {"kind": "tenant" if a.mall_id else "brand", "name": a.entity.legal_name, "terms": terms,
+            **a.model_dump(mode="json", exclude={"commission_percent", "settlement_currency"})}
+
+
 def _beneficiary(ctx: ActionContext) -> dict:
     a: PrincipalOnboarding = ctx.attributes
     return {"principal_id": a.principal_id, **a.bank_account.model_dump(mode="json")}
@@ -67,8 +74,6 @@ PRINCIPAL_ONBOARDING = JobType(
             },
         },
         "contact": {"name": "Asha Rao", "email": "asha@beanthere.example", "phone": "+919812345678"},
-        "mall_id": "MALL-ORION",
-        "unit": "G-12",
         "category": "Food and beverage",
         "upi_vpas": ["beanthere.g12@okhdfc", "beanthere@ybl"],
         "bank_account": {
@@ -84,6 +89,7 @@ PRINCIPAL_ONBOARDING = JobType(
     actions=(
         HttpAction("create_principal", "partner", "POST", "/principals", _principal),
         HttpAction("register_beneficiary", "bank", "POST", "/beneficiaries", _beneficiary),
+        WriteRecord("principal", _principal_record),
     ),
 )
 
@@ -114,6 +120,12 @@ def _distributor(ctx: ActionContext) -> dict:
         "legal_name": a.entity.legal_name,
         **a.model_dump(mode="json", exclude={"bank_account", "wallet"}),
     }
+
+
+def _party_record(ctx: ActionContext) -> dict:
+    a: DistributorOnboarding = ctx.attributes
+    return {"party_id": a.distributor_id, "kind": "distributor", "name": a.entity.legal_name,
+            **a.model_dump(mode="json", exclude={"distributor_id", "programs"})}
 
 
 def _wallet(ctx: ActionContext) -> dict:
@@ -156,5 +168,6 @@ DISTRIBUTOR_ONBOARDING = JobType(
         HttpAction("create_distributor", "partner", "POST", "/distributors", _distributor),
         HttpAction("open_wallet", "partner", "POST", "/wallets", _wallet),
         HttpAction("register_mandate", "bank", "POST", "/mandates", _mandate),
+        WriteRecord("party", _party_record),
     ),
 )

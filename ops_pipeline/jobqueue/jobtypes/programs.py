@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_core.core_schema import ValidationInfo
 
-from ops_pipeline.jobqueue.actions import ActionContext, HttpAction
+from ops_pipeline.jobqueue.actions import ActionContext, HttpAction, WriteRecord
 from ops_pipeline.jobqueue.jobtypes.base import JobType
 from ops_pipeline.jobqueue.jobtypes.fields import (
     Amount,
@@ -104,6 +104,7 @@ GIFT_CARD_PROGRAM_CREATION = JobType(
         HttpAction(
             "associate_principals", "partner", "POST", "/programs/{program_id}/principals", _associations
         ),
+        WriteRecord("program", lambda ctx: ctx.attributes.model_dump(mode="json")),
     ),
 )
 
