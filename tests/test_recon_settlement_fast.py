@@ -99,7 +99,7 @@ def test_concurrent_runs_get_the_version_of_their_own_commit(ws):
         runs = list(pool.map(lambda _: settlement.run(ws, D, actor="ops"), range(6)))
     assert len({r.lake_version for r in runs}) == 6
     for r in runs:  # the commit of each run's version holds exactly that run's rows
-        added = ws.lake.changes(RECON_RESULTS.name, r.lake_version - 1, r.lake_version, 
+        added = ws.lake.changes(RECON_RESULTS.name, r.lake_version - 1, r.lake_version,
                                 ["run_id", "result_id"])
         assert set(added["run_id"].to_pylist()) == {r.run_id}
         assert sorted(added["result_id"].to_pylist()) == sorted(f"{r.run_id}-{i}" for i in range(9))
