@@ -5,15 +5,15 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
-import polars as pl
 import pyarrow as pa
 import pytest
 from polars.testing import assert_frame_equal
 
 from ops_pipeline.errors import InvalidInput
-from ops_pipeline.lake.tables import BALANCE_OPERATIONS
+from ops_pipeline.lake.tables import BALANCE_OPERATIONS, RECON_RESULTS
 from ops_pipeline.recon import settlement, store
 from ops_pipeline.workspace import Workspace
 from tests.conftest import make_settings
@@ -68,7 +68,7 @@ def test_one_query_equals_the_engine_on_random_logs(ws, seed, zone):
     statuses = set()
     for offset in range(-4, 5):
         day = D + timedelta(days=offset)
-        fast = pl.from_arrow(settlement.results(wide, day))
+        fast = settlement.results(wide, day)
         assert_frame_equal(fast, settlement._matched(wide, day, "test"))
         statuses |= set(fast["status"])
     assert statuses == {"matched", "matched_with_difference", "unmatched_internal", "unmatched_external"}
@@ -89,3 +89,18 @@ def test_decisions_and_duplicate_records_take_the_engine_path(ws):
     assert settlement.results(ws, D + timedelta(days=1)) is None
     with pytest.raises(InvalidInput, match="duplicate ids"):
         settlement.run(ws, D + timedelta(days=1), actor="ops")
+
+
+def test_concurrent_runs_get_the_version_of_their_own_commit(ws):
+    at = datetime(2026, 11, 10, 9, tzinfo=UTC)
+    _append(ws, [_row(f"o{i}", side, 100 + i, "EUR", "M1", "psp1", at)
+                 for i in range(9) for side in ("CO", "RO")])
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: settlement.run(ws, D, actor="ops"), range(6)))
+    assert len({r.lake_version for r in runs}) == 6
+    for r in runs:  # the commit of each run's version holds exactly that run's rows
+        added = ws.lake.changes(RECON_RESULTS.name, r.lake_version - 1, r.lake_version,
+                                ["run_id", "result_id"])
+        assert set(added["run_id"].to_pylist()) == {r.run_id}
+        assert sorted(added["result_id"].to_pylist()) == sorted(f"{r.run_id}-{i}" for i in range(9))
+        assert r.counts["matched"] == 9

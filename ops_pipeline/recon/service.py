@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow as pa
 
 from ops_pipeline import audit
+from ops_pipeline.lake.tables import RECON_RESULTS
 from ops_pipeline.recon import store
 from ops_pipeline.recon.engine import STATUSES, ResultRow, match_frame, result_rows
 from ops_pipeline.recon.rules import Recon
@@ -77,13 +78,13 @@ def run(ws: Workspace, recon: Recon, business_date: date, internal: pl.DataFrame
 
 
 def record(ws: Workspace, recon: Recon, business_date: date, frame: pl.DataFrame, *,
-           actor: str, rows: pa.Table | None = None) -> RunSummary:
-    """Append a run's rows as the latest run of the date (audited); `rows`: the same rows as Arrow, if at
-    hand (written as they are)."""
-    with ws.lock(f"recon:{recon.name}"):
+           actor: str) -> RunSummary:
+    """Append a run's rows as the latest run of the date (audited). Every writer of `recon_results` takes
+    its one lock, so the commit's version is exact and runs commit in `created_at` order."""
+    with ws.lock(RECON_RESULTS.name):
         at = datetime.now(UTC)
         run_id = f"{at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"  # sorts by time
-        version = store.write_results(ws, frame if rows is None else rows, run_id, at)
+        version = store.write_results(ws, frame, run_id, at)
     summary = RunSummary(recon.name, business_date, run_id, version, frame)
     with ws.engine.begin() as conn:
         audit.record(conn, actor=actor, entity_type="recon_run", entity_id=run_id, action="run",

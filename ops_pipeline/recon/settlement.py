@@ -12,7 +12,7 @@ amount: matched with the exact difference). An RO of the same operation with ano
 stays unmatched on both sides, the reason naming the difference.
 
 A date without manual decisions runs as DuckDB queries (`results`: the same rows as the engine's, in its
-order), written to the lake from Arrow; a date with decisions goes through the engine.
+order), written to the lake as Parquet files in parallel; a date with decisions goes through the engine.
 """
 
 from __future__ import annotations
@@ -138,15 +138,16 @@ def records(ws: Workspace, business_date: date) -> tuple[pl.DataFrame, pl.DataFr
 
 def run(ws: Workspace, business_date: date, *, actor: str, dry_run: bool = False) -> service.RunSummary:
     """Reconcile the COs of `business_date` against their ROs (see the module docstring)."""
-    rows = None if store.decisions(ws, SETTLEMENT.name, business_date) else results(ws, business_date)
-    frame = _matched(ws, business_date, actor) if rows is None else pl.from_arrow(rows)
+    frame = None if store.decisions(ws, SETTLEMENT.name, business_date) else results(ws, business_date)
+    if frame is None:
+        frame = _matched(ws, business_date, actor)
     if dry_run:
         return service.RunSummary(SETTLEMENT.name, business_date, None, None, frame)
-    return service.record(ws, SETTLEMENT, business_date, frame, actor=actor, rows=rows)
+    return service.record(ws, SETTLEMENT, business_date, frame, actor=actor)
 
 
-def results(ws: Workspace, business_date: date) -> pa.Table | None:
-    """The date's result rows (`RESULT_SCHEMA`, as Arrow) when it has no decisions, as the engine and
+def results(ws: Workspace, business_date: date) -> pl.DataFrame | None:
+    """The date's result rows (`RESULT_SCHEMA`) when it has no decisions, as the engine and
     `_explain` make them, by DuckDB; None when an operation has more than one CO or RO of the date (or
     no id, amount or currency), which the engine refuses.
 
@@ -161,7 +162,7 @@ def results(ws: Workspace, business_date: date) -> pa.Table | None:
         if con.execute(_DECLINED).fetchall()[0][0]:
             return None
         query = _RESULTS.format(differs=_DIFFERS, nothing=f"no match under rules: {_RULES}")
-        return con.sql(query, params={"date": business_date}).to_arrow_table()
+        return con.sql(query, params={"date": business_date}).pl()
 
 
 def _matched(ws: Workspace, business_date: date, actor: str) -> pl.DataFrame:

@@ -14,8 +14,6 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy import select
 
 from ops_pipeline import audit
@@ -30,21 +28,23 @@ if TYPE_CHECKING:
 
 _ROW_FIELDS = ("recon", "business_date", "internal_ids", "external_ids", "rule_id", "status",
                "internal_amount_minor", "external_amount_minor", "currency", "reason", "decided_by", "note")
+PARTS = 4  # Parquet files per run, written in parallel
 
 
-def write_results(ws: Workspace, rows: pa.Table | pl.DataFrame, run_id: str, at: datetime) -> int:
+def write_results(ws: Workspace, frame: pl.DataFrame, run_id: str, at: datetime) -> int:
     """Append one run's result rows (`engine.RESULT_SCHEMA`) in one commit; the lake version of that commit.
-    Arrow tables (DuckDB's output) go to Delta as they are, with the ids and differences computed in Arrow."""
-    table = rows.to_arrow() if isinstance(rows, pl.DataFrame) else rows
-    schema = RECON_RESULTS.schema
-    n = pl.int_range(table.num_rows, dtype=pl.Int64, eager=True).to_arrow().cast(pa.string())
-    columns = {"result_id": pc.binary_join_element_wise(run_id, n, "-"),
-               **{name: table[name] for name in _ROW_FIELDS},
-               "amount_difference_minor": pc.subtract(table["internal_amount_minor"],
-                                                      table["external_amount_minor"]),
-               "run_id": pa.repeat(run_id, table.num_rows),
-               "created_at": pa.repeat(pa.scalar(at, schema.field("created_at").type), table.num_rows)}
-    return ws.lake.append(RECON_RESULTS.name, pa.table(columns))  # cast to the table schema there
+
+    The rows are written as `PARTS` Parquet files in parallel (`lake.stage`). The version is exact because
+    every writer of `recon_results` holds the lock `recon_results` (`service.record`)."""
+    rows = frame.select(
+        pl.format("{}-{}", pl.lit(run_id), pl.int_range(pl.len(), dtype=pl.Int64)).alias("result_id"),
+        *_ROW_FIELDS,
+        (pl.col("internal_amount_minor") - pl.col("external_amount_minor")).alias("amount_difference_minor"),
+        pl.lit(run_id).alias("run_id"),
+        pl.lit(at, pl.Datetime("us", "UTC")).alias("created_at"))
+    size = -(-rows.height // PARTS) or 1
+    staged = ws.lake.stage(RECON_RESULTS.name, [rows.slice(i, size) for i in range(0, rows.height, size)])
+    return ws.lake.commit(staged)
 
 
 def latest_results(ws: Workspace, recon: str, business_date: date) -> list[ResultRow]:
