@@ -28,8 +28,13 @@ def currencies_table() -> pa.Table:
     )
 
 
-def connect(ws: Workspace, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the lake views; pass `con` to add them to an existing connection."""
+def connect(ws: Workspace, con: duckdb.DuckDBPyConnection | None = None, *,
+            operational: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the lake views; pass `con` to add them to an existing connection.
+
+    `operational`: copy in the operational DB rows the disbursement views read (analysts' entry points:
+    `ops-pipeline sql`, the Dagster DuckDB resource); otherwise those views are there but empty, so the
+    many internal callers (breaks, runs, aging) never copy a table they do not read."""
     con = con or duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("currencies_arrow", currencies_table())
@@ -38,7 +43,7 @@ def connect(ws: Workspace, con: duckdb.DuckDBPyConnection | None = None) -> duck
     for name in TABLES:
         ws.lake.relation(con, name)
     _live_balances(ws, con)
-    _operational(ws, con)
+    _operational(ws, con, operational)
     # today in OPS_TIMEZONE, for the views that age things (a caller may replace it with a fixed date)
     con.execute(f"CREATE OR REPLACE TEMP MACRO business_today() AS "
                 f"CAST(timezone('{ws.settings.timezone}', now()) AS DATE)")
@@ -67,10 +72,14 @@ def _live_balances(ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
         con.register("balance_holds_now", live.held_all(conn, datetime.now(UTC)))
 
 
-def _operational(ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
-    """Operational DB tables some views read (`db_<table>`), copied in as Arrow when connecting."""
+def _operational(ws: Workspace, con: duckdb.DuckDBPyConnection, rows: bool) -> None:
+    """Operational DB tables some views read (`db_<table>`), copied in as Arrow (empty unless `rows`)."""
     from ops_pipeline.disbursements import views
 
+    if not rows:
+        for name, table in views.analyst_tables(None).items():
+            con.register(name, table)
+        return
     with ws.read_engine.connect() as conn:
         for name, table in views.analyst_tables(conn).items():
             con.register(name, table)

@@ -19,4 +19,4 @@ class LakeDuckDBResource(DuckDBResource):
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self.ops.workspace() as ws, super().get_connection() as con:
-            yield analytics.connect(ws, con)
+            yield analytics.connect(ws, con, operational=True)

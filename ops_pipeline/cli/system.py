@@ -43,7 +43,7 @@ def sql(ctx: Context, query: str | None, fmt: str) -> None:
     from ops_pipeline import analytics
     from ops_pipeline.errors import InvalidInput
 
-    con = analytics.connect(ctx.ws)
+    con = analytics.connect(ctx.ws, operational=True)
 
     def run(statement: str) -> None:
         try:  # DuckDB raises some errors only while fetching

@@ -1,5 +1,6 @@
 """The operational tables the analyst views `disbursements`, `disbursement_recon` and
-`disbursement_recon_errors` (sql/views/disbursements.sql) read, copied into DuckDB by `analytics.connect`."""
+`disbursement_recon_errors` (sql/views/disbursements.sql) read, copied into DuckDB by
+`analytics.connect(ws, operational=True)` (the analysts' entry points; other callers get them empty)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ def _arrow_type(column: Column) -> pa.DataType:
     return _ARROW_TYPES.get(str(column.type), pa.string())
 
 
-def analyst_tables(conn: Connection) -> dict[str, pa.Table]:
-    """Arrow tables named `db_<table>` (disbursements with their envelope's program and currency)."""
+def analyst_tables(conn: Connection | None) -> dict[str, pa.Table]:
+    """Arrow tables named `db_<table>` (disbursements with their envelope's program and currency); with no
+    connection, empty tables of the same columns."""
     e = g2p_envelopes.c
     queries = {
         "db_g2p_disbursements": select(g2p_disbursements, e.program, e.currency).join(
@@ -38,7 +40,7 @@ def analyst_tables(conn: Connection) -> dict[str, pa.Table]:
     out = {}
     for name, query in queries.items():
         columns = list(query.selected_columns)
-        rows = conn.execute(query).all()
+        rows = conn.execute(query).all() if conn is not None else []
         out[name] = pa.table(
             {c.name: pa.array([r[i] for r in rows], _arrow_type(c)) for i, c in enumerate(columns)}
         )
