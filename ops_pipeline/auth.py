@@ -28,6 +28,11 @@ class Principal:
     sub: str
     role: str
 
+    @property
+    def actor(self) -> str:
+        """Who, as audit records name a caller: `role:sub`."""
+        return f"{self.role}:{self.sub}"
+
 
 def mint_token(settings: Settings, role: str, sub: str, ttl_seconds: int = 3600) -> str:
     """A signed HS256 token for local use (ops tools, tests, the demo)."""

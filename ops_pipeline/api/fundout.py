@@ -177,7 +177,7 @@ def batch_json(b: BatchReport) -> dict[str, Any]:
 
 
 # -- documented shapes (OpenAPI); validation stays the domain's -----------------------------------------
-# `float` below only writes "type": "number" into the schema: bodies are read by `_body` with
+# `float` below only writes "type": "number" into the schema: bodies are read by `json_body` with
 # parse_float=Decimal and checked by the domain, so money never passes through a float.
 
 HourText = Annotated[str, Field(pattern=r"^([0-9]|[01][0-9]|2[0-3])?$", max_length=2)]
@@ -307,12 +307,14 @@ class BatchPageView(BaseModel):
     nextCursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
 
 
-def _documented(model: type[BaseModel]) -> dict:
+def documented(model: type[BaseModel]) -> dict:
+    """The OpenAPI request body of a route that reads its JSON with `json_body` (not by FastAPI)."""
     schema = {"content": {"application/json": {"schema": model.model_json_schema()}}, "required": True}
     return {"requestBody": schema}
 
 
-def _answer(model: type[BaseModel], status: int, *errors: int) -> dict:
+def answer(model: type[BaseModel], status: int, *errors: int) -> dict:
+    """OpenAPI responses: `model` on `status`, the uniform error body on `errors`."""
     return {**error_responses(*errors), status: {"model": model}}
 
 
@@ -321,7 +323,7 @@ class TooLarge(OpsError):
     http_status = 413
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     """A JSON object, numbers as exact Decimals, within fund-out's size cap (the API guard has already
     refused non-JSON, over-deep and NUL-bearing bodies)."""
     declared = request.headers.get("content-length", "")
@@ -339,10 +341,6 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _actor(who: Principal) -> str:
-    return f"{who.role}:{who.sub}"
-
-
 # -- routes ------------------------------------------------------------------------------------------
 
 
@@ -350,13 +348,13 @@ def _actor(who: Principal) -> str:
     f"{PROFILE}/autofundout",
     status_code=201,
     summary="Create the fund-out configuration",
-    openapi_extra=_documented(ConfigBody),
+    openapi_extra=documented(ConfigBody),
     response_class=ExactJSONResponse,
-    responses=_answer(ConfigView, 201, 400, 401, 403, 409, 413, 415),
+    responses=answer(ConfigView, 201, 400, 401, 403, 409, 413, 415),
 )
 async def create_config(request: Request, ws: WorkspaceDep, who: Owner, businessId: BusinessId):
-    body = await _body(request)
-    made = await run_domain(request, config.create_config, ws, businessId, body, _actor(who))
+    body = await json_body(request)
+    made = await run_domain(request, config.create_config, ws, businessId, body, who.actor)
     return ExactJSONResponse(config_json(made), status_code=201)
 
 
@@ -364,7 +362,7 @@ async def create_config(request: Request, ws: WorkspaceDep, who: Owner, business
     f"{PROFILE}/autofundout",
     summary="The fund-out configuration",
     response_class=ExactJSONResponse,
-    responses=_answer(ConfigView, 200, 401, 403, 404),
+    responses=answer(ConfigView, 200, 401, 403, 404),
 )
 async def get_config(request: Request, ws: WorkspaceDep, who: OwnerOrFinance, businessId: BusinessId):
     return ExactJSONResponse(config_json(await run_domain(request, config.get_config, ws, businessId)))
@@ -373,13 +371,13 @@ async def get_config(request: Request, ws: WorkspaceDep, who: OwnerOrFinance, bu
 @router.put(
     f"{PROFILE}/autofundout",
     summary="Change the fund-out configuration (fields given replace theirs)",
-    openapi_extra=_documented(ConfigChanges),
+    openapi_extra=documented(ConfigChanges),
     response_class=ExactJSONResponse,
-    responses=_answer(ConfigView, 200, 400, 401, 403, 404, 413, 415),
+    responses=answer(ConfigView, 200, 400, 401, 403, 404, 413, 415),
 )
 async def update_config(request: Request, ws: WorkspaceDep, who: Owner, businessId: BusinessId):
-    body = await _body(request)
-    changed = await run_domain(request, config.update_config, ws, businessId, body, _actor(who))
+    body = await json_body(request)
+    changed = await run_domain(request, config.update_config, ws, businessId, body, who.actor)
     return ExactJSONResponse(config_json(changed))
 
 
@@ -387,8 +385,8 @@ async def update_config(request: Request, ws: WorkspaceDep, who: Owner, business
     f"{PROFILE}/cashout",
     status_code=201,
     summary="Manual cash-out now (ignores minimumBalance)",
-    openapi_extra=_documented(CashoutBody),
-    responses=_answer(PayoutView, 201, 400, 401, 403, 404, 409, 413, 415),
+    openapi_extra=documented(CashoutBody),
+    responses=answer(PayoutView, 201, 400, 401, 403, 404, 409, 413, 415),
 )
 async def create_cashout(
     request: Request,
@@ -399,7 +397,7 @@ async def create_cashout(
 ) -> JSONResponse:
     """Holds the amount, pays it at the bank and posts it; the answer's `status` is `posted` or `failed`
     (or `unknown` while the bank's answer is awaited). The same `Idempotency-Key` returns the first one."""
-    body = await _body(request)
+    body = await json_body(request)
     unknown = sorted(set(body) - {"amount", "currency"})
     if unknown:
         raise InvalidInput(f"{unknown[0][:40]}: is not a field; allowed: amount, currency")
@@ -410,7 +408,7 @@ async def create_cashout(
         raise InvalidInput(f"currency: {config.shown(currency)} is not an ISO 4217 currency")
     # On a thread even on SQLite: the bank's answer can take seconds.
     payout = await run_in_threadpool(
-        cashout.cashout, ws, businessId, body["amount"], currency, _actor(who), idempotency_key
+        cashout.cashout, ws, businessId, body["amount"], currency, who.actor, idempotency_key
     )
     return JSONResponse(payout_json(payout), status_code=201)
 
@@ -418,7 +416,7 @@ async def create_cashout(
 @router.get(
     f"{PROFILE}/payouts",
     summary="Recent payouts of the business (newest first)",
-    responses=_answer(PayoutList, 200, 401, 403),
+    responses=answer(PayoutList, 200, 401, 403),
 )
 async def list_payouts(
     request: Request, ws: WorkspaceDep, who: OwnerOrFinance, businessId: BusinessId
@@ -431,13 +429,13 @@ async def list_payouts(
     "/business/autofundout",
     status_code=202,
     summary="Start the fund-out batch of the current hour",
-    responses=_answer(BatchAccepted, 202, 401, 403),
+    responses=answer(BatchAccepted, 202, 401, 403),
 )
 async def trigger_batch(request: Request, ws: WorkspaceDep, who: Internal) -> JSONResponse:
     """Answers at once (202, a `message` and the batch); the batch (with any missed slot of the last 24 h)
     runs after, on its own thread, so that neither this connection nor any other waits for it."""
-    started = await run_domain(request, batch.trigger, ws, _actor(who))
-    request.app.state.fundout_runs.start(ws, _actor(who))
+    started = await run_domain(request, batch.trigger, ws, who.actor)
+    request.app.state.fundout_runs.start(ws, who.actor)
     message = f"Fund-out batch {started.id} of slot {started.slot.isoformat()} accepted"
     return JSONResponse({"message": message, **batch_json(started)}, status_code=202)
 
@@ -482,7 +480,7 @@ class Runs:
 @router.get(
     "/business/autofundout/batches",
     summary="Fund-out batches, newest slot first",
-    responses=_answer(BatchPageView, 200, 400, 401, 403),
+    responses=answer(BatchPageView, 200, 400, 401, 403),
 )
 async def list_batches(
     request: Request,
@@ -517,7 +515,7 @@ async def list_batches(
 @router.get(
     "/business/autofundout/batches/{batchId}",
     summary="A fund-out batch: status, counts, amounts",
-    responses=_answer(BatchView, 200, 400, 401, 403, 404),
+    responses=answer(BatchView, 200, 400, 401, 403, 404),
 )
 async def get_batch(request: Request, ws: WorkspaceDep, who: BatchReader, batchId: BatchId) -> dict:
     return batch_json(await run_domain(request, batch.get_batch, ws, batchId))

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ops_pipeline.api.auth import require_roles
 from ops_pipeline.api.deps import WorkspaceDep, run_domain
-from ops_pipeline.api.fundout import PayoutView, _actor, _answer, _body, _documented, payout_json
+from ops_pipeline.api.fundout import PayoutView, answer, documented, json_body, payout_json
 from ops_pipeline.auth import Principal
 from ops_pipeline.errors import InvalidInput
 from ops_pipeline.fundout import cashout, config, requests
@@ -49,8 +49,8 @@ class PayoutRequestBody(BaseModel):
     "/api/payouts",
     status_code=201,
     summary="Pay a merchant now (201; 200 with the first payout for a repeated Idempotency-Key)",
-    openapi_extra=_documented(PayoutRequestBody),
-    responses={**_answer(PayoutView, 201, 400, 401, 403, 404, 409, 413, 415),
+    openapi_extra=documented(PayoutRequestBody),
+    responses={**answer(PayoutView, 201, 400, 401, 403, 404, 409, 413, 415),
                200: {"model": PayoutView, "description": "The payout first made under this key"}},
 )
 async def create_payout(
@@ -62,7 +62,7 @@ async def create_payout(
     """Holds the amount, pays it at the bank and posts it; `status` is `posted` or `failed` (`unknown` while
     the bank's answer is awaited). 409 names the available amount when it is not there, or the fields that
     differ when the Idempotency-Key was used with another body."""
-    body = await _body(request)
+    body = await json_body(request)
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise InvalidInput(f"{unknown[0][:40]}: is not a field; allowed: {', '.join(FIELDS)}")
@@ -71,7 +71,7 @@ async def create_payout(
         raise InvalidInput(f"{missing[0]}: is required")
     # On a thread even on SQLite: the bank's answer can take seconds.
     payout, created = await run_in_threadpool(
-        requests.request_payout, ws, body["businessId"], body["currency"], body["amount"], _actor(who),
+        requests.request_payout, ws, body["businessId"], body["currency"], body["amount"], who.actor,
         idempotency_key, body.get("reason"),
     )
     return JSONResponse(payout_json(payout), status_code=201 if created else 200)
@@ -80,7 +80,7 @@ async def create_payout(
 @router.get(
     "/api/payouts/{payoutId}",
     summary="A payout and its status (held, sending, unknown, paid, posted, failed, returned)",
-    responses=_answer(PayoutView, 200, 401, 403, 404),
+    responses=answer(PayoutView, 200, 401, 403, 404),
 )
 async def get_payout(
     request: Request,

@@ -59,7 +59,7 @@ async def load(request: Request, response: Response, ws: WorkspaceDep, who: Load
     """Load the statement's entries into `bank_statement_entries`; 201 loaded, 200 already loaded before,
     400 naming the line and field (MT940) or the element (camt.053) of a malformed file."""
     name, data = file_part(request.headers.get("content-type", ""), await request.body())
-    r = await run_domain(request, load_statement, ws, data, name, f"{who.role}:{who.sub}")
+    r = await run_domain(request, load_statement, ws, data, name, who.actor)
     if r.already_loaded:
         response.status_code = 200
     return StatementLoad(statement_id=r.statement_id, file_name=r.file_name, format=r.format,
