@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ops_pipeline import analytics
 from ops_pipeline.errors import InvalidInput, NotFound
 from ops_pipeline.recon import store
 from ops_pipeline.recon.registry import RECONS
@@ -57,13 +56,10 @@ def open_breaks(ws: Workspace, *, status: str | None = None, older_than_days: in
     if after:
         where.append("(business_date, recon, break_id) > (?, ?, ?)")
         params.extend(after)
-    con = analytics.connect(ws)
-    try:
+    with store.results_connection(ws) as con:
         found = con.execute(f"SELECT {', '.join(COLUMNS)} FROM recon_breaks WHERE {' AND '.join(where)} "
                             "ORDER BY business_date, recon, break_id"
                             + (f" LIMIT {int(limit)}" if limit else ""), params).fetchall()
-    finally:
-        con.close()
     return [dict(zip(COLUMNS, r, strict=True)) for r in found]
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING
 
-from ops_pipeline import analytics
 from ops_pipeline.errors import InvalidInput
+from ops_pipeline.recon import store
 from ops_pipeline.recon.breaks import check_recon
 from ops_pipeline.recon.engine import STATUSES
 
@@ -42,9 +42,6 @@ def list_runs(ws: Workspace, *, recon: str | None = None, business_date: date | 
             FROM runs)
         SELECT {', '.join(COLUMNS)} FROM ranked WHERE {' AND '.join(where)}
         ORDER BY business_date DESC, recon, created_at DESC, run_id DESC LIMIT {int(limit)}"""
-    con = analytics.connect(ws)
-    try:
+    with store.results_connection(ws) as con:
         found = con.execute(query, params).fetchall()
-    finally:
-        con.close()
     return [dict(zip(COLUMNS, r, strict=True)) for r in found]

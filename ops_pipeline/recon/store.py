@@ -9,7 +9,8 @@ them, so the latest run carries them as `manual` rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ from ops_pipeline.lake.tables import RECON_RESULTS
 from ops_pipeline.recon.engine import ACTIONS, Decision, ResultRow
 
 if TYPE_CHECKING:
+    import duckdb
+
     from ops_pipeline.workspace import Workspace
 
 _ROW_FIELDS = ("recon", "business_date", "internal_ids", "external_ids", "rule_id", "status",
@@ -47,10 +50,18 @@ def write_results(ws: Workspace, frame: pl.DataFrame, run_id: str, at: datetime)
     return ws.lake.commit(staged)
 
 
-def latest_results(ws: Workspace, recon: str, business_date: date) -> list[ResultRow]:
-    """The rows of the latest run of (recon, business_date); empty if it never ran."""
+@contextmanager
+def results_connection(ws: Workspace) -> Iterator[duckdb.DuckDBPyConnection]:
+    """DuckDB over `recon_results` with its views (`recon_results`, `recon_breaks`, ...): all a reader of
+    results needs, without the rest of the lake (`analytics.connect` also folds the log and reads holds)."""
     with ws.lake.connect(RECON_RESULTS.name) as con:
         con.execute((SQL_DIR / "views" / "recon_results.sql").read_text())
+        yield con
+
+
+def latest_results(ws: Workspace, recon: str, business_date: date) -> list[ResultRow]:
+    """The rows of the latest run of (recon, business_date); empty if it never ran."""
+    with results_connection(ws) as con:
         found = con.execute(f"SELECT {', '.join(_ROW_FIELDS)} FROM recon_results "
                             "WHERE recon = $1 AND business_date = $2 ORDER BY result_id",
                             [recon, business_date]).fetchall()
