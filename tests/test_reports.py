@@ -212,3 +212,19 @@ def test_console_lists_reports_for_finance_and_ops(world):
     with console_client(world, "analyst") as client:
         assert client.get("/console/reports").status_code == 403
         assert client.get("/console/reports/daily/2026-11-01.html").status_code == 403
+
+
+def test_sections_of_other_domains_appear_in_html_and_xlsx(world, monkeypatch):
+    from ops_pipeline.reports import sections
+    from ops_pipeline.reports.model import Section
+
+    def provider(ws, first, last):
+        return [Section("vouchers", f"Vouchers {first}", ("Program", "Count", "Amount"),
+                        (("P<1>", 1200, (123456, "EUR")), ("P2", 0, (5, "JPY"))))]
+
+    monkeypatch.setitem(sections.PROVIDERS, "daily", [provider])
+    built = build.build_day(world, "2026-11-01")
+    text = built.files[0].read_text()
+    assert "<h2>Vouchers 2026-11-01</h2>" in text and 'id="vouchers"' in text
+    assert '<td class="">P&lt;1&gt;</td><td class="num">1,200</td><td class="num">1,234.56</td>' in text
+    assert sheet(openpyxl.load_workbook(built.files[1]), "vouchers") == [("P<1>", 1200, 1234.56), ("P2", 0, 5)]

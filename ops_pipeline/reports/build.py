@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ops_pipeline.errors import InvalidInput, NotFound
 from ops_pipeline.ledger.queries import parse_month
-from ops_pipeline.reports import html, queries, xlsx
+from ops_pipeline.reports import html, queries, sections, xlsx
 from ops_pipeline.reports.model import FORMATS, KINDS, Built, Report, ReportFile
 from ops_pipeline.workspace import Workspace
 
@@ -35,7 +35,8 @@ def day_report(ws: Workspace, day: date) -> Report:
         return Report("daily", day.isoformat(), day, day, queries.summary(con, day, day),
                       queries.per_day(con, day - timedelta(days=CHART_DAYS - 1), day),
                       aging=queries.aging(con, day), breaks=breaks, breaks_total=total,
-                      differences=queries.differences(con, day, day))
+                      differences=queries.differences(con, day, day),
+                      sections=sections.collect(ws, "daily", day, day))
 
 
 def month_report(ws: Workspace, month: date) -> Report:
@@ -47,7 +48,8 @@ def month_report(ws: Workspace, month: date) -> Report:
         moved, types = queries.movements(con, start, end)
         return Report("monthly", month.strftime("%Y-%m"), month, last, queries.summary(con, month, last),
                       queries.per_day(con, month, last), differences=queries.differences(con, month, last),
-                      movements=moved, movement_types=types)
+                      movements=moved, movement_types=types,
+                      sections=sections.collect(ws, "monthly", month, last))
 
 
 def build_day(ws: Workspace, day: date | str) -> Built:

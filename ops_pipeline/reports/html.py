@@ -16,9 +16,19 @@ def major(minor: int, currency: str) -> str:
     return f"{to_major(int(minor), currency):,}"
 
 
+def cell(value) -> tuple[str, str]:
+    """A section cell as (text, CSS class): amounts (minor, currency) and numbers right-aligned."""
+    if isinstance(value, tuple):
+        return major(*value), "num"
+    if isinstance(value, int):
+        return f"{value:,}", "num"
+    return ("" if value is None else str(value)), ""
+
+
 _env = Environment(loader=PackageLoader("ops_pipeline.reports", "templates"), autoescape=select_autoescape(),
                    trim_blocks=True, lstrip_blocks=True)
 _env.filters["major"] = major
+_env.filters["cell"] = cell
 
 
 def render(report: Report) -> str:

@@ -76,6 +76,18 @@ class Movement:
 
 
 @dataclass(frozen=True)
+class Section:
+    """A table another domain adds to a report (see reports/sections.py): a cell is text, a number, a date,
+    or an amount as (minor units, currency). `key` is the HTML id and the XLSX sheet name (<= 31 chars)."""
+
+    key: str
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Report:
     kind: str
     period: str  # YYYY-MM-DD or YYYY-MM
@@ -89,6 +101,7 @@ class Report:
     differences: list[BreakRow] = field(default_factory=list)
     movements: list[Movement] = field(default_factory=list)
     movement_types: list[str] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -93,4 +93,6 @@ def write(report: Report, path: Path) -> None:
                 ([m.merchant_id, m.currency, m.basis, (m.opening_minor, m.currency),
                   *((m.by_type[t], m.currency) for t in types), (m.closing_minor, m.currency),
                   (m.ledger_minor, m.currency), "yes" if m.ties else "NO"] for m in report.movements))
+    for section in report.sections:
+        w.table(section.key[:31], list(section.header), section.rows)
     book.close()
