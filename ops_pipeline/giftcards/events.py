@@ -33,6 +33,14 @@ def add(conn: Connection, vouchers: list[dict[str, Any]], event: str, from_statu
     ])
 
 
+def of_voucher(ws: Workspace, voucher_id: str) -> list[dict[str, Any]]:
+    """A voucher's events, oldest first, from the operational DB (published or not)."""
+    t = gc_voucher_events.c
+    with ws.read_engine.connect() as conn:
+        rows = conn.execute(select(gc_voucher_events).where(t.voucher_id == voucher_id).order_by(t.id)).all()
+    return [dict(r._mapping) for r in rows]
+
+
 def publish(ws: Workspace) -> int:
     """Append the unpublished events to Delta, oldest first, and mark them; the number published."""
     published = 0

@@ -157,6 +157,12 @@ def get(ws: Workspace, kind: Kind, key: str) -> dict[str, Any]:
         return view(kind, find(conn, kind, key))
 
 
+def trail(ws: Workspace, entity_type: str, key: str) -> list[dict[str, Any]]:
+    """The audit records of one record, oldest first (values as written: sensitive ones masked)."""
+    with ws.read_engine.connect() as conn:
+        return audit.history(conn, entity_type, key)
+
+
 def require(conn: Connection, kind: Kind, key: str, field: str) -> Any:
     """The stored row of record `key`, for the checks of references; InvalidInput naming `field` when there
     is none."""
