@@ -9,6 +9,7 @@ unassigning it are ops only and go through `giftcards.assignments`, audited with
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
@@ -41,8 +42,9 @@ def _ws(request: Request) -> Workspace:
 
 
 async def _list(request: Request, plural: str, after: str | None, kind: str | None) -> HTMLResponse:
-    found, next_after = await run_domain(request, records.page, _ws(request), KINDS[plural],
-                                         after=after or None, limit=PAGE, where={"kind": kind or None})
+    found, next_after = await run_domain(request, partial(records.page, _ws(request), KINDS[plural],
+                                                          after=after or None, limit=PAGE,
+                                                          where={"kind": kind or None}))
     next_url = next_after and url(f"/giftcards/{plural}", kind=kind, after=next_after)
     return render(request, f"giftcards/{plural}.html", found=found, next_url=next_url, chosen={"kind": kind})
 
@@ -69,45 +71,56 @@ async def parties_page(request: Request, session: Reader, kind: Filter = None, a
     return await _list(request, "parties", after, kind)
 
 
+def _principal(ws: Workspace, key: str) -> dict[str, Any]:
+    principal = records.get(ws, kinds.PRINCIPALS, key)
+    tenants = records.page(ws, kinds.PRINCIPALS, limit=records.MAX_PAGE, where={"mall_id": key})[0] \
+        if principal["kind"] == "mall" else []
+    return {"principal": principal, "tenants": tenants,
+            "trail": records.trail(ws, kinds.PRINCIPALS.entity_type, key)}
+
+
+def _program(ws: Workspace, key: str) -> dict[str, Any]:
+    return {"program": records.get(ws, kinds.PROGRAMS, key),
+            "assigned": assignments.list_assignments(ws, program_id=key, limit=records.MAX_PAGE)[0],
+            "trail": records.trail(ws, kinds.PROGRAMS.entity_type, key)}
+
+
+def _party(ws: Workspace, key: str, can_act: bool) -> dict[str, Any]:
+    """The party with its wallet balance, its assignments, its trail and its assignments' (by time), and
+    for ops the active programs it may be assigned."""
+    party = kinds.party_with_wallet(ws, key)
+    assigned = assignments.list_assignments(ws, party_id=key, limit=records.MAX_PAGE)[0]
+    trail = records.trail(ws, kinds.PARTIES.entity_type, key)
+    for a in assigned:
+        own = records.trail(ws, ASSIGNMENTS.entity_type, str(a["id"]))
+        trail += [{**e, "assignment": a["id"]} for e in own]
+    programs = records.page(ws, kinds.PROGRAMS, limit=records.MAX_PAGE, where={"status": "active"})[0] \
+        if can_act else []
+    return {"party": party, "assigned": assigned, "trail": sorted(trail, key=lambda e: e["id"]),
+            "programs": programs, "today": datetime.now(ws.settings.tz).date().isoformat()}
+
+
+def _voucher(ws: Workspace, key: str) -> dict[str, Any]:
+    return {"voucher": vouchers.get(ws, key), "events": events.of_voucher(ws, key),
+            "trail": records.trail(ws, VOUCHER_ENTITY, key)}
+
+
 @router.get("/giftcards/principals/{key}")
 async def principal_page(request: Request, session: Reader, key: Key) -> HTMLResponse:
-    ws = _ws(request)
-    principal = await run_domain(request, records.get, ws, kinds.PRINCIPALS, key)
-    tenants = []
-    if principal["kind"] == "mall":
-        tenants, _ = await run_domain(request, records.page, ws, kinds.PRINCIPALS, limit=records.MAX_PAGE,
-                                      where={"mall_id": key})
-    trail = await run_domain(request, records.trail, ws, kinds.PRINCIPALS.entity_type, key)
-    return render(request, "giftcards/principal.html", principal=principal, tenants=tenants, trail=trail)
+    found = await run_domain(request, _principal, _ws(request), key)
+    return render(request, "giftcards/principal.html", **found)
 
 
 @router.get("/giftcards/programs/{key}")
 async def program_page(request: Request, session: Reader, key: Key) -> HTMLResponse:
-    ws = _ws(request)
-    program = await run_domain(request, records.get, ws, kinds.PROGRAMS, key)
-    assigned, _ = await run_domain(request, assignments.list_assignments, ws, program_id=key,
-                                   limit=records.MAX_PAGE)
-    trail = await run_domain(request, records.trail, ws, kinds.PROGRAMS.entity_type, key)
-    return render(request, "giftcards/program.html", program=program, assigned=assigned, trail=trail)
+    found = await run_domain(request, _program, _ws(request), key)
+    return render(request, "giftcards/program.html", **found)
 
 
 @router.get("/giftcards/parties/{key}")
 async def party_page(request: Request, session: Reader, key: Key) -> HTMLResponse:
-    ws = _ws(request)
-    party = await run_domain(request, kinds.party_with_wallet, ws, key)
-    assigned, _ = await run_domain(request, assignments.list_assignments, ws, party_id=key,
-                                   limit=records.MAX_PAGE)
-    trail = await run_domain(request, records.trail, ws, kinds.PARTIES.entity_type, key)
-    for a in assigned:  # each assignment's own trail, beside the party's
-        trail += [{**e, "assignment": a["id"]} for e in
-                  await run_domain(request, records.trail, ws, ASSIGNMENTS.entity_type, str(a["id"]))]
-    trail.sort(key=lambda e: e["id"])
-    programs = []
-    if session.can_act:
-        programs, _ = await run_domain(request, records.page, ws, kinds.PROGRAMS, limit=records.MAX_PAGE,
-                                       where={"status": "active"})
-    return render(request, "giftcards/party.html", party=party, assigned=assigned, trail=trail,
-                  programs=programs, today=datetime.now(ws.settings.tz).date().isoformat())
+    found = await run_domain(request, _party, _ws(request), key, session.can_act)
+    return render(request, "giftcards/party.html", **found)
 
 
 def _assignment(form: Posted, party_id: str) -> dict[str, Any]:
@@ -141,8 +154,8 @@ async def vouchers_page(request: Request, session: Reader, program_id: Filter = 
                         holder_id: Filter = None, status: Filter = None, after: Filter = None
                         ) -> HTMLResponse:
     chosen = {"program_id": program_id or None, "holder_id": holder_id or None, "status": status or None}
-    found, next_after = await run_domain(request, vouchers.list_vouchers, _ws(request), **chosen,
-                                         after=after or None, limit=PAGE)
+    found, next_after = await run_domain(request, partial(vouchers.list_vouchers, _ws(request), **chosen,
+                                                          after=after or None, limit=PAGE))
     next_url = next_after and url("/giftcards/vouchers", **chosen, after=next_after)
     return render(request, "giftcards/vouchers.html", found=found, next_url=next_url, chosen=chosen,
                   statuses=VOUCHER_STATUSES)
@@ -150,8 +163,5 @@ async def vouchers_page(request: Request, session: Reader, program_id: Filter = 
 
 @router.get("/giftcards/vouchers/{key}")
 async def voucher_page(request: Request, session: Reader, key: Key) -> HTMLResponse:
-    ws = _ws(request)
-    voucher = await run_domain(request, vouchers.get, ws, key)
-    happened = await run_domain(request, events.of_voucher, ws, key)
-    trail = await run_domain(request, records.trail, ws, VOUCHER_ENTITY, key)
-    return render(request, "giftcards/voucher.html", voucher=voucher, events=happened, trail=trail)
+    found = await run_domain(request, _voucher, _ws(request), key)
+    return render(request, "giftcards/voucher.html", **found)
