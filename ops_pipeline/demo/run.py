@@ -11,6 +11,7 @@ from decimal import Decimal
 from ops_pipeline import analytics
 from ops_pipeline.demo.disbursements import run_disbursements
 from ops_pipeline.demo.fundout import run_fundout
+from ops_pipeline.demo.giftcards import run_giftcards
 from ops_pipeline.demo.jobs import run_jobs
 from ops_pipeline.demo.pipeline import run_pipeline
 from ops_pipeline.demo.recon import run_recon
@@ -72,6 +73,7 @@ def run_demo(ws: Workspace, operations: int, merchants: int, seed: int, echo: Ca
     run_pipeline(ws, echo)
     today = run_recon(ws, [day for day, _, _ in world.days], echo)
     run_disbursements(ws, echo)
+    run_giftcards(ws, echo)
     _finance_reports(ws, today, world.days[0][0], echo)
     _summary(ws, echo)
     reports = _reports(ws)

@@ -103,6 +103,19 @@ def new_voucher_id(seed: str | None = None) -> str:
     return f"GV-{digest.hex[:20].upper()}"
 
 
+def _check_move(row: Any, status: str, now: datetime) -> None:
+    """Conflict when the voucher (its row) may not move to `status` now."""
+    if status not in TRANSITIONS[row.status]:
+        raise Conflict(f"status: voucher {row.voucher_id!r} is {row.status}; it cannot become {status}")
+    if status == "redeemed" and row.expires_at <= now:
+        raise Conflict(f"status: voucher {row.voucher_id!r} expired at {row.expires_at.isoformat()}")
+
+
+def _check_holder(voucher_id: str, status: str, holder: str | None) -> None:
+    if status == "distributed" and holder is None:
+        raise InvalidInput(f"holder_id: voucher {voucher_id!r} has no holder to be distributed to")
+
+
 def transition(ws: Workspace, voucher_id: str, status: str, actor: str, *, holder_id: str | None = None,
                reason: str | None = None, expected_version: int | None = None) -> dict[str, Any]:
     """Move a voucher to `status`; distributing needs a holder (given here or at issue); a voucher past its
@@ -116,13 +129,9 @@ def transition(ws: Workspace, voucher_id: str, status: str, actor: str, *, holde
         if row is None:
             raise NotFound(f"voucher_id: no voucher {voucher_id!r}")
         check_version("voucher", voucher_id, row.version, expected_version)
-        if status not in TRANSITIONS[row.status]:
-            raise Conflict(f"status: voucher {voucher_id!r} is {row.status}; it cannot become {status}")
-        if status == "redeemed" and row.expires_at <= now:
-            raise Conflict(f"status: voucher {voucher_id!r} expired at {row.expires_at.isoformat()}")
+        _check_move(row, status, now)
         holder = _holder(conn, holder_id) or row.holder_id
-        if status == "distributed" and holder is None:
-            raise InvalidInput(f"holder_id: voucher {voucher_id!r} has no holder to be distributed to")
+        _check_holder(voucher_id, status, holder)
         values = {"status": status, f"{status}_at": now, "holder_id": holder, "version": row.version + 1,
                   "updated_by": actor, "updated_at": now}
         conn.execute(update(gc_vouchers).where(t.voucher_id == voucher_id).values(**values))
@@ -133,6 +142,42 @@ def transition(ws: Workspace, voucher_id: str, status: str, actor: str, *, holde
         events.add(conn, [dict(after._mapping)], status, row.status, actor, now, reason)
     events.publish(ws)
     return view(after)
+
+
+def transition_many(ws: Workspace, voucher_ids: list[str], status: str, actor: str, *,
+                    reason: str | None = None) -> int:
+    """Move up to MAX_ISSUE vouchers to `status` in one transaction, each as `transition` would (keeping its
+    holder), with one Delta commit of their events: all of them, or none when one may not move. The number
+    moved."""
+    if status not in VOUCHER_STATUSES:
+        raise InvalidInput(f"status: {status!r} is not one of {', '.join(VOUCHER_STATUSES)}")
+    if not 1 <= len(voucher_ids) <= MAX_ISSUE:
+        raise InvalidInput(f"voucher_ids: {len(voucher_ids)} ids; give 1 to {MAX_ISSUE}")
+    now = datetime.now(UTC)
+    t = gc_vouchers.c
+    with ws.engine.begin() as conn:
+        rows = conn.execute(select(gc_vouchers).where(t.voucher_id.in_(voucher_ids)).with_for_update()).all()
+        missing = set(voucher_ids) - {r.voucher_id for r in rows}
+        if missing:
+            raise NotFound(f"voucher_id: no voucher {min(missing)!r}")
+        for row in rows:
+            _check_move(row, status, now)
+            _check_holder(row.voucher_id, status, row.holder_id)
+        values = {"status": status, f"{status}_at": now, "version": t.version + 1, "updated_by": actor,
+                  "updated_at": now}
+        conn.execute(update(gc_vouchers).where(t.voucher_id.in_(voucher_ids)).values(**values))
+        audit.record_many(conn, [{"entity_id": r.voucher_id, "action": status, "reason": reason,
+                                  "before": {k: getattr(r, k) for k in _STATE},
+                                  "after": {"status": status, "holder_id": r.holder_id,
+                                            "version": r.version + 1}}
+                                 for r in rows], actor=actor, entity_type=ENTITY, at=now)
+        after = {r.voucher_id: dict(r._mapping) for r in
+                 conn.execute(select(gc_vouchers).where(t.voucher_id.in_(voucher_ids))).all()}
+        for from_status in sorted({r.status for r in rows}):
+            moved = [after[r.voucher_id] for r in rows if r.status == from_status]
+            events.add(conn, moved, status, from_status, actor, now, reason)
+    events.publish(ws)
+    return len(rows)
 
 
 def get(ws: Workspace, voucher_id: str) -> dict[str, Any]:
