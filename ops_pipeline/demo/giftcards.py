@@ -158,10 +158,9 @@ def _records(ws: Workspace) -> int:
         assigned = {a["program_id"] for a in assignments.list_assignments(ws, party_id=party_id)[0]}
         for program_id, discount in sells.items():
             if program_id not in assigned:
-                agreement = f"AGR-{party_id}-{program_id}"
-                assignments.assign(ws, {"party_id": party_id, "program_id": program_id, "starts_on": starts_on,
-                                        "discount_percent": discount or "0", "agreement_reference": agreement},
-                                   ACTOR)
+                terms = {"starts_on": starts_on, "discount_percent": discount or "0",
+                         "agreement_reference": f"AGR-{party_id}-{program_id}"}
+                assignments.assign(ws, {"party_id": party_id, "program_id": program_id, **terms}, ACTOR)
                 made += 1
     return made
 
