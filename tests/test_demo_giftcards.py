@@ -1,0 +1,70 @@
+"""The demo's gift-card chapter (SQLite and PostgreSQL): the records, wallets debited at the assignments'
+prices by the real worker, the short wallet refused, vouchers redeemed and expired with their events in
+Delta, the world it returns for later chapters; running it again changes nothing. And the bulk voucher move
+it uses: all or none."""
+
+from datetime import datetime
+
+import pytest
+
+from ops_pipeline import analytics
+from ops_pipeline.demo import giftcards as chapter
+from ops_pipeline.errors import Conflict
+from ops_pipeline.giftcards import kinds, records, vouchers
+from ops_pipeline.jobqueue import service
+
+WALLETS = {"D-ZENITH": "32000.00", "D-GIFTHUB": "81625.00", "D-CARDKART": "57500.00", "C-ACME": "54000.00"}
+STATUSES = {"distributed": 2863, "redeemed": 365, "expired": 72}
+
+
+def state(ws):
+    wallets = {p: kinds.party_with_wallet(ws, p)["wallet_balance"] for p in WALLETS}
+    con = analytics.connect(ws)
+    events = dict(con.sql("SELECT event, count(*) FROM voucher_events GROUP BY ALL").fetchall())
+    status = dict(con.sql("SELECT status, count(*) FROM vouchers GROUP BY ALL").fetchall())
+    return wallets, events, status
+
+
+def test_the_gift_card_chapter_distributes_through_jobs_and_returns_its_world(ws):
+    lines: list[str] = []
+    world = chapter.run_giftcards(ws, lines.append)
+    assert world.vouchers == STATUSES
+    assert world.principal_ids == ("BR-KETTLE", "MALL-PHOENIX", "T-PHX-BOOKS", "T-PHX-SHOES", "T-PHX-CAFE")
+    assert world.program_ids == ("GC-KETTLE-CLASSIC", "GC-PHOENIX-FESTIVE", "GC-PHOENIX-FLEX")
+    assert world.business_month == datetime.now(ws.settings.tz).date().replace(day=1)
+    tenants, _ = records.page(ws, kinds.PRINCIPALS, where={"mall_id": "MALL-PHOENIX"})
+    assert [t["upi_vpas"][0][:4] for t in tenants] == ["le**", "ro**", "st**"]  # masked
+    jobs = [service.get_job(ws, job_id) for job_id in world.job_ids]
+    assert [j.state for j in jobs] == ["Completed"] * 6 + ["Failed"]
+    assert jobs[-1].last_error == ("reserve_wallet: wallet 'C-ACME' is short: available 54000.00 INR, needed "
+                                   "495000.00 INR (100 vouchers at 4950.00 INR)")
+    # 900000 - 1000 x (500 less 4%) - 400 x (1000 less 3%); GiftHub's flex vouchers carry the 1.5% fee
+    wallets, events, status = state(ws)
+    assert wallets == WALLETS
+    assert events == {"issued": 3300, "redeemed": 365, "expired": 72} and status == STATUSES
+    [held] = [v for v in vouchers.list_vouchers(ws, holder_id="D-GIFTHUB", program_id="GC-PHOENIX-FLEX",
+                                                limit=1)[0]]
+    assert (held["face_value"], held["price_paid"]) == ("750.00", "761.25")
+    text = "\n".join(lines)
+    assert "7 voucher_distribution jobs: 6 completed, 1 failed" in text
+    assert "vouchers: 3,300 (2,863 distributed, 72 expired, 365 redeemed); 365 redeemed and 72 expired now" in text
+
+    again: list[str] = []
+    assert chapter.run_giftcards(ws, again.append).vouchers == STATUSES
+    assert state(ws) == (wallets, events, status)
+    assert "no new job" in "\n".join(again) and "0 records made" in again[0]
+
+
+def test_moving_many_vouchers_is_all_or_none(sqlite_ws):
+    ws = sqlite_ws
+    chapter._records(ws)
+    made = vouchers.issue(ws, "GC-KETTLE-CLASSIC", "250.00", 4, "240", "ops:asha", "D-ZENITH", distributed=True)
+    ids = [v["voucher_id"] for v in made]
+    assert vouchers.transition_many(ws, ids[:2], "redeemed", "ops:asha", reason="spent") == 2
+    with pytest.raises(Conflict, match=f"voucher '{ids[0]}' is redeemed; it cannot become expired"):
+        vouchers.transition_many(ws, ids, "expired", "ops:asha")
+    assert [vouchers.get(ws, i)["status"] for i in ids] == ["redeemed"] * 2 + ["distributed"] * 2
+    assert vouchers.get(ws, ids[0])["version"] == 2
+    trail = records.trail(ws, vouchers.ENTITY, ids[0])
+    assert [(e["action"], e["reason"], e["after"]["status"]) for e in trail] == [
+        ("issue", None, "distributed"), ("redeemed", "spent", "redeemed")]
