@@ -3,8 +3,8 @@
 CREATE OR REPLACE VIEW voucher_events AS
 SELECT e.event_id, e.voucher_id, e.program_id, e.event, e.from_status, e.to_status, e.currency,
        e.face_value_minor, e.price_paid_minor,
-       CAST(e.face_value_minor AS DECIMAL(38, 4)) * c.unit AS face_value,
-       CAST(e.price_paid_minor AS DECIMAL(38, 4)) * c.unit AS price_paid,
+       CAST(e.face_value_minor * c.unit AS DECIMAL(38, 4)) AS face_value,
+       CAST(e.price_paid_minor * c.unit AS DECIMAL(38, 4)) AS price_paid,
        e.holder_id, e.actor, e.reason, e.event_at, e.event_date
 FROM lake_voucher_events e
 LEFT JOIN currencies c ON c.code = e.currency
