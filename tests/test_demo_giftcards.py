@@ -61,7 +61,7 @@ def test_moving_many_vouchers_is_all_or_none(sqlite_ws):
     made = vouchers.issue(ws, "GC-KETTLE-CLASSIC", "250.00", 4, "240", "ops:asha", "D-ZENITH", distributed=True)
     ids = [v["voucher_id"] for v in made]
     assert vouchers.transition_many(ws, ids[:2], "redeemed", "ops:asha", reason="spent") == 2
-    with pytest.raises(Conflict, match=f"voucher '{ids[0]}' is redeemed; it cannot become expired"):
+    with pytest.raises(Conflict, match=f"voucher '{min(ids[:2])}' is redeemed; it cannot become expired"):
         vouchers.transition_many(ws, ids, "expired", "ops:asha")
     assert [vouchers.get(ws, i)["status"] for i in ids] == ["redeemed"] * 2 + ["distributed"] * 2
     assert vouchers.get(ws, ids[0])["version"] == 2

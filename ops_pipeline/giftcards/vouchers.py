@@ -156,7 +156,8 @@ def transition_many(ws: Workspace, voucher_ids: list[str], status: str, actor: s
     now = datetime.now(UTC)
     t = gc_vouchers.c
     with ws.engine.begin() as conn:
-        rows = conn.execute(select(gc_vouchers).where(t.voucher_id.in_(voucher_ids)).with_for_update()).all()
+        rows = conn.execute(select(gc_vouchers).where(t.voucher_id.in_(voucher_ids))  # locked in id order
+                            .order_by(t.voucher_id).with_for_update()).all()
         missing = set(voucher_ids) - {r.voucher_id for r in rows}
         if missing:
             raise NotFound(f"voucher_id: no voucher {min(missing)!r}")
