@@ -82,7 +82,7 @@ def split(new: pl.LazyFrame, source: str, ingest_id: str, recorded_at: datetime)
     primary, *derived = pl.collect_all([primary, *derived])
     derived = pl.concat(derived)
     prefix = uuid7_prefix(recorded_at)
-    return [part.with_columns(uuid=_uuids(prefix, offset, len(part)))
+    return [part.with_columns(uuid=uuids(prefix, offset, len(part)))
             for offset, part in ((0, primary), (len(primary), derived))]
 
 
@@ -108,7 +108,7 @@ def uuid7_prefix(at: datetime) -> str:
             f"{0x8000 | ((rand >> 100) & 0x3FFF):04x}")
 
 
-def _uuids(prefix: str, offset: int, n: int) -> pl.Expr:
+def uuids(prefix: str, offset: int, n: int) -> pl.Expr:
     """UUIDv7s sharing `prefix` whose last 12 digits count from `offset` (RFC 9562's monotonic counter)."""
     counter = (pl.int_range(offset, offset + n, dtype=pl.Int64) + 10**12).cast(pl.String).str.slice(1)
     return pl.format(f"{prefix[:8]}-{prefix[8:12]}-{prefix[12:16]}-{prefix[16:20]}-{{}}", counter)
