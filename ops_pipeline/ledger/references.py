@@ -51,7 +51,7 @@ def check(ws: Workspace, con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, rej
             target_type=pl.col("type").replace_strict({k: v[0] for k, v in REVERSALS.items()}))
         .join(targets, left_on=["external_reference", "target_type", *_TARGET],
               right_on=["ref", "target_type", *_TARGET], how="left", suffix="_target")
-        .filter(pl.col("row_number_target").fill_null(0) < pl.col("row_number"))
+        .filter(pl.col("row_number_target") < pl.col("row_number"))  # found, and before the reversal
     )
     reasons = reasons_frame([_reason(r) for r in checked.iter_rows(named=True)] +
                             [_missing(r) for r in asking.join(checked, on="row_number", how="anti")

@@ -53,13 +53,14 @@ def _due(ws: Workspace, con: duckdb.DuckDBPyConnection, now: datetime) -> pl.Dat
             FROM {log} WHERE type IN ('{EXPIRY}', 'reserve_release') GROUP BY ALL
         )
         SELECT * FROM (
-            SELECT r.external_reference, -r.amount_minor - coalesce(g.amount_minor, 0) AS amount_minor,
-                   r.currency, '{EXPIRY}' AS type, r.falcon_operation_id, r.source, r.due AS operation_date,
+            SELECT r.external_reference, r.currency,
+                   (-r.amount_minor - coalesce(g.amount_minor, 0))::BIGINT AS amount_minor,
+                   '{EXPIRY}' AS type, r.falcon_operation_id, r.source, r.due AS operation_date,
                    r.local_merchant_id, r.shop_id, r.balance_shop_id, r.psp_id, r.merchant_id, r.op_key
             FROM reserves r LEFT JOIN given g USING (source, falcon_operation_id)
             WHERE r.due <= $now
         ) WHERE amount_minor > 0  -- given back already (expired, or released in full): nothing left
-        ORDER BY r.due, r.source, r.falcon_operation_id
+        ORDER BY operation_date, source, falcon_operation_id
     """, params={"now": now}).pl()
 
 
