@@ -5,12 +5,15 @@ context fields, turnover and the report by type; on SQLite and PostgreSQL."""
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
+from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 
 from ops_pipeline import analytics
 from ops_pipeline.api.app import create_app
 from ops_pipeline.errors import InvalidInput
+from ops_pipeline.lake.tables import MERCHANT_CONTEXT
 from ops_pipeline.ledger import OPERATION_TYPES, balances, holds, ingest, merchants, reserves
 from ops_pipeline.ledger.split import SIGNS
 from ops_pipeline.reports import queries as report_queries
@@ -139,12 +142,20 @@ def test_rules_of_the_new_types_quarantine_with_field_and_value(m5, tmp_path):
 
 
 def test_merchant_context_fields_default_and_are_checked(ws, tmp_path):
+    # a table written before the new columns: read as 0, and the next load adds them
+    before = pa.schema([f for f in MERCHANT_CONTEXT.schema if f.name not in merchants.DEFAULTS])
+    write_deltalake(ws.lake.table_uri(MERCHANT_CONTEXT.name),
+                    merchants.current(ws).select(before.names).to_arrow().cast(before),
+                    mode="overwrite", schema_mode="overwrite")
+    view = "SELECT count(*), sum(dispute_fee), sum(reserve_days) FROM merchant_context"
+    assert analytics.connect(ws).sql(view).fetchall() == [(4, 0, 0)]
     old = tmp_path / "old.csv"  # a file from before the new columns
     old.write_text("psp_id,local_merchant_id,shop_id,currency,merchant_id,balance_shop_id,fee_percent,fee_fixed\n"
                    "psp9,lm9,s9x,EUR,M9,,1,0.10\n")
     merchants.load(ws, old)
     row = merchants.current(ws).filter(merchant_id="M9").select(*merchants.DEFAULTS).row(0)
     assert row == (0, 0, 0)
+    assert analytics.connect(ws).sql(view).fetchall() == [(5, 0, 0)]
     bad = [("percent without days", ("5", "0"), "reserve_days: '0' must be above 0 with reserve_percent '5'"),
            ("days", ("", "x"), "reserve_days: 'x' is not a whole number of days, 0 to 3650"),
            ("percent", ("100", "5"), "reserve_percent: '100' is not a percentage from 0 to 99.999999")]

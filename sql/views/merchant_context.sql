@@ -8,4 +8,7 @@ SELECT m.psp_id, m.local_merchant_id, m.shop_id, m.currency, m.merchant_id, m.ba
        CAST(coalesce(m.reserve_percent_micros, 0) * 0.000001 AS DECIMAL(12, 6)) AS reserve_percent,
        coalesce(m.reserve_days, 0) AS reserve_days,
        m.loaded_at
-FROM lake_merchant_context m JOIN currencies c ON c.code = m.currency;
+FROM (SELECT * FROM lake_merchant_context UNION ALL BY NAME  -- a table from before these columns: null
+      SELECT NULL::BIGINT AS dispute_fee_minor, NULL::BIGINT AS reserve_percent_micros,
+             NULL::BIGINT AS reserve_days WHERE FALSE) m
+JOIN currencies c ON c.code = m.currency;
