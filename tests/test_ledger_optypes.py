@@ -5,11 +5,13 @@ context fields, turnover and the report by type; on SQLite and PostgreSQL."""
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import dagster as dg
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 
+import definitions
 from ops_pipeline import analytics
 from ops_pipeline.api.app import create_app
 from ops_pipeline.errors import InvalidInput
@@ -196,3 +198,18 @@ def test_turnover_report_and_api_show_the_types(m5, tmp_path):
 
 def _dec(text):
     return Decimal(text).quantize(Decimal("0.0001"))
+
+
+def test_release_reserves_job_and_schedule_in_dagster(sqlite_ws, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPS_HOME", str(sqlite_ws.home))
+    for name in ("OPS_DATABASE_URL", "OPS_LAKE_URI", "OPS_TIMEZONE"):
+        monkeypatch.delenv(name, raising=False)
+    merchants.load(sqlite_ws, write_merchants(tmp_path / "m5.csv", [M5]))
+    ingest.ingest_file(sqlite_ws, write_ops(tmp_path / "rs.csv", [op("rs1", "50.00", type="reserve", **SHOP)]),
+                       "confirmed")  # dated 2026-11-01: 30 days passed
+    schedule = definitions.defs.resolve_schedule_def("release_reserves_schedule")
+    assert (schedule.job_name, schedule.cron_schedule) == ("release_reserves_job", "10 * * * *")
+    with dg.instance_for_test() as instance:
+        result = definitions.defs.resolve_job_def("release_reserves_job").execute_in_process(instance=instance)
+    assert result.output_for_node("release_due_reserves") == 1
+    assert log_rows(sqlite_ws, "CO") == [("rs1", "reserve", -5000), ("rs1", "reserve_expiry", 5000)]
