@@ -2,6 +2,9 @@
 confirmed, settled, held and available, reserves given back when due, replay, quarantine reasons, merchant
 context fields, turnover and the report by type; on SQLite and PostgreSQL."""
 
+import json
+import os
+import subprocess
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -21,6 +24,7 @@ from ops_pipeline.ledger.split import SIGNS
 from ops_pipeline.reports import queries as report_queries
 from tests.factories import op, write_merchants, write_ops
 from tests.test_api_operations import auth, wire
+from tests.test_cli import CLI
 
 # EUR, fee 2% + 0.10, dispute fee 15.00, rolling reserve 10% for 30 days
 M5 = ("psp5", "lm5", "s5", "EUR", "M5", "", "2", "0.10", "15.00", "10", "30")
@@ -213,3 +217,25 @@ def test_release_reserves_job_and_schedule_in_dagster(sqlite_ws, tmp_path, monke
         result = definitions.defs.resolve_job_def("release_reserves_job").execute_in_process(instance=instance)
     assert result.output_for_node("release_due_reserves") == 1
     assert log_rows(sqlite_ws, "CO") == [("rs1", "reserve", -5000), ("rs1", "reserve_expiry", 5000)]
+
+
+def test_command_line_releases_reserves_and_shows_turnover_by_type(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPS_")} | {"OPS_HOME": str(tmp_path / "h")}
+
+    def run(*args):
+        p = subprocess.run([CLI, *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, (p.stdout, p.stderr)
+        return p.stdout
+
+    run("init")
+    run("merchants", "load", write_merchants(tmp_path / "m.csv", [M5]))
+    ops = [op("rs1", "50.00", type="reserve", **SHOP), op("cb1", "20.00", type="chargeback", **SHOP)]
+    assert "2 ingested (3 entries)" in run("ledger", "ingest", write_ops(tmp_path / "co.csv", ops),
+                                           "--kind", "confirmed")
+    assert "1 reserves given back (50.00 EUR)" in run("ledger", "release-reserves")
+    assert "0 reserves given back (nothing)" in run("ledger", "release-reserves")
+    rows = json.loads(run("ledger", "turnover", "--merchant", "M5", "--format", "json"))
+    columns = ("month", "charged_back", "dispute_fees", "reserved", "reserve_returned", "net")
+    assert [tuple(r[c] for c in columns) for r in rows] == [  # given back when due: 2026-11-01 + 30 days
+        ("2026-11-01", "20.0000", "15.0000", "50.0000", "0.0000", "-85.0000"),
+        ("2026-12-01", "0.0000", "0.0000", "0.0000", "50.0000", "50.0000")]
