@@ -6,7 +6,7 @@ import pytest
 
 from ops_pipeline import analytics
 from ops_pipeline.errors import InvalidInput
-from ops_pipeline.ledger import balances, ingest, merchants
+from ops_pipeline.ledger import OPERATION_TYPES, balances, ingest, merchants
 from tests.factories import MERCHANTS, op, write_merchants, write_ops
 
 
@@ -69,7 +69,7 @@ def test_every_bad_row_is_quarantined_with_a_reason_naming_column_and_value(ws, 
         op("dec", "5.001"),
         op("yen", "5.5", merchant="M2"),
         op("cur", "5.00", currency="XYZ"),
-        op("typ", "5.00", type="chargeback"),
+        op("typ", "5.00", type="bounce"),
         op("dat", "5.00", date="2026-02-30T10:00:00Z"),
         op("fmt", "5.00", date="yesterday"),
         op("nan", "abc"),
@@ -84,7 +84,7 @@ def test_every_bad_row_is_quarantined_with_a_reason_naming_column_and_value(ws, 
         (4, "too_many_decimals", "amount: '5.001' has 3 decimals, EUR allows 2"),
         (5, "too_many_decimals", "amount: '5.5' has 1 decimals, JPY allows 0"),
         (6, "unknown_currency", "currency: 'XYZ' is not an ISO 4217 currency with minor units"),
-        (7, "unknown_type", "type: 'chargeback' is not one of capture, refund"),
+        (7, "unknown_type", "type: 'bounce' is not one of " + ", ".join(OPERATION_TYPES)),
         (8, "bad_date", "operation_date: '2026-02-30T10:00:00Z' is not a valid date-time"),
         (9, "bad_date", "operation_date: 'yesterday' is not an ISO 8601 date or date-time"),
         (10, "bad_amount", "amount: 'abc' is not a decimal number"),

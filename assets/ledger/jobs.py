@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.ledger.assets import BALANCE_CACHE, BALANCE_SNAPSHOT, ingest_landing_files
 from assets.ledger.checks import LEDGER_CHECKS
-from ops_pipeline.ledger import holds
+from ops_pipeline.ledger import holds, reserves
 from resources.ops import OpsResource
 
 ledger_pipeline_job = dg.define_asset_job(
@@ -47,6 +47,21 @@ def expire_holds_job() -> None:
     expire_due_holds()
 
 
+@dg.op
+def release_due_reserves(context: dg.OpExecutionContext, ops: OpsResource) -> int:
+    """Give back reserves whose merchant's reserve_days have passed (`reserve_expiry` entries)."""
+    with ops.workspace() as ws:
+        result = reserves.release_due(ws, actor="dagster:release_reserves_job")
+    context.log.info(f"{result.released} reserves given back: {result.amounts} (minor units)")
+    return result.released
+
+
+@dg.job(description="Give back rolling reserves that are due, one log commit and one audit record per run.")
+def release_reserves_job() -> None:
+    release_due_reserves()
+
+
 LEDGER_JOBS = [
     ledger_pipeline_job, ledger_ingest_job, balance_snapshot_job, ledger_checks_job, expire_holds_job,
+    release_reserves_job,
 ]

@@ -22,6 +22,7 @@ from ops_pipeline.api.correlation import correlation_id
 from ops_pipeline.api.errors import error_responses
 from ops_pipeline.api.models import CamelModel
 from ops_pipeline.auth import Principal
+from ops_pipeline.ledger import OPERATION_TYPES
 from ops_pipeline.ledger.intake import MAX_OPERATIONS, Intake, PostResult
 
 router = APIRouter(tags=["ledger"])
@@ -34,7 +35,7 @@ class Operation(CamelModel):
     kind: Literal["confirmed", "reconciled"]
     falcon_operation_id: str | None = None
     external_reference: str | None = None
-    type: str | None = Field(default=None, description="capture or refund.")
+    type: str | None = Field(default=None, description="One of " + ", ".join(OPERATION_TYPES) + ".")
     amount: str | None = Field(default=None, description="Exact decimal in major units, e.g. '86.30'.")
     currency: str | None = None
     operation_date: str | None = Field(default=None, description="ISO 8601; without an offset: OPS_TIMEZONE.")

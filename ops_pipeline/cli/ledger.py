@@ -20,6 +20,7 @@ from ops_pipeline.ledger import (
     landing,
     merchants,
     queries,
+    reserves,
     snapshots,
 )
 from ops_pipeline.money import to_major, to_minor
@@ -210,6 +211,15 @@ def ledger_snapshot(ctx: Context) -> None:
 def ledger_expire_holds(ctx: Context) -> None:
     """Mark holds past their expiry as expired."""
     click.echo(f"{holds.expire_holds(ctx.ws)} holds expired")
+
+
+@ledger_group.command("release-reserves")
+@pass_ctx
+def ledger_release_reserves(ctx: Context) -> None:
+    """Give back reserves whose reserve_days have passed (reserve_expiry entries)."""
+    r = reserves.release_due(ctx.ws, actor="cli")
+    amounts = ", ".join(f"{to_major(v, c)} {c}" for c, v in r.amounts.items()) or "nothing"
+    click.echo(f"{r.released} reserves given back ({amounts}) at log version {r.lake_version}")
 
 
 @ledger_group.command("turnover")

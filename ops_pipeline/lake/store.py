@@ -168,7 +168,8 @@ class Lake:
                                 partition_by=list(spec.partition_by) or None,
                                 storage_options=self.storage_options)
                 return self.open(name).version()
-            write_deltalake(table, data, mode=mode)
+            # an overwrite may bring columns added to the spec since the table was created (nullable ones)
+            write_deltalake(table, data, mode=mode, schema_mode="merge" if mode == "overwrite" else None)
             return table.version()  # the handle now stands at our own commit, not at a later one
 
     def changes(self, name: str, after_version: int, upto_version: int, columns: list[str]) -> pa.Table:

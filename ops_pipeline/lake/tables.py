@@ -118,6 +118,10 @@ MERCHANT_CONTEXT = TableSpec(
             pa.field("fee_percent_micros", I64, nullable=False),
             pa.field("fee_fixed_minor", I64, nullable=False),
             pa.field("loaded_at", UTC_TS, nullable=False),
+            # operation types (ledger/split.py); absent in tables written before them: read as 0
+            pa.field("dispute_fee_minor", I64),
+            pa.field("reserve_percent_micros", I64),
+            pa.field("reserve_days", I64),
         ]
     ),
 )

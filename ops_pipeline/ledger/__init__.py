@@ -2,4 +2,6 @@
 
 KINDS = {"confirmed": "CO", "reconciled": "RO"}
 SOURCES = ("CO", "RO", "PAYOUT", "ADJUSTMENT")
-OPERATION_TYPES = ("capture", "refund")
+# their split rules: ledger/split.py
+OPERATION_TYPES = ("capture", "refund", "chargeback", "chargeback_reversal", "withdrawal", "cashback",
+                   "reserve", "reserve_release", "fee_adjustment")

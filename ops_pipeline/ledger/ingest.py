@@ -29,8 +29,9 @@ from ops_pipeline.lake.tables import (
     QUARANTINE_RESOLUTIONS,
     RECONCILED_OPERATIONS,
 )
-from ops_pipeline.ledger import KINDS, balances, merchants
+from ops_pipeline.ledger import KINDS, balances, merchants, references
 from ops_pipeline.ledger.reading import file_sha256, read_table
+from ops_pipeline.ledger.split import CONTEXT_FIELDS, operation_amount_sql, primary_sql, split
 from ops_pipeline.ledger.validation import REQUIRED, combine_reasons, reasons_frame, validate_operations
 from ops_pipeline.money import to_major
 from ops_pipeline.observability import metrics
@@ -43,8 +44,7 @@ CONTENT = ("type", "amount_minor", "currency", "operation_date", "external_refer
 # a valid row: operation_date is the parsed timestamp from here on
 BATCH_COLUMNS = ("row_number", "falcon_operation_id", "external_reference", "type", "amount_minor",
                  "currency", pl.col("operation_ts").alias("operation_date"), "psp_id", "local_merchant_id",
-                 "shop_id", "merchant_id", "balance_shop_id", "fee_percent_micros", "fee_fixed_minor",
-                 "context_row")
+                 "shop_id", "merchant_id", "balance_shop_id", *CONTEXT_FIELDS, "context_row")
 ARROW = pl.CompatLevel.newest()  # polars -> Arrow without copying strings
 # op_key = (md5_number_lower(source || ':' || falcon_operation_id) >> 1)::BIGINT, the log's 63-bit key.
 # md5_number_lower reads bytes 8..15 of the digest little-endian: byte-swapping the big-endian hex of those
@@ -101,9 +101,10 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
                if write_raw else None)
         rows, rejects = validate_operations(df, context, ws.settings.timezone)
         con = _connect()
+        rows, rejects = references.check(ws, con, rows, rejects, source)
         new_ops, counts, conflicts, dups = _classify(ws, con, rows, source)
         rejects = combine_reasons(pl.concat([rejects, conflicts])) if len(conflicts) else rejects
-        parts = _split(new_ops, source, ingest_id, started)
+        parts = split(new_ops, source, ingest_id, started)
         deltas = _fold(parts, context)  # the cache's sums, from the entries before they are written
         entries = int(deltas["entries"].sum() or 0)
         staged = ws.lake.stage(LOG, parts)  # files only: invisible until the commit below
@@ -235,9 +236,9 @@ def _compare(con, doubtful: pl.DataFrame, hits: pl.DataFrame, source: str,
     cols = ", ".join(c for c in CONTENT if c not in ("type", "amount_minor"))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE stored AS
-        SELECT falcon_operation_id, type, abs(amount_minor) AS amount_minor, {cols}, ingest_id
+        SELECT falcon_operation_id, type, {operation_amount_sql()} AS amount_minor, {cols}, ingest_id
         FROM {log}
-        WHERE op_key IN (SELECT op_key FROM hits) AND source = $source AND type <> 'psp_fee'
+        WHERE op_key IN (SELECT op_key FROM hits) AND source = $source AND {primary_sql()}
     """, {"source": source})
     same = " AND ".join(f"b.{c} IS NOT DISTINCT FROM r.{c}" for c in CONTENT)
     con.execute(f"""
@@ -285,43 +286,6 @@ def _show(value) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     return repr(value) if isinstance(value, str) else str(value)
-
-
-def _split(new: pl.LazyFrame, source: str, ingest_id: str, recorded_at: datetime) -> list[pl.DataFrame]:
-    """Log entries of the new operations: [amount entries, fee entries], each with a UUIDv7 `uuid`.
-
-    Captures give +amount and, if the fee is not zero, -fee as psp_fee; refunds give -amount.
-    """
-    amount = pl.col("amount_minor")
-    # fee = round_half_up(amount x percent_micros / 10^8) + fixed, with amount = hi x 10^8 + lo so that no
-    # product leaves Int64 (captures and percentages are never negative)
-    fee = ((amount // 100_000_000) * pl.col("fee_percent_micros")
-           + ((amount % 100_000_000) * pl.col("fee_percent_micros") + 50_000_000) // 100_000_000
-           + pl.col("fee_fixed_minor"))
-    common = dict(source=pl.lit(source), recorded_at=pl.lit(recorded_at).cast(pl.Datetime("us", "UTC")),
-                  ingest_id=pl.lit(ingest_id))
-    amounts = new.select(pl.exclude("amount_minor"), amount_minor=pl.when(pl.col("type") == "refund")
-                         .then(-amount).otherwise(amount), **common)
-    fees = (new.filter(pl.col("type") == "capture").with_columns(fee=fee).filter(pl.col("fee") != 0)
-            .select(pl.exclude("amount_minor", "type", "fee"), amount_minor=-pl.col("fee"),
-                    type=pl.lit("psp_fee"), **common))
-    amounts, fees = pl.collect_all([amounts, fees])
-    prefix = uuid7_prefix(recorded_at)
-    return [part.with_columns(uuid=_uuids(prefix, offset, len(part)))
-            for offset, part in ((0, amounts), (len(amounts), fees))]
-
-
-def uuid7_prefix(at: datetime) -> str:
-    """The first 20 hex digits of a UUIDv7 for time `at`: 48 bits of milliseconds, version, 26 random bits."""
-    rand = uuid.uuid4().int
-    return (f"{int(at.timestamp() * 1000):012x}{0x7000 | (rand >> 116):04x}"
-            f"{0x8000 | ((rand >> 100) & 0x3FFF):04x}")
-
-
-def _uuids(prefix: str, offset: int, n: int) -> pl.Expr:
-    """UUIDv7s sharing `prefix` whose last 12 digits count from `offset` (RFC 9562's monotonic counter)."""
-    counter = (pl.int_range(offset, offset + n, dtype=pl.Int64) + 10**12).cast(pl.String).str.slice(1)
-    return pl.format(f"{prefix[:8]}-{prefix[8:12]}-{prefix[12:16]}-{prefix[16:20]}-{{}}", counter)
 
 
 def _fold(parts: list[pl.DataFrame], context: pl.DataFrame) -> pl.DataFrame:

@@ -1,4 +1,10 @@
-"""Merchant context: maps (psp, local merchant, shop, currency) to the global merchant and its fee rule."""
+"""Merchant context: maps (psp, local merchant, shop, currency) to the global merchant and its fee rules.
+
+Optional columns (empty or absent: 0): `fee_percent`, `fee_fixed`, `dispute_fee` (major units, charged per
+chargeback), `reserve_percent` (rolling reserve taken from each capture) and `reserve_days` (0 to
+MAX_RESERVE_DAYS; after them `ledger.reserves` gives the reserve back; 0 keeps a reserve until released).
+A `reserve_percent` above 0 needs `reserve_days` above 0.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +23,13 @@ from ops_pipeline.money import currency_exponents, to_minor
 from ops_pipeline.workspace import Workspace
 
 KEY = ("psp_id", "local_merchant_id", "shop_id", "currency")
-COLUMNS = (*KEY, "merchant_id", "balance_shop_id", "fee_percent", "fee_fixed")
+COLUMNS = (*KEY, "merchant_id", "balance_shop_id", "fee_percent", "fee_fixed", "dispute_fee",
+           "reserve_percent", "reserve_days")
+# the optional fields of the operation types, as stored, with their value when absent
+DEFAULTS = {"dispute_fee_minor": 0, "reserve_percent_micros": 0, "reserve_days": 0}
+MAX_RESERVE_DAYS = 3650
 _PERCENT = re.compile(r"^\s*(\d{1,2})(?:\.(\d{0,6}))?\s*$")
+_DAYS = re.compile(r"^\s*(\d{1,4})\s*$")
 
 
 @dataclass(frozen=True)
@@ -29,12 +40,25 @@ class LoadResult:
     version: int
 
 
-def percent_micros(text: str | None) -> int:
+def percent_micros(text: str | None, field: str = "fee_percent") -> int:
     """'2.9' -> 2_900_000 millionths of a percent; 0 <= percent < 100, at most 6 decimals."""
     match = _PERCENT.match(text or "0")
     if not match:
-        raise InvalidInput(f"fee_percent: {text!r} is not a percentage from 0 to 99.999999")
+        raise InvalidInput(f"{field}: {text!r} is not a percentage from 0 to 99.999999")
     return int(match.group(1)) * 1_000_000 + int((match.group(2) or "").ljust(6, "0"))
+
+
+def reserve_fields(row: dict) -> dict:
+    """`reserve_percent` and `reserve_days` checked: days 0 to MAX_RESERVE_DAYS, above 0 with a percent."""
+    text = row.get("reserve_days")
+    match = _DAYS.match(text or "0")
+    if not match or int(match.group(1)) > MAX_RESERVE_DAYS:
+        raise InvalidInput(f"reserve_days: {text!r} is not a whole number of days, 0 to {MAX_RESERVE_DAYS}")
+    percent, days = percent_micros(row.get("reserve_percent"), "reserve_percent"), int(match.group(1))
+    if percent and not days:
+        raise InvalidInput(f"reserve_days: {text!r} must be above 0 with reserve_percent "
+                           f"{row.get('reserve_percent')!r}")
+    return {"reserve_percent_micros": percent, "reserve_days": days}
 
 
 def _parse_rows(df: pl.DataFrame) -> list[dict]:
@@ -56,6 +80,9 @@ def _parse_rows(df: pl.DataFrame) -> list[dict]:
                     "balance_shop_id": (row["balance_shop_id"] or "").strip() or None,
                     "fee_percent_micros": percent_micros(row["fee_percent"]),
                     "fee_fixed_minor": to_minor(row["fee_fixed"] or "0", row["currency"], field="fee_fixed"),
+                    "dispute_fee_minor": to_minor(row["dispute_fee"] or "0", row["currency"],
+                                                  field="dispute_fee"),
+                    **reserve_fields(row),
                 }
             )
         except InvalidInput as exc:
@@ -77,7 +104,9 @@ def current(ws: Workspace) -> pl.DataFrame:
     table = ws.lake.open(MERCHANT_CONTEXT.name)
     if table is None:
         return pl.from_arrow(MERCHANT_CONTEXT.schema.empty_table())
-    return pl.from_arrow(table.to_pyarrow_table())
+    found = pl.from_arrow(table.to_pyarrow_table())
+    return found.with_columns(pl.col(c).fill_null(v) if c in found.columns else pl.lit(v, pl.Int64).alias(c)
+                              for c, v in DEFAULTS.items())
 
 
 def load(ws: Workspace, path: Path, replace_all: bool = False, actor: str = "cli") -> LoadResult:
@@ -92,13 +121,14 @@ def load(ws: Workspace, path: Path, replace_all: bool = False, actor: str = "cli
             **{c: pl.String for c in (*KEY, "merchant_id", "balance_shop_id")},
             "fee_percent_micros": pl.Int64,
             "fee_fixed_minor": pl.Int64,
+            **dict.fromkeys(DEFAULTS, pl.Int64),
         },
     ).with_columns(loaded_at=pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")))
     with ws.lock("merchant_context"):
         old = current(ws)
         kept = old.head(0) if replace_all else old.join(new.select(KEY), on=list(KEY), how="anti")
         replaced = len(old) - len(kept)
-        merged = pl.concat([kept, new.select(old.columns)])
+        merged = pl.concat([kept, new.select(old.columns)])  # `old` has every column (`current`)
         version = ws.lake.overwrite(MERCHANT_CONTEXT.name, merged.to_arrow())
         with ws.engine.begin() as conn:
             audit.record(

@@ -10,7 +10,10 @@ The rules (for the README):
 - amount: ASCII digits with an optional `.` and decimals, at most 15 digits before the point; a leading
   `+` and surrounding spaces or tabs are accepted and ignored (`+10.00` and ` 10.00 ` are 10.00); digits
   of other scripts are refused (`non_ascii_digit`), anything else is `bad_amount`; zero or negative is
-  `non_positive_amount`; more decimals than the currency has is `too_many_decimals`.
+  `non_positive_amount` (a `fee_adjustment` may be negative, not zero: `zero_amount`); more decimals than
+  the currency has is `too_many_decimals`.
+- the rules that depend on earlier operations (a chargeback reversal needs its chargeback, a reserve
+  release its reserve) are in `ledger/references.py`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import polars as pl
 
 from ops_pipeline.ledger import OPERATION_TYPES
+from ops_pipeline.ledger.split import SIGNED_TYPES
 from ops_pipeline.money import currency_exponents
 
 MAX_EXPONENT = 4
@@ -37,8 +41,9 @@ _OTHER_DIGIT = r"[\p{Nd}&&[^0-9]]"
 _SIMPLE_AMOUNT = r"^[0-9]{1,14}(\.[0-9]{0,4})?$"
 _SIMPLE_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$"
 PRIORITY = ["missing_value", "control_character", "id_too_long", "unknown_type", "unknown_currency",
-            "non_ascii_digit", "bad_amount", "non_positive_amount", "too_many_decimals", "bad_date",
-            "unknown_merchant", "conflicting_duplicate"]
+            "non_ascii_digit", "bad_amount", "non_positive_amount", "zero_amount", "too_many_decimals",
+            "bad_date", "unknown_merchant", "conflicting_duplicate", "no_prior_chargeback",
+            "reversal_exceeds_chargeback", "no_prior_reserve", "release_exceeds_reserve"]
 
 
 def reasons_frame(rows: list[tuple[int, str, str]]) -> pl.DataFrame:
@@ -125,7 +130,9 @@ def _parse_simple(df: pl.DataFrame) -> pl.DataFrame:
 
 def _parse_general(df: pl.DataFrame, tz: str) -> pl.DataFrame:
     """Add `decimals`, `amount_minor` and `operation_ts`, parsed from any text as the rules define them."""
-    text = pl.col("amount").str.strip_chars(" \t").str.strip_prefix("+")
+    signed = pl.col("amount").str.strip_chars(" \t").str.strip_prefix("+")
+    negative = signed.str.starts_with("-") & pl.col("type").is_in(SIGNED_TYPES)
+    text = signed.str.strip_prefix("-")
     frac = text.str.extract(r"\.([0-9]*)$", 1).fill_null("").str.strip_chars_end("0")
     return (
         df.with_columns(
@@ -134,7 +141,8 @@ def _parse_general(df: pl.DataFrame, tz: str) -> pl.DataFrame:
             frac4=frac.str.slice(0, MAX_EXPONENT).str.pad_end(MAX_EXPONENT, "0").cast(pl.Int64, strict=False),
             operation_ts=parse_timestamp(pl.col("operation_date"), tz),
         )
-        .with_columns(amount_minor=pl.col("whole") * pl.col("scale") + pl.col("frac4") // pl.col("frac_div"))
+        .with_columns(amount_minor=(pl.col("whole") * pl.col("scale") + pl.col("frac4") // pl.col("frac_div"))
+                      * pl.when(negative).then(-1).otherwise(1))
         .drop("whole", "frac4")
     )
 
@@ -151,6 +159,7 @@ def _rules() -> list[tuple[str, pl.Expr, pl.Expr]]:
     amount, date = pl.col("amount"), pl.col("operation_date")
     number = amount.str.contains(_NUMBER)
     text = amount.str.strip_chars(" \t")
+    signed = pl.col("type").is_in(SIGNED_TYPES).fill_null(False)
     rules = [("missing_value", pl.col(c).is_null(), pl.lit(f"{c}: value is missing")) for c in REQUIRED]
     for c in ID_COLUMNS:
         rules.append(("control_character", pl.col(c).str.contains(_CONTROL),
@@ -168,8 +177,10 @@ def _rules() -> list[tuple[str, pl.Expr, pl.Expr]]:
          pl.format("amount: {} has digits other than ASCII 0-9", _shown("amount"))),
         ("bad_amount", ~number & ~amount.str.contains(_OTHER_DIGIT),
          pl.format("amount: {} is not a decimal number", _shown("amount"))),
-        ("non_positive_amount", number & (text.str.starts_with("-") | ~text.str.contains("[1-9]")),
+        ("non_positive_amount", number & ~signed & (text.str.starts_with("-") | ~text.str.contains("[1-9]")),
          pl.format("amount: {} must be positive", _shown("amount"))),
+        ("zero_amount", number & signed & ~text.str.contains("[1-9]"),
+         pl.format("amount: {} must not be zero for type {}", _shown("amount"), _shown("type"))),
         ("too_many_decimals", number & (pl.col("decimals") > pl.col("exponent")),
          pl.format("amount: '{}' has {} decimals, {} allows {}", text, "decimals", "currency", "exponent")),
         ("bad_date", ~date.str.contains(_ISO_DATE),

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from ops_pipeline import analytics
 from ops_pipeline.lake.tables import BALANCE_OPERATIONS
+from ops_pipeline.ledger.split import primary_sql
 from ops_pipeline.recon import service, store
 from ops_pipeline.recon.rules import Criteria, Recon, Rule
 
@@ -48,7 +49,7 @@ _OPS = """
 WITH ops AS NOT MATERIALIZED (
     SELECT falcon_operation_id AS id, falcon_operation_id, source, amount_minor AS amount, currency,
            merchant_id, psp_id, CAST(timezone($tz, operation_date) AS DATE) AS day
-    FROM {log} WHERE source IN ('CO', 'RO') AND type <> 'psp_fee'
+    FROM {log} WHERE source IN ('CO', 'RO') AND """ + primary_sql() + """
         AND operation_date >= $scan_from AND operation_date < $scan_to
 )"""
 _RECORDS = _OPS + """,

@@ -8,7 +8,9 @@ from ops_pipeline.money import to_major
 from ops_pipeline.reports import charts
 from ops_pipeline.reports.model import Report
 
-LABELS = {"psp_fee": "fee"}
+LABELS = {"psp_fee": "fee", "chargeback_reversal": "chargeback reversal", "dispute_fee": "dispute fee",
+          "fee_adjustment": "fee adjustment", "rolling_reserve": "rolling reserve",
+          "reserve_release": "reserve release", "reserve_expiry": "reserve expiry"}
 
 
 def major(minor: int, currency: str) -> str:

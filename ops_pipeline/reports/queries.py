@@ -19,7 +19,11 @@ VIEWS = ("recon_results.sql", "settlement_aging.sql")
 BREAK_LIMIT = 5000  # rows listed; the count says how many there are
 LOG = f"lake_{BALANCE_OPERATIONS.name}"
 BASES = {"confirmed": "RO", "settled": "CO"}  # the source each balance leaves out (the ledger's fold rule)
-TYPE_ORDER = ("capture", "psp_fee", "refund", "payout", "adjustment")
+# entry types in report order (ledger/split.py); the first five are columns even when nothing moved
+TYPE_ORDER = ("capture", "psp_fee", "refund", "payout", "adjustment", "chargeback", "dispute_fee",
+              "chargeback_reversal", "withdrawal", "cashback", "fee_adjustment", "reserve", "rolling_reserve",
+              "reserve_release", "reserve_expiry")
+ALWAYS = TYPE_ORDER[:5]
 
 
 @contextmanager
@@ -91,7 +95,7 @@ def movements(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
               ) -> tuple[list[Movement], list[str]]:
     """Per merchant, currency and basis: the balance before `start`, the entries of [start, end) by type, the
     closing balance; against the ledger's fold (`ledger.live.fold_sql`) of the entries before `end`. Also the
-    types: the standard ones (`TYPE_ORDER`), then any other found, in report order."""
+    types: the standard ones (`ALWAYS`), then any other found, in report order (`TYPE_ORDER`)."""
     params = {"start": start, "end": end}
     parts = con.execute(
         f"SELECT merchant_id, currency, source, type, "
@@ -100,7 +104,7 @@ def movements(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
         f"FROM {LOG} WHERE operation_date < $end GROUP BY ALL", params).fetchall()
     ledger = {(m, c): (conf, sett) for m, c, conf, sett, _ in con.execute(
         fold_sql(LOG, "operation_date < $end"), {"end": end}).fetchall()}
-    types = sorted({*TYPE_ORDER, *(r[3] for r in parts if r[5])},  # the standard columns always
+    types = sorted({*ALWAYS, *(r[3] for r in parts if r[5])},  # the standard columns always
                    key=lambda t: (TYPE_ORDER.index(t) if t in TYPE_ORDER else len(TYPE_ORDER), t))
     sums: dict[tuple[str, str, str], list] = {}
     for merchant, currency, source, type_, opening, moved in parts:

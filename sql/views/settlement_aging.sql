@@ -11,4 +11,5 @@ SELECT o.*, c.merchant_id, c.psp_id,
             WHEN age_days <= 30 THEN '8-30' ELSE '>30' END AS age_bucket
 FROM open o
 LEFT JOIN (SELECT falcon_operation_id, merchant_id, psp_id FROM lake_balance_operations
-           WHERE source = 'CO' AND type <> 'psp_fee') c USING (falcon_operation_id);
+           WHERE source = 'CO' AND type NOT IN ('psp_fee', 'dispute_fee', 'rolling_reserve', 'reserve_expiry')
+          ) c USING (falcon_operation_id);
