@@ -47,6 +47,7 @@ class Lake:
         self.uri = uri.rstrip("/")
         self.storage_options = dict(storage_options or {})
         self._handles: dict[str, DeltaTable] = {}
+        self._ensured: set[str] = set()  # tables known to exist: `ensure` opens nothing for them
         self._s3: pa_fs.S3FileSystem | None = None
 
     def close(self) -> None:
@@ -87,7 +88,7 @@ class Lake:
 
     def ensure(self, spec: TableSpec) -> None:
         """Create the table empty with its schema if it does not exist (idempotent)."""
-        if self.open(spec.name) is None:
+        if spec.name not in self._ensured and self.open(spec.name) is None:
             with suppress(CommitFailedError):  # another process created it first
                 write_deltalake(
                     self.table_uri(spec.name),
@@ -97,6 +98,7 @@ class Lake:
                     configuration=TABLE_CONFIG,
                     storage_options=self.storage_options,
                 )
+        self._ensured.add(spec.name)
 
     def append(self, name: str, data: pa.Table, attempts: int = 5) -> int:
         """Append in one commit (all rows or none) and return the version of that commit.
@@ -129,15 +131,16 @@ class Lake:
         with ThreadPoolExecutor(max(1, len(frames))) as pool:
             return Staged(name, tuple(pool.map(lambda f: _write_file(root, f), frames)))
 
-    def commit(self, staged: Staged, attempts: int = 5) -> int:
-        """Commit staged rows as one new version (all or nothing) and return it.
+    def commit(self, staged: Staged, table: DeltaTable | None = None, attempts: int = 5) -> int:
+        """Commit staged rows as one new version (all or nothing) and return it; `table` is a handle of the
+        table to commit through (a long-lived writer's, kept up to date), else one is opened.
 
         The returned version is the table's latest after the commit: callers serialize writers of the table
         (the ledger lock), as the cache's compare-and-set on versions needs anyway.
         """
         if staged.table is not None:
             return self.append(staged.name, staged.table, attempts)
-        table = self.open(staged.name)
+        table = table or self.open(staged.name)
         if not staged.actions:
             return table.version()
         for attempt in range(attempts):

@@ -11,6 +11,9 @@ for all those requests. A request is answered only after that commit, so:
   is atomic); their retry is new. A crash after the commit but before the answer is harmless too: the
   retry is a duplicate by (source, falcon_operation_id) and answers 200 with the original ingest id.
 Requests never split across commits; one commit per kind holds whole requests.
+
+The thread keeps what ingest looks up warm between commits (`writer_state.Warm`: Delta handles, one DuckDB
+connection, an index of the log's keys), so a commit costs the new rows' work, not a scan of the log.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ops_pipeline.errors import InvalidInput
 from ops_pipeline.lake.tables import INPUT_COLUMNS
 from ops_pipeline.ledger import KINDS
 from ops_pipeline.ledger.ingest import LOG, ingest_rows
+from ops_pipeline.ledger.writer_state import Cold, Warm
 from ops_pipeline.workspace import Workspace
 
 MAX_OPERATIONS = 10_000  # per request
@@ -94,6 +98,7 @@ class Intake:
         self._thread.join()
 
     def _run(self) -> None:
+        state = Warm(self.ws) if self.ws.lake.is_local else Cold(self.ws)  # kept warm across commits
         stopping = False
         while not stopping:
             first = self._queue.get()
@@ -112,7 +117,7 @@ class Intake:
                 batch.append(item)
                 rows += len(item.rows)
             try:
-                results = commit(self.ws, [r.rows for r in batch], [r.actor for r in batch])
+                results = commit(self.ws, [r.rows for r in batch], [r.actor for r in batch], state)
             except BaseException as exc:  # every waiting request gets the error
                 for r in batch:
                     r.done.set_exception(exc)
@@ -121,8 +126,10 @@ class Intake:
                     r.done.set_result(result)
 
 
-def commit(ws: Workspace, requests: list[list[dict]], actors: list[str]) -> list[PostResult]:
-    """Ingest several requests' operations together: one `ingest_rows` (one log commit) per kind; each
+def commit(ws: Workspace, requests: list[list[dict]], actors: list[str],
+           state: Cold | None = None) -> list[PostResult]:
+    """Ingest several requests' operations together: one `ingest_rows` (one log commit) per kind, with the
+    committer's `state` (what it keeps warm between commits; read afresh by default); each
     request is audited (`ledger_operations` / `post`, entity id: its first operation's ingest id) with its
     actor and what came of its operations."""
     outcomes: list[list[Outcome | None]] = [[None] * len(rows) for rows in requests]
@@ -136,7 +143,7 @@ def commit(ws: Workspace, requests: list[list[dict]], actors: list[str]) -> list
             "row_number", offset=1).with_columns(pl.col("row_number").cast(pl.Int64))
         # the batch's content hash: quarantine ids of a repeated identical request stay the same
         sha = hashlib.sha256(json.dumps([kind, text], sort_keys=True).encode()).hexdigest()
-        result = ingest_rows(ws, df, source, FILE_NAME, sha)
+        result = ingest_rows(ws, df, source, FILE_NAME, sha, state=state)
         version = max(version, result.lake_version)
         for (i, j), row, o in zip(at, text, result.outcomes.sort("row_number").iter_rows(named=True),
                                   strict=True):
