@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 # Every table keeps a change data feed, so caches can fold in exactly the commits they have not seen.
 TABLE_CONFIG = {"delta.enableChangeDataFeed": "true"}
+SMALL_ROWS = 100_000  # frames staged together up to this many rows go to one file
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,8 @@ class Lake:
         return self._write(name, data, "append")
 
     def stage(self, name: str, frames: list[pl.DataFrame]) -> Staged:
-        """Write polars frames as Parquet files of table `name` (lz4), one file per frame, in parallel.
+        """Write polars frames as Parquet files of table `name` (lz4), one file per frame, in parallel (frames
+        of `SMALL_ROWS` rows in all go to one file: a log of many small commits holds fewer files).
 
         Nothing is visible until `commit`: a crash in between leaves only files no version refers to.
         Polars writes the strings itself (no Arrow conversion). Object storage keeps the Arrow path.
@@ -128,7 +130,11 @@ class Lake:
             return Staged(name, table=pl.concat(frames).to_arrow() if frames else None)
         self.ensure(spec)
         root = self.table_uri(name).removeprefix("file://")
-        with ThreadPoolExecutor(max(1, len(frames))) as pool:
+        if len(frames) > 1 and sum(len(f) for f in frames) <= SMALL_ROWS:
+            frames = [pl.concat(frames)]  # one small file, not several tiny ones
+        if len(frames) <= 1:
+            return Staged(name, tuple(_write_file(root, f) for f in frames))
+        with ThreadPoolExecutor(len(frames)) as pool:
             return Staged(name, tuple(pool.map(lambda f: _write_file(root, f), frames)))
 
     def commit(self, staged: Staged, table: DeltaTable | None = None, attempts: int = 5) -> int:

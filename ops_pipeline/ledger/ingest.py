@@ -20,7 +20,6 @@ from sqlalchemy import insert
 from ops_pipeline import audit
 from ops_pipeline.db.schema import ingest_runs
 from ops_pipeline.errors import InvalidInput
-from ops_pipeline.lake.store import Staged
 from ops_pipeline.lake.tables import (
     BALANCE_OPERATIONS,
     CONFIRMED_OPERATIONS,
@@ -81,7 +80,7 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
     """Ingest text rows (INPUT_COLUMNS + row_number) that came from the file with hash `file_sha`.
 
     Commits, in this order: raw rows, log entries (one commit: all or nothing), quarantine, resolutions.
-    The raw rows' and the entries' Parquet files are written in parallel threads; the commits follow.
+    The raw rows are written and committed in a thread of their own while the entries are prepared.
     `state` is what a long-lived writer keeps between ingests (`writer_state.Warm`); by default it is read.
     """
     started = datetime.now(UTC)
@@ -89,7 +88,7 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
     state = state or Cold(ws)
     with ws.lock("ledger"), ThreadPoolExecutor(1) as background:
         state.sync()
-        raw = (background.submit(_stage_raw, state, df, source, file_name, file_sha, ingest_id, started)
+        raw = (background.submit(_write_raw, state, df, source, file_name, file_sha, ingest_id, started)
                if write_raw else None)
         context = state.context()
         rows, rejects = validate_operations(df, context, ws.settings.timezone)
@@ -100,8 +99,8 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
         deltas = _fold(parts, context)  # the cache's sums, from the entries before they are written
         entries = int(deltas["entries"].sum() or 0)
         staged = state.stage(LOG, parts)  # files only: invisible until the commit below
-        if raw and (raw_staged := raw.result()):
-            state.commit(raw_staged, pl.Series([file_sha]))  # the raw rows are committed before the log
+        if raw:
+            raw.result()  # the raw rows are committed before the log
         before, _ = balances.refresh_cache(ws)  # cache and log at one version: the new entries fold onto it
         version = before
         if entries:
@@ -153,16 +152,17 @@ def _count(result: IngestResult, started: datetime) -> None:
     metrics.LEDGER_LOG_VERSION.set(result.lake_version)
 
 
-def _stage_raw(state: Cold, df, source, file_name, file_sha, ingest_id, at) -> Staged | None:
-    """Raw rows as received, once per file content: their files written, the commit left to the caller."""
+def _write_raw(state: Cold, df, source, file_name, file_sha, ingest_id, at) -> None:
+    """Commit the raw rows as received, once per file content (a thread of its own, while the entries are
+    prepared)."""
     table = RAW_TABLES[source]
     if state.file_seen(table, file_sha):
-        return None
+        return
     raw = df.with_columns(
         ingest_id=pl.lit(ingest_id), received_at=pl.lit(at).cast(pl.Datetime("us", "UTC")),
         file_name=pl.lit(file_name), file_sha256=pl.lit(file_sha),
     )
-    return state.stage(table, _halves(raw))
+    state.commit(state.stage(table, _halves(raw)), pl.Series([file_sha]))
 
 
 def _halves(df: pl.DataFrame) -> list[pl.DataFrame]:
