@@ -1,6 +1,6 @@
 """What drives the ledger: files dropped in `OPS_HOME/landing/{confirmed,reconciled}/` launch the ingest job,
 one run per file; schedules in the business time zone (OPS_TIMEZONE) take a snapshot every 15 minutes and
-run the checks and the hold expiry hourly."""
+run the checks and the hold expiry hourly, and compact the log every 10 minutes."""
 
 import json
 import time
@@ -8,7 +8,13 @@ import time
 import dagster as dg
 
 from assets.ledger.assets import ingest_run_config
-from assets.ledger.jobs import balance_snapshot_job, expire_holds_job, ledger_checks_job, ledger_ingest_job
+from assets.ledger.jobs import (
+    balance_snapshot_job,
+    compact_log_job,
+    expire_holds_job,
+    ledger_checks_job,
+    ledger_ingest_job,
+)
 from ops_pipeline.ledger.landing import landing_files
 from ops_pipeline.settings import Settings
 from resources.ops import OpsResource
@@ -63,6 +69,13 @@ expire_holds_schedule = dg.ScheduleDefinition(
     name="expire_holds_schedule", job=expire_holds_job, cron_schedule="0 * * * *",
     execution_timezone=TIMEZONE, default_status=RUNNING,
 )
+# live intake adds a file per group commit: compaction keeps the log (and every commit's cost) small
+compact_log_schedule = dg.ScheduleDefinition(
+    name="compact_log_schedule", job=compact_log_job, cron_schedule="*/10 * * * *",
+    execution_timezone=TIMEZONE, default_status=RUNNING,
+)
 
-LEDGER_SCHEDULES = [balance_snapshot_schedule, ledger_checks_schedule, expire_holds_schedule]
+LEDGER_SCHEDULES = [
+    balance_snapshot_schedule, ledger_checks_schedule, expire_holds_schedule, compact_log_schedule,
+]
 LEDGER_SENSORS = [landing_files_sensor]

@@ -57,3 +57,21 @@ def test_compaction_keeps_balances_and_replay_and_drops_files(ws):
     with ws.engine.connect() as conn:
         [_, last] = audit.history(conn, "ledger_log", "compact")
     assert last["actor"] == "test" and last["after"]["retention_hours"] == 0
+
+
+def test_compact_log_job_runs_on_its_schedule(sqlite_ws, monkeypatch):
+    import dagster as dg
+
+    import definitions
+
+    monkeypatch.setenv("OPS_HOME", str(sqlite_ws.home))
+    for name in ("OPS_DATABASE_URL", "OPS_LAKE_URI", "OPS_TIMEZONE"):
+        monkeypatch.delenv(name, raising=False)
+    state = Warm(sqlite_ws)
+    for i in range(3):
+        post(sqlite_ws, state, (op(f"c{i}", "1.00"), "confirmed"))
+    schedule = definitions.defs.resolve_schedule_def("compact_log_schedule")
+    assert (schedule.job_name, schedule.cron_schedule) == ("compact_log_job", "*/10 * * * *")
+    with dg.instance_for_test() as instance:
+        result = definitions.defs.resolve_job_def("compact_log_job").execute_in_process(instance=instance)
+    assert result.output_for_node("compact_ledger_log")[LOG] == 1
