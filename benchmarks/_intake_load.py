@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._api_load import Connection, arguments  # noqa: E402
+from benchmarks._api_load import Connection, arguments
 
 
 class BodyConnection(Connection):
@@ -106,7 +106,8 @@ async def run(args) -> tuple[dict, list[str]]:
         conn.close()
     posts.sort()
     reads.sort()
-    return {"requests": count, "send_rate": count / sent, "statuses": {str(k): v for k, v in statuses.items()},
+    return {"requests": count, "send_rate": count / sent,
+            "statuses": {str(k): v for k, v in statuses.items()},
             "errors": dict(errors), "reads_missing_their_operation": missed,
             "generator_max_send_lag_ms": lag * 1000, "post_ms": posts, "read_ms": reads}, acked
 

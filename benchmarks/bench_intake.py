@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import duckdb  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from benchmarks import _server_metrics  # noqa: E402
 from benchmarks._intake_load import BodyConnection, operation, post_request  # noqa: E402
 from benchmarks._machine import wait_idle  # noqa: E402
 from benchmarks.bench_balance_api import free_port, percentile, start_server, stop_server  # noqa: E402
@@ -83,8 +84,9 @@ def counts(ws: Workspace, prefix: str) -> dict[str, int]:
     """How many times each operation id with `prefix` is in the log (its amount entry)."""
     con = duckdb.connect()
     rel = ws.lake.relation(con, LOG)
-    return dict(con.sql(f"SELECT falcon_operation_id, count(*) FROM {rel} WHERE type = 'capture' "
-                        "AND starts_with(falcon_operation_id, $p) GROUP BY ALL", params={"p": prefix}).fetchall())
+    found = con.sql(f"SELECT falcon_operation_id, count(*) FROM {rel} WHERE type = 'capture' "
+                    "AND starts_with(falcon_operation_id, $p) GROUP BY ALL", params={"p": prefix})
+    return dict(found.fetchall())
 
 
 def exactly_once(ws: Workspace, prefix: str, acked: list[str]) -> dict:
@@ -96,7 +98,7 @@ def exactly_once(ws: Workspace, prefix: str, acked: list[str]) -> dict:
 
 def single(ws: Workspace, port: int, token: str, args) -> dict:
     acked_file = DATA / "acked.txt"
-    before, start = log_state(ws), time.perf_counter()
+    before, start, scraped = log_state(ws), time.perf_counter(), _server_metrics.scrape(port)
     cmd = [sys.executable, str(ROOT / "benchmarks" / "_intake_load.py"), "--port", str(port),
            "--rate", str(args.rate), "--duration", str(args.duration), "--token", token,
            "--merchant", json.dumps(MERCHANT), "--prefix", "live", "--acked", str(acked_file)]
@@ -104,9 +106,16 @@ def single(ws: Workspace, port: int, token: str, args) -> dict:
     if load.returncode:
         raise SystemExit(f"load generator failed:\n{load.stderr}")
     minutes = (time.perf_counter() - start) / 60
+    diff = _server_metrics.delta(scraped, _server_metrics.scrape(port))
     result = json.loads(load.stdout)
     after = log_state(ws)
     posts, reads = result.pop("post_ms"), result.pop("read_ms")
+    commits = _server_metrics.total(diff, "ops_ledger_ingest_duration_seconds_count")
+
+    def mean(name: str) -> float:  # ms per observation of histogram `name` during the run
+        count = _server_metrics.total(diff, f"{name}_count")
+        return 1000 * _server_metrics.total(diff, f"{name}_sum") / max(1, count)
+
     failed = sum(v for s, v in result["statuses"].items() if s != "200") + sum(result["errors"].values())
     return {
         **result, "errors": failed,
@@ -116,13 +125,16 @@ def single(ws: Workspace, port: int, token: str, args) -> dict:
         "reads": len(reads), "log_commits_per_minute": round((after[0] - before[0]) / minutes),
         "log_files_per_minute": round((after[1] - before[1]) / minutes),
         **exactly_once(ws, "live-", acked_file.read_text().split()),
+        "server": {"group_commits": commits,
+                   "mean_group_commit_ms": round(mean("ops_ledger_ingest_duration_seconds"), 1),
+                   "mean_delta_commit_ms": round(mean("ops_lake_commit_duration_seconds"), 1)},
     }
 
 
 async def batches(port: int, token: str, args) -> tuple[dict, list[str]]:
     host = f"127.0.0.1:{port}"
-    bodies = [json.dumps({"operations": [operation(f"batch-{b}-{i}", "12.34", MERCHANT) for i in range(1000)]})
-              .encode() for b in range(args.batches)]
+    bodies = [json.dumps({"operations": [operation(f"batch-{b}-{i}", "12.34", MERCHANT)
+                                         for i in range(1000)]}).encode() for b in range(args.batches)]
     todo, acked, statuses = list(range(args.batches)), [], {}
 
     async def client() -> None:
@@ -169,7 +181,8 @@ def one_db(db: str, args) -> dict:
 
 def summary(db: str, r: dict) -> str:
     s, b = r["single"], r["batch_1000"]
-    return (f"{db}: {s['send_rate']:.0f} req/s sent, p50 {s['p50_ms']} p99 {s['p99_ms']} max {s['max_ms']} ms, "
+    return (f"{db}: {s['send_rate']:.0f} req/s sent, p50 {s['p50_ms']} p99 {s['p99_ms']} "
+            f"max {s['max_ms']} ms, "
             f"{s['errors']} errors, {s['missing']} missing, {s['duplicated']} duplicated, "
             f"{s['reads_missing_their_operation']} reads without their operation, "
             f"{s['log_files_per_minute']} log files/min; batches of 1,000: {b['operations_per_s']:,} ops/s; "
