@@ -158,6 +158,9 @@ def one_db(db: str, args) -> dict:
     ws = workspace(db, args.pg_url)
     port = free_port()
     quiet = wait_idle(args.max_busy, args.idle_wait)
+    if quiet["busy_before"] > args.max_busy:
+        raise SystemExit(f"the machine stayed busy ({quiet['busy_before']:.0%} of the CPUs over 3 s after "
+                         f"{quiet['waited_s']} s): refusing to measure (--max-busy 1 measures anyway)")
     server = start_server(ws.settings, port, 1)
     token = mint_token(ws.settings, "internal", "bench", ttl_seconds=7200)
     try:
@@ -200,7 +203,7 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=200)
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--max-busy", type=float, default=0.15, help="idle: busy fraction of all CPUs")
-    p.add_argument("--idle-wait", type=float, default=120, help="longest wait for an idle machine, s")
+    p.add_argument("--idle-wait", type=float, default=600, help="longest wait for an idle machine, s")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
