@@ -138,17 +138,19 @@ def commit(ws: Workspace, requests: list[list[dict]], actors: list[str],
         at = [(i, j) for i, rows in enumerate(requests) for j, row in enumerate(rows) if row["kind"] == kind]
         if not at:
             continue
-        text = [{c: requests[i][j].get(c) for c in INPUT_COLUMNS} for i, j in at]
+        rows = [requests[i][j] for i, j in at]
+        text = {c: [row.get(c) for row in rows] for c in INPUT_COLUMNS}  # column-wise: cheaper to build
         df = pl.DataFrame(text, schema={c: pl.String for c in INPUT_COLUMNS}).with_row_index(
             "row_number", offset=1).with_columns(pl.col("row_number").cast(pl.Int64))
         # the batch's content hash: quarantine ids of a repeated identical request stay the same
-        sha = hashlib.sha256(json.dumps([kind, text], sort_keys=True).encode()).hexdigest()
+        sha = hashlib.sha256(json.dumps([kind, *text.values()]).encode()).hexdigest()
         result = ingest_rows(ws, df, source, FILE_NAME, sha, state=state)
         version = max(version, result.lake_version)
-        for (i, j), row, o in zip(at, text, result.outcomes.sort("row_number").iter_rows(named=True),
-                                  strict=True):
-            outcomes[i][j] = Outcome(row["falcon_operation_id"], kind, o["status"], o["ingest_id"],
-                                     o["reason_code"], o["reason"])
+        found = result.outcomes.sort("row_number")
+        for (i, j), *o in zip(at, text["falcon_operation_id"],
+                              *(found[c].to_list() for c in ("status", "ingest_id", "reason_code", "reason")),
+                              strict=True):
+            outcomes[i][j] = Outcome(o[0], kind, *o[1:])
     results = [PostResult(list(o), version) for o in outcomes]
     with ws.engine.begin() as conn:
         for actor in set(actors):
