@@ -64,8 +64,10 @@ async def run(args) -> tuple[dict, list[str]]:
         nonlocal missed
         op_id = f"{args.prefix}-{i}"
         body = json.dumps(operation(op_id, f"{rng.randint(100, 99_999) / 100:.2f}", merchant)).encode()
-        conn = idle.pop() if idle else await BodyConnection.open(args.host, args.port)
+        conn = idle.pop() if idle else None
         try:
+            if conn is None:
+                conn = await BodyConnection.open(args.host, args.port)
             status, answer = await asyncio.wait_for(conn.call(post_request(host, args.token, body)),
                                                     args.timeout)
             posts.append((time.perf_counter() - scheduled) * 1000)
@@ -82,8 +84,9 @@ async def run(args) -> tuple[dict, list[str]]:
                 if status != 200 or json.loads(answer)["lakeVersion"] < version:
                     missed += 1
             idle.append(conn)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            conn.close()
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, KeyError) as exc:
+            if conn is not None:
+                conn.close()
             errors[type(exc).__name__] += 1
 
     count = int(args.duration * args.rate)
