@@ -29,6 +29,8 @@ def test_warm_state_sees_file_ingests_and_context_loads_between_its_commits(ws, 
     [b1, a1, c1] = post(ws, state, op("b1", "5.00"), op("a1", "10.00"), op("c1", "1.00"))
     assert (b1, a1) == (("b1", "duplicate", taken.ingest_id), ("a1", "duplicate", first))
     assert c1[:2] == ("c1", "accepted")
+    # a second warm committer (another API worker) catches up with the first one's commits
+    assert post(ws, Warm(ws), op("c1", "1.00"))[0][:2] == ("c1", "duplicate")
     # a merchant loaded after the state was warm is known to its next commit
     assert post(ws, state, op("d1", "1.00", psp_id="psp9"))[0][1] == "rejected"
     merchants.load(ws, write_merchants(tmp_path / "m.csv", [*MERCHANTS, ("psp9", "lm1", "s1", "EUR", "M9", "",
