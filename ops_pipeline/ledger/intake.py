@@ -25,6 +25,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import Future
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -99,6 +100,10 @@ class Intake:
 
     def _run(self) -> None:
         state = Warm(self.ws) if self.ws.lake.is_local else Cold(self.ws)  # kept warm across commits
+        # load the log's key index now, not on the first request; a failure recurs in the first commit's
+        # sync (under the lock), which reports it to the waiting requests instead of stopping this thread
+        with suppress(Exception):
+            state.sync()
         stopping = False
         while not stopping:
             first = self._queue.get()
