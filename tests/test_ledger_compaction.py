@@ -59,7 +59,7 @@ def test_compaction_keeps_balances_and_replay_and_drops_files(ws):
     assert last["actor"] == "test" and last["after"]["retention_hours"] == 0
 
 
-def test_compact_log_job_runs_on_its_schedule(sqlite_ws, monkeypatch):
+def test_compact_log_job_on_its_schedule_and_the_cli_command(sqlite_ws, monkeypatch):
     import dagster as dg
 
     import definitions
@@ -75,3 +75,10 @@ def test_compact_log_job_runs_on_its_schedule(sqlite_ws, monkeypatch):
     with dg.instance_for_test() as instance:
         result = definitions.defs.resolve_job_def("compact_log_job").execute_in_process(instance=instance)
     assert result.output_for_node("compact_ledger_log")[LOG] == 1
+    from click.testing import CliRunner
+
+    from ops_pipeline.cli import cli
+
+    out = CliRunner().invoke(cli, ["ledger", "compact", "--retention-hours", "0"])
+    assert out.exit_code == 0, out.output
+    assert f"{LOG}: 1 files -> 1, 3 vacuumed" in out.output  # the job's compaction left 3 files to vacuum
