@@ -54,6 +54,7 @@ class Settings:
     dagster_url: str = "http://127.0.0.1:3000"  # the Dagster UI the console links to
     intake_commit_ms: int = 5  # group commit of posted operations: the longest wait for more requests
     intake_commit_rows: int = 20_000  # ... or until this many rows are queued
+    log_retention_hours: int = 168  # files compaction replaced stay this long for readers of older versions
     _jwt_secret: str | None = None
     _encryption_key: str | None = None
 
@@ -102,6 +103,7 @@ class Settings:
             dagster_url=(env.get("OPS_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
             intake_commit_ms=_count(env, "OPS_INTAKE_COMMIT_MS", 5, 0, 10_000),
             intake_commit_rows=_count(env, "OPS_INTAKE_COMMIT_ROWS", 20_000, 1, 1_000_000),
+            log_retention_hours=_count(env, "OPS_LOG_RETENTION_HOURS", 168, 0, 100_000),
             _jwt_secret=env.get("OPS_JWT_SECRET") or None,
             _encryption_key=env.get("OPS_ENCRYPTION_KEY") or None,
         )

@@ -1,6 +1,7 @@
 """What drives the ledger: files dropped in `OPS_HOME/landing/{confirmed,reconciled}/` launch the ingest job,
 one run per file; schedules in the business time zone (OPS_TIMEZONE) take a snapshot every 15 minutes and
-run the checks, the hold expiry and the release of due reserves hourly."""
+run the checks, the hold expiry and the release of due reserves hourly, and compact the log every
+10 minutes."""
 
 import json
 import time
@@ -10,6 +11,7 @@ import dagster as dg
 from assets.ledger.assets import ingest_run_config
 from assets.ledger.jobs import (
     balance_snapshot_job,
+    compact_log_job,
     expire_holds_job,
     ledger_checks_job,
     ledger_ingest_job,
@@ -69,12 +71,19 @@ expire_holds_schedule = dg.ScheduleDefinition(
     name="expire_holds_schedule", job=expire_holds_job, cron_schedule="0 * * * *",
     execution_timezone=TIMEZONE, default_status=RUNNING,
 )
+# live intake adds a file per group commit: compaction keeps the log (and every commit's cost) small
+compact_log_schedule = dg.ScheduleDefinition(
+    name="compact_log_schedule", job=compact_log_job, cron_schedule="*/10 * * * *",
+    execution_timezone=TIMEZONE, default_status=RUNNING,
+)
 
 release_reserves_schedule = dg.ScheduleDefinition(
     name="release_reserves_schedule", job=release_reserves_job, cron_schedule="10 * * * *",
     execution_timezone=TIMEZONE, default_status=RUNNING,
 )
 
-LEDGER_SCHEDULES = [balance_snapshot_schedule, ledger_checks_schedule, expire_holds_schedule,
-                    release_reserves_schedule]
+LEDGER_SCHEDULES = [
+    balance_snapshot_schedule, ledger_checks_schedule, expire_holds_schedule, compact_log_schedule,
+    release_reserves_schedule,
+]
 LEDGER_SENSORS = [landing_files_sensor]

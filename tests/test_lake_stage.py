@@ -22,7 +22,7 @@ def test_staged_files_are_invisible_until_committed_then_all_appear_in_one_versi
     frame = pl.DataFrame({"quarantine_id": ["a", "b"], "resolution": ["ingested"] * 2, "ingest_id": ["i"] * 2,
                           "resolved_at": [at, at]})
     staged = lake.stage(name, [frame, frame.with_columns(quarantine_id=pl.lit("c"))])
-    assert len(staged.actions) == 2
+    assert len(staged.actions) == 1  # small frames share one file
     assert rows(lake) == []  # a crash here leaves only files that no version refers to
     before = lake.latest_version(name)
     version = lake.commit(staged)

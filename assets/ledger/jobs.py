@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.ledger.assets import BALANCE_CACHE, BALANCE_SNAPSHOT, ingest_landing_files
 from assets.ledger.checks import LEDGER_CHECKS
-from ops_pipeline.ledger import holds, reserves
+from ops_pipeline.ledger import compaction, holds, reserves
 from resources.ops import OpsResource
 
 ledger_pipeline_job = dg.define_asset_job(
@@ -59,9 +59,23 @@ def release_due_reserves(context: dg.OpExecutionContext, ops: OpsResource) -> in
 @dg.job(description="Give back rolling reserves that are due, one log commit and one audit record per run.")
 def release_reserves_job() -> None:
     release_due_reserves()
+def compact_ledger_log(context: dg.OpExecutionContext, ops: OpsResource) -> dict[str, int]:
+    """Rewrite the small files of the log and the raw feeds into large ones; vacuum past the retention."""
+    with ops.workspace() as ws:
+        results = compaction.compact(ws, actor="dagster:compact_log_job")
+    for r in results:
+        context.log.info(f"{r.table}: {r.files_before} files -> {r.files_after}, {r.vacuumed} vacuumed")
+    return {r.table: r.files_after for r in results}
+
+
+@dg.job(description="Compact the log's small files (live intake commits often) and vacuum files replaced "
+                    "more than OPS_LOG_RETENTION_HOURS ago; balances, replay and time travel are unchanged.")
+def compact_log_job() -> None:
+    compact_ledger_log()
 
 
 LEDGER_JOBS = [
     ledger_pipeline_job, ledger_ingest_job, balance_snapshot_job, ledger_checks_job, expire_holds_job,
     release_reserves_job,
+    compact_log_job,
 ]

@@ -15,6 +15,7 @@ from ops_pipeline.ledger import (
     KINDS,
     adjustments,
     balances,
+    compaction,
     holds,
     ingest,
     landing,
@@ -98,6 +99,18 @@ def ledger_balance(ctx: Context, merchant_id: str, currency: str | None, as_of: 
     else:
         found = balances.get_balances(ctx.ws, merchant_id, currency)
     emit(BALANCE_COLUMNS, ([b.to_dict()[c] for c in BALANCE_COLUMNS] for b in found), fmt)
+
+
+@ledger_group.command("compact")
+@click.option("--retention-hours", type=click.IntRange(0), default=None,
+              help="Vacuum files replaced longer ago than this (default OPS_LOG_RETENTION_HOURS).")
+@pass_ctx
+def ledger_compact(ctx: Context, retention_hours: int | None) -> None:
+    """Rewrite the small files of the log and the raw feeds into large ones, then vacuum (what Dagster's
+    compact_log_job does)."""
+    for r in compaction.compact(ctx.ws, actor="cli", retention_hours=retention_hours):
+        click.echo(f"{r.table}: {r.files_before} files -> {r.files_after}, {r.vacuumed} vacuumed, "
+                   f"version {r.version_after}")
 
 
 @ledger_group.command("rebuild")

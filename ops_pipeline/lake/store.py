@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 # Every table keeps a change data feed, so caches can fold in exactly the commits they have not seen.
 TABLE_CONFIG = {"delta.enableChangeDataFeed": "true"}
+SMALL_ROWS = 100_000  # frames staged together up to this many rows go to one file
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Lake:
         self.uri = uri.rstrip("/")
         self.storage_options = dict(storage_options or {})
         self._handles: dict[str, DeltaTable] = {}
+        self._ensured: set[str] = set()  # tables known to exist: `ensure` opens nothing for them
         self._s3: pa_fs.S3FileSystem | None = None
 
     def close(self) -> None:
@@ -87,7 +89,7 @@ class Lake:
 
     def ensure(self, spec: TableSpec) -> None:
         """Create the table empty with its schema if it does not exist (idempotent)."""
-        if self.open(spec.name) is None:
+        if spec.name not in self._ensured and self.open(spec.name) is None:
             with suppress(CommitFailedError):  # another process created it first
                 write_deltalake(
                     self.table_uri(spec.name),
@@ -97,6 +99,7 @@ class Lake:
                     configuration=TABLE_CONFIG,
                     storage_options=self.storage_options,
                 )
+        self._ensured.add(spec.name)
 
     def append(self, name: str, data: pa.Table, attempts: int = 5) -> int:
         """Append in one commit (all rows or none) and return the version of that commit.
@@ -112,7 +115,8 @@ class Lake:
         return self._write(name, data, "append")
 
     def stage(self, name: str, frames: list[pl.DataFrame]) -> Staged:
-        """Write polars frames as Parquet files of table `name` (lz4), one file per frame, in parallel.
+        """Write polars frames as Parquet files of table `name` (lz4), one file per frame, in parallel (frames
+        of `SMALL_ROWS` rows in all go to one file: a log of many small commits holds fewer files).
 
         Nothing is visible until `commit`: a crash in between leaves only files no version refers to.
         Polars writes the strings itself (no Arrow conversion). Object storage keeps the Arrow path.
@@ -126,18 +130,23 @@ class Lake:
             return Staged(name, table=pl.concat(frames).to_arrow() if frames else None)
         self.ensure(spec)
         root = self.table_uri(name).removeprefix("file://")
-        with ThreadPoolExecutor(max(1, len(frames))) as pool:
+        if len(frames) > 1 and sum(len(f) for f in frames) <= SMALL_ROWS:
+            frames = [pl.concat(frames)]  # one small file, not several tiny ones
+        if len(frames) <= 1:
+            return Staged(name, tuple(_write_file(root, f) for f in frames))
+        with ThreadPoolExecutor(len(frames)) as pool:
             return Staged(name, tuple(pool.map(lambda f: _write_file(root, f), frames)))
 
-    def commit(self, staged: Staged, attempts: int = 5) -> int:
-        """Commit staged rows as one new version (all or nothing) and return it.
+    def commit(self, staged: Staged, table: DeltaTable | None = None, attempts: int = 5) -> int:
+        """Commit staged rows as one new version (all or nothing) and return it; `table` is a handle of the
+        table to commit through (a long-lived writer's, kept up to date), else one is opened.
 
         The returned version is the table's latest after the commit: callers serialize writers of the table
         (the ledger lock), as the cache's compare-and-set on versions needs anyway.
         """
         if staged.table is not None:
             return self.append(staged.name, staged.table, attempts)
-        table = self.open(staged.name)
+        table = table or self.open(staged.name)
         if not staged.actions:
             return table.version()
         for attempt in range(attempts):

@@ -20,7 +20,6 @@ from sqlalchemy import insert
 from ops_pipeline import audit
 from ops_pipeline.db.schema import ingest_runs
 from ops_pipeline.errors import InvalidInput
-from ops_pipeline.lake.store import Staged
 from ops_pipeline.lake.tables import (
     BALANCE_OPERATIONS,
     CONFIRMED_OPERATIONS,
@@ -29,10 +28,11 @@ from ops_pipeline.lake.tables import (
     QUARANTINE_RESOLUTIONS,
     RECONCILED_OPERATIONS,
 )
-from ops_pipeline.ledger import KINDS, balances, merchants, references
+from ops_pipeline.ledger import KINDS, balances, references
 from ops_pipeline.ledger.reading import file_sha256, read_table
 from ops_pipeline.ledger.split import CONTEXT_FIELDS, operation_amount_sql, primary_sql, split
 from ops_pipeline.ledger.validation import REQUIRED, combine_reasons, reasons_frame, validate_operations
+from ops_pipeline.ledger.writer_state import Cold
 from ops_pipeline.money import to_major
 from ops_pipeline.observability import metrics
 from ops_pipeline.workspace import Workspace
@@ -46,17 +46,6 @@ BATCH_COLUMNS = ("row_number", "falcon_operation_id", "external_reference", "typ
                  "currency", pl.col("operation_ts").alias("operation_date"), "psp_id", "local_merchant_id",
                  "shop_id", "merchant_id", "balance_shop_id", *CONTEXT_FIELDS, "context_row")
 ARROW = pl.CompatLevel.newest()  # polars -> Arrow without copying strings
-# op_key = (md5_number_lower(source || ':' || falcon_operation_id) >> 1)::BIGINT, the log's 63-bit key.
-# md5_number_lower reads bytes 8..15 of the digest little-endian: byte-swapping the big-endian hex of those
-# bytes gives the same number at half the cost.
-_MASKS = ("71777214294589695::UBIGINT", "281470681808895::UBIGINT", "4294967295::UBIGINT")
-MACROS = (
-    f"CREATE MACRO swap8(x) AS ((x & {_MASKS[0]}) << 8) | ((x >> 8) & {_MASKS[0]})",
-    f"CREATE MACRO swap16(x) AS ((x & {_MASKS[1]}) << 16) | ((x >> 16) & {_MASKS[1]})",
-    f"CREATE MACRO swap32(x) AS ((x & {_MASKS[2]}) << 32) | (x >> 32)",
-    "CREATE MACRO op_key(source, id) AS "
-    "(swap32(swap16(swap8(('0x' || substr(md5(source || ':' || id), 17, 16))::UBIGINT))) >> 1)::BIGINT",
-)
 
 
 @dataclass(frozen=True)
@@ -87,37 +76,41 @@ def ingest_file(ws: Workspace, path: Path, kind: str) -> IngestResult:
 
 
 def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, file_sha: str,
-                write_raw: bool = True) -> IngestResult:
+                write_raw: bool = True, state: Cold | None = None) -> IngestResult:
     """Ingest text rows (INPUT_COLUMNS + row_number) that came from the file with hash `file_sha`.
 
     Commits, in this order: raw rows, log entries (one commit: all or nothing), quarantine, resolutions.
-    The raw rows' and the entries' Parquet files are written in parallel threads; the commits follow.
+    The raw rows are written and committed in a thread of their own while the entries are prepared.
+    `state` is what a long-lived writer keeps between ingests (`writer_state.Warm`); by default it is read.
     """
     started = datetime.now(UTC)
     ingest_id = str(uuid.uuid4())
-    context = merchants.current(ws).drop("loaded_at")
+    state = state or Cold(ws)
     with ws.lock("ledger"), ThreadPoolExecutor(1) as background:
-        raw = (background.submit(_stage_raw, ws, df, source, file_name, file_sha, ingest_id, started)
+        state.sync()
+        raw = (background.submit(_write_raw, state, df, source, file_name, file_sha, ingest_id, started)
                if write_raw else None)
+        context = state.context()
         rows, rejects = validate_operations(df, context, ws.settings.timezone)
-        con = _connect()
+        con = state.con
         rows, rejects = references.check(ws, con, rows, rejects, source)
-        new_ops, counts, conflicts, dups = _classify(ws, con, rows, source)
+        new_ops, counts, conflicts, dups = _classify(ws, state, rows, source)
         rejects = combine_reasons(pl.concat([rejects, conflicts])) if len(conflicts) else rejects
         parts = split(new_ops, source, ingest_id, started)
         deltas = _fold(parts, context)  # the cache's sums, from the entries before they are written
         entries = int(deltas["entries"].sum() or 0)
-        staged = ws.lake.stage(LOG, parts)  # files only: invisible until the commit below
-        if raw and (raw_staged := raw.result()):
-            ws.lake.commit(raw_staged)  # the raw rows are committed before the log
+        staged = state.stage(LOG, parts)  # files only: invisible until the commit below
+        if raw:
+            raw.result()  # the raw rows are committed before the log
         before, _ = balances.refresh_cache(ws)  # cache and log at one version: the new entries fold onto it
         version = before
         if entries:
-            version = ws.lake.commit(staged)
+            version = state.commit(staged, parts[0]["op_key"])
             if not balances.apply_to_cache(ws, deltas, before, version):
                 balances.refresh_cache(ws)
         new_q = _append_quarantine(ws, con, df, rejects, source, file_name, file_sha, ingest_id, started)
-        resolved = _resolve(ws, con, source, file_sha, rows, conflicts, ingest_id, started)
+        resolved = (_resolve(ws, con, source, file_sha, rows, conflicts, ingest_id, started)
+                    if state.quarantined(file_sha) else 0)
     result = IngestResult(
         ingest_id=ingest_id, kind=source, file_name=file_name, rows=len(df), ingested=counts.get("new", 0),
         duplicates=counts.get("duplicate", 0), quarantined=len(rejects), newly_quarantined=new_q,
@@ -160,26 +153,17 @@ def _count(result: IngestResult, started: datetime) -> None:
     metrics.LEDGER_LOG_VERSION.set(result.lake_version)
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    for macro in MACROS:
-        con.execute(macro)
-    return con
-
-
-def _stage_raw(ws, df, source, file_name, file_sha, ingest_id, at) -> Staged | None:
-    """Raw rows as received, once per file content: their files written, the commit left to the caller."""
+def _write_raw(state: Cold, df, source, file_name, file_sha, ingest_id, at) -> None:
+    """Commit the raw rows as received, once per file content (a thread of its own, while the entries are
+    prepared)."""
     table = RAW_TABLES[source]
-    con = duckdb.connect()
-    rel = ws.lake.relation(con, table)
-    if con.execute(f"SELECT count(*) FROM {rel} WHERE file_sha256 = ?", [file_sha]).fetchall()[0][0]:
-        return None
+    if state.file_seen(table, file_sha):
+        return
     raw = df.with_columns(
         ingest_id=pl.lit(ingest_id), received_at=pl.lit(at).cast(pl.Datetime("us", "UTC")),
         file_name=pl.lit(file_name), file_sha256=pl.lit(file_sha),
     )
-    return ws.lake.stage(table, _halves(raw))
+    state.commit(state.stage(table, _halves(raw)), pl.Series([file_sha]))
 
 
 def _halves(df: pl.DataFrame) -> list[pl.DataFrame]:
@@ -188,7 +172,7 @@ def _halves(df: pl.DataFrame) -> list[pl.DataFrame]:
     return [df.slice(0, half), df.slice(half)]
 
 
-def _classify(ws, con, rows: pl.DataFrame, source: str
+def _classify(ws, state: Cold, rows: pl.DataFrame, source: str
               ) -> tuple[pl.LazyFrame, dict[str, int], pl.DataFrame, pl.DataFrame]:
     """Mark each valid row new, duplicate (same content as stored or earlier in the file) or conflict.
 
@@ -197,12 +181,11 @@ def _classify(ws, con, rows: pl.DataFrame, source: str
     key occurs twice in the file or is already in the log need their content compared (the key is a hash
     of source and falcon_operation_id); every other valid row is new.
     """
+    con = state.con
     con.register("batch_text", rows.select("falcon_operation_id").to_arrow(compat_level=ARROW))
     keys = con.sql("SELECT op_key($source, falcon_operation_id) AS op_key FROM batch_text",
                    params={"source": source}).pl()
-    con.register("batch_keys", keys.to_arrow())
-    log = ws.lake.relation(con, LOG)
-    hits = con.sql(f"SELECT DISTINCT op_key FROM {log} WHERE op_key IN (SELECT op_key FROM batch_keys)").pl()
+    hits = state.log_hits(keys)
     key = pl.col("op_key")
     batch = rows.select(*BATCH_COLUMNS, "valid").with_columns(keys)
     doubt = (key.is_duplicated() | key.is_in(hits["op_key"].implode())) & pl.col("valid")
@@ -213,6 +196,7 @@ def _classify(ws, con, rows: pl.DataFrame, source: str
     dups = pl.DataFrame(schema={"row_number": pl.Int64, "dup": pl.Boolean, "original": pl.String})
     doubtful = batch.filter("_doubt").drop("valid", "_doubt")
     if len(doubtful):
+        log = ws.lake.relation(con, LOG)
         found, conflicts, doubtful_new, dups = _compare(con, doubtful, hits, source, log)
         counts = {k: counts.get(k, 0) + found.get(k, 0) for k in {*counts, *found}}
         schema = new.collect_schema()

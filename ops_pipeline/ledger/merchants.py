@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -21,6 +22,9 @@ from ops_pipeline.lake.tables import MERCHANT_CONTEXT
 from ops_pipeline.ledger.reading import read_table
 from ops_pipeline.money import currency_exponents, to_minor
 from ops_pipeline.workspace import Workspace
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 KEY = ("psp_id", "local_merchant_id", "shop_id", "currency")
 COLUMNS = (*KEY, "merchant_id", "balance_shop_id", "fee_percent", "fee_fixed", "dispute_fee",
@@ -101,7 +105,11 @@ def _parse_rows(df: pl.DataFrame) -> list[dict]:
 
 def current(ws: Workspace) -> pl.DataFrame:
     """The merchant context in force (latest version of the table)."""
-    table = ws.lake.open(MERCHANT_CONTEXT.name)
+    return from_table(ws.lake.open(MERCHANT_CONTEXT.name))
+
+
+def from_table(table: DeltaTable | None) -> pl.DataFrame:
+    """The context a handle of the table holds (none: empty), with the defaults of fields added later."""
     if table is None:
         return pl.from_arrow(MERCHANT_CONTEXT.schema.empty_table())
     found = pl.from_arrow(table.to_pyarrow_table())
