@@ -59,6 +59,9 @@ def release_due_reserves(context: dg.OpExecutionContext, ops: OpsResource) -> in
 @dg.job(description="Give back rolling reserves that are due, one log commit and one audit record per run.")
 def release_reserves_job() -> None:
     release_due_reserves()
+
+
+@dg.op
 def compact_ledger_log(context: dg.OpExecutionContext, ops: OpsResource) -> dict[str, int]:
     """Rewrite the small files of the log and the raw feeds into large ones; vacuum past the retention."""
     with ops.workspace() as ws:
@@ -76,6 +79,5 @@ def compact_log_job() -> None:
 
 LEDGER_JOBS = [
     ledger_pipeline_job, ledger_ingest_job, balance_snapshot_job, ledger_checks_job, expire_holds_job,
-    release_reserves_job,
-    compact_log_job,
+    release_reserves_job, compact_log_job,
 ]
