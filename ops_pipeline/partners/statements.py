@@ -19,6 +19,9 @@ from ops_pipeline.money import to_major
 CAMT_NS = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"
 
 
+PRINCIPAL_TRANSFERS = "SIMBANK-PRINCIPAL-TRANSFERS"  # the account transfers to gift-card principals leave
+
+
 def account_of(currency: str) -> str:
     return f"SIMBANK-PAYOUTS-{currency}"
 
