@@ -130,7 +130,8 @@ def _check_period(start: date, end: date) -> None:
     if end < start:
         raise InvalidInput(f"period_end: {end} is before period_start {start}")
     if (end - start).days >= MAX_PERIOD_DAYS:
-        raise InvalidInput(f"period_end: a period is at most {MAX_PERIOD_DAYS} days, not {(end - start).days + 1}")
+        raise InvalidInput(f"period_end: a period is at most {MAX_PERIOD_DAYS} days, "
+                           f"not {(end - start).days + 1}")
 
 
 def compute(ws: Workspace, principal_id: str, start: date, end: date, actor: str) -> list[dict[str, Any]]:
@@ -243,8 +244,8 @@ def request_transfer(ws: Workspace, key: str, amount_minor: int, currency: str, 
         computed = now.amount_minor if now else 0
         if computed != row.amount_minor:
             raise Conflict(f"amount: obligation {key} is {to_major(row.amount_minor, row.currency)} "
-                           f"{row.currency} but the redemptions now come to {to_major(computed, row.currency)}"
-                           f": compute it again")
+                           f"{row.currency} but the redemptions now come to "
+                           f"{to_major(computed, row.currency)}: compute it again")
         account = open_sensitive(principal.details, PRINCIPALS.sensitive, cipher(ws.settings)).get(
             "bank_account")
         if not account:
@@ -275,8 +276,8 @@ def _statement_lines(ws: Workspace, keys: list[str]) -> dict[str, list[tuple]]:
     table = BANK_STATEMENT_ENTRIES.name
     with ws.lake.connect(table) as con:
         found = con.execute(
-            f"SELECT upper(trim(customer_reference)), statement_id || ':' || sequence, amount_minor, currency "
-            f"FROM lake_{table} WHERE direction = 'D' AND upper(trim(customer_reference)) IN "
+            "SELECT upper(trim(customer_reference)), statement_id || ':' || sequence, amount_minor, "
+            f"currency FROM lake_{table} WHERE direction = 'D' AND upper(trim(customer_reference)) IN "
             f"({', '.join('?' * len(keys))}) ORDER BY loaded_at, statement_id, sequence", keys).fetchall()
     lines: dict[str, list[tuple]] = {}
     for reference, *line in found:
@@ -312,8 +313,8 @@ def confirm(ws: Workspace, actor: str, keys: Iterable[str] | None = None,
     lines = _statement_lines(ws, [r.obligation_id for r in rows])
     client = bank or bank_client(ws.settings)
     try:
-        found = [_confirm_one(ws, r, _transfer_status(client, r.transfer_id), lines.get(r.obligation_id, []),
-                              actor) for r in rows]
+        found = [_confirm_one(ws, r, _transfer_status(client, r.transfer_id),
+                              lines.get(r.obligation_id, []), actor) for r in rows]
     finally:
         if bank is None:
             client.close()
@@ -340,8 +341,8 @@ def _confirm_one(ws: Workspace, row: Any, transfer: dict[str, Any] | None, lines
     exact = [e for e, minor, currency in lines if (minor, currency) == (row.amount_minor, row.currency)]
     if exact:
         detail = f"transfer {row.transfer_id} completed, statement entry {exact[0]}"
-        _move(ws, key, actor, "paid", {"status": PAID, "statement_entry": exact[0], "paid_at": datetime.now(UTC),
-                                       "note": None})
+        _move(ws, key, actor, "paid", {"status": PAID, "statement_entry": exact[0],
+                                       "paid_at": datetime.now(UTC), "note": None})
         return Confirmation(key, PAID, detail), False
     if not lines:
         return Confirmation(key, "awaiting_statement", f"transfer {row.transfer_id} completed; no statement "

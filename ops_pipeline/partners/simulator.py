@@ -287,8 +287,8 @@ class Simulator(G2PRoutes):
                 return 200, {"cleared": True}
             if (method, path) == ("POST", "/_sim/transfers/settle"):
                 (reference,) = _need(body, "reference")
-                transfer_id = self.settle_transfer(reference, body.get("status", "completed"), body.get("reason"),
-                                                   body.get("booked_amount"))
+                transfer_id = self.settle_transfer(reference, body.get("status", "completed"),
+                                                   body.get("reason"), body.get("booked_amount"))
                 return 200, {"transfer_id": transfer_id}
             if (method, path) == ("GET", "/_sim/state"):
                 return 200, self.state()
