@@ -322,7 +322,7 @@ def confirm(ws: Workspace, actor: str, keys: Iterable[str] | None = None,
               for c, ticket in found if ticket]
     sources.open_tickets_for_events(ws, TICKET_SOURCE, events)
     paid = [c.obligation_id for c, _ in found if c.outcome == PAID]
-    sources.resolve_tickets_for(ws, TICKET_SOURCE, paid, actor, "paid: transfer completed and on the statement")
+    sources.resolve_tickets_for(ws, TICKET_SOURCE, paid, actor, "paid: the transfer completed, on the statement")
     return [c for c, _ in found]
 
 
