@@ -322,7 +322,7 @@ def confirm(ws: Workspace, actor: str, keys: Iterable[str] | None = None,
               for c, ticket in found if ticket]
     sources.open_tickets_for_events(ws, TICKET_SOURCE, events)
     paid = [c.obligation_id for c, _ in found if c.outcome == PAID]
-    sources.resolve_tickets_for(ws, TICKET_SOURCE, paid, actor, "paid: the transfer completed, on the statement")
+    sources.resolve_tickets_for(ws, TICKET_SOURCE, paid, actor, "paid: completed, on the statement")
     return [c for c, _ in found]
 
 
@@ -374,3 +374,10 @@ def summary(found: list[Confirmation]) -> dict[str, int]:
 
 def as_dict(c: Confirmation) -> dict[str, str]:
     return asdict(c)
+
+
+def analyst_tables(conn: Connection | None) -> dict[str, Any]:
+    """`db_gc_obligations` for the analyst view `principal_obligations` (see `analytics.connect`)."""
+    from ops_pipeline.disbursements.views import arrow_tables
+
+    return arrow_tables(conn, {"db_gc_obligations": select(gc_obligations)})
