@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import dagster as dg
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from assets.giftcards.obligations import principal_payments_sensor
 from ops_pipeline import audit
+from ops_pipeline.api.app import create_app
+from ops_pipeline.auth import mint_token
 from ops_pipeline.db.schema import outbox, tickets
 from ops_pipeline.errors import Conflict
 from ops_pipeline.giftcards import kinds, obligations, vouchers
@@ -19,8 +24,12 @@ from ops_pipeline.jobqueue.worker import Worker
 from ops_pipeline.recon import payouts
 from ops_pipeline.statements.intake import load_statement
 from ops_pipeline.tickets import sources
+from ops_pipeline.workspace import Workspace
+from resources.ops import OpsResource
 from tests import giftcard_samples as samples
 from tests import test_jobqueue_worker as worker_tests
+from tests.conftest import make_settings
+from tests.test_tickets_cli import run as cli
 
 PRINCIPAL, PROGRAM = "P-CAFE-01", "GC-ORION-FESTIVE"
 ws, queue = worker_tests.ws, worker_tests.queue  # a workspace whose bank is the simulator over HTTP
@@ -141,13 +150,17 @@ def test_paid_only_when_the_bank_completed_it_and_the_statement_shows_it(ws, sim
 
 
 def test_a_failed_transfer_or_a_statement_mismatch_opens_a_ticket_and_is_not_paid(ws, sim, worker, redeemed,
-                                                                                   today):
+                                                                                   today, monkeypatch):
     [o] = obligations.compute(ws, PRINCIPAL, today, today, "ops:asha")
     key = o["obligation_id"]
     first = pay(ws, worker, o)
     sim.settle_transfer(key, "failed", "AC04 account closed")
-    for _ in range(2):
-        obligations.confirm(ws, "ops:asha")
+    monkeypatch.setenv("OPS_BANK_URL", ws.settings.bank_url)  # the Dagster sensor confirms, twice
+    ops = OpsResource(ops_home=str(ws.home), database_url=ws.settings.database_url)
+    for expected in ("1 failed", "none sent"):
+        with dg.build_sensor_context(resources={"ops": ops}) as context:
+            assert principal_payments_sensor(context).skip_message == (
+                f"principal obligations confirmed: {expected}")
     failed = obligations.get(ws, key)
     assert (failed["status"], failed["note"]) == ("failed", f"obligation {key} of {PRINCIPAL}: transfer "
                                                   f"{first.progress['initiate_transfer']['transfer_id']} of "
@@ -170,3 +183,53 @@ def test_a_failed_transfer_or_a_statement_mismatch_opens_a_ticket_and_is_not_pai
     assert c.outcome == "mismatch" and "the statement shows 3380.00 INR" in c.detail
     assert obligations.get(ws, key)["status"] == "sent"
     assert principal_tickets(ws) == [*[(r, "resolved") for r, _ in records_before], (key, "open")]
+
+
+def test_obligations_over_http_by_role(ws, redeemed, today):
+    def call(method, path, role="ops", **kwargs):
+        token = mint_token(ws.settings, role, f"{role}:kim")
+        return client.request(method, f"/api/giftcards/obligations{path}",
+                              headers={"Authorization": f"Bearer {token}"}, **kwargs)
+
+    period = {"principalId": PRINCIPAL, "periodStart": today.isoformat(), "periodEnd": today.isoformat()}
+    with TestClient(create_app(ws.settings)) as client:
+        assert call("POST", "/compute", "analyst", json=period).status_code == 403
+        assert call("POST", "/compute", "finance", json=period).status_code == 403
+        made = call("POST", "/compute", json=period)
+        assert made.status_code == 200, made.text
+        [o] = made.json()["obligations"]
+        assert (o["amount"], o["commission"], o["status"]) == ("3382.91", "82.09", "open")
+        for role in ("ops", "finance", "analyst"):
+            assert call("GET", f"/{o['obligationId']}", role).json() == o
+        listed = call("GET", "", "analyst", params={"principalId": PRINCIPAL, "status": "open"}).json()
+        assert listed == {"obligations": [o], "nextCursor": None}
+        bad = call("POST", "/compute", json={**period, "periodEnd": "2020-01-01"})
+        assert (bad.status_code, bad.json()["error"]) == (
+            400, f"period_end: 2020-01-01 is before period_start {today}")
+        assert call("GET", "/GCO-NOPE", "finance").status_code == 404
+        assert call("GET", "", params={"status": "lost"}).status_code == 400
+        confirmed = call("POST", "/confirm", json={})
+        assert confirmed.json() == {"confirmations": [], "counts": {}}
+        assert call("POST", "/confirm", "analyst", json={}).status_code == 403
+
+
+def test_obligations_from_the_command_line(tmp_path):
+    home = tmp_path / "home"
+    ws = Workspace(make_settings(home))
+    ws.init()
+    try:
+        samples.seed(ws)
+        [v] = vouchers.issue(ws, PROGRAM, "1000.00", 1, "975.00", "ops:asha", "D-GIFTLY", distributed=True)
+        vouchers.transition(ws, v["voucher_id"], "redeemed", "pos:orion")
+        today = datetime.now(ws.settings.tz).date()
+    finally:
+        ws.close()
+    day, due = today.isoformat(), (today + timedelta(days=1)).isoformat()  # settlement_days 1 by default
+    # 1000.00 less 2.5 % commission and 1 % discount (the sample tenant's terms)
+    out = cli(home, "obligations", "compute", PRINCIPAL, "--from", day, "--to", day, "--format", "csv")
+    key = obligations.obligation_id(PRINCIPAL, today, today, "INR")
+    assert out.splitlines()[1] == f"{key},{PRINCIPAL},{day},{day},INR,1,1000.00,25.00,10.00,965.00,open,{due}"
+    assert '"status": "open"' in cli(home, "obligations", "show", key)
+    assert cli(home, "obligations", "confirm") == "obligation_id  outcome  detail\n"  # none sent
+    assert cli(home, "obligations", "compute", PRINCIPAL, "--from", day, "--to", "2020-01-01", code=1) == (
+        f"error: period_end: 2020-01-01 is before period_start {day}\n")
