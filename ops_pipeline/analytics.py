@@ -75,9 +75,9 @@ def _live_balances(ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
 def _operational(ws: Workspace, con: duckdb.DuckDBPyConnection, rows: bool) -> None:
     """Operational DB tables some views read (`db_<table>`), copied in as Arrow (empty unless `rows`)."""
     from ops_pipeline.disbursements import views
-    from ops_pipeline.giftcards import obligations
+    from ops_pipeline.giftcards import obligation_views
 
-    providers = (views.analyst_tables, obligations.analyst_tables)
+    providers = (views.analyst_tables, obligation_views.analyst_tables)
     if not rows:
         for name, table in ((n, t) for p in providers for n, t in p(None).items()):
             con.register(name, table)

@@ -374,10 +374,3 @@ def summary(found: list[Confirmation]) -> dict[str, int]:
 
 def as_dict(c: Confirmation) -> dict[str, str]:
     return asdict(c)
-
-
-def analyst_tables(conn: Connection | None) -> dict[str, Any]:
-    """`db_gc_obligations` for the analyst view `principal_obligations` (see `analytics.connect`)."""
-    from ops_pipeline.disbursements.views import arrow_tables
-
-    return arrow_tables(conn, {"db_gc_obligations": select(gc_obligations)})
