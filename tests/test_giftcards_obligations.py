@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import dagster as dg
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from assets.giftcards.obligations import principal_payments_sensor
-from ops_pipeline import audit
+from ops_pipeline import analytics, audit
 from ops_pipeline.api.app import create_app
 from ops_pipeline.auth import mint_token
 from ops_pipeline.db.schema import outbox, tickets
@@ -136,17 +138,19 @@ def test_paid_only_when_the_bank_completed_it_and_the_statement_shows_it(ws, sim
     assert sim.calls(f"job-{done.id}-initiate_transfer") == 1
     assert principal_tickets(ws) == []
 
-    # The payouts recon does not take the principal transfer for a payout of ours.
-    internal, external = payouts.records(ws, today)
-    assert (internal.height, external.height) == (0, 0)
+    # The payouts recon does not take the principal transfer for a payout of ours: no break.
     with ws.lake.connect("bank_statement_entries") as con:
         assert con.execute("SELECT customer_reference, amount_minor FROM lake_bank_statement_entries"
                            ).fetchall() == [(key, 338291)]
+    assert set(payouts.run(ws, today, actor="ops:asha", dry_run=True).counts.values()) == {0}
+    with analytics.connect(ws, operational=True) as con:
+        assert con.execute("SELECT obligation_id, amount, status, transfer_id, overdue "
+                           "FROM principal_obligations").fetchall() == [
+            (key, Decimal("3382.91"), "paid", transfer_id, False)]
     with ws.engine.connect() as conn:
         actions = [(t["action"], t["actor"]) for t in audit.history(conn, obligations.ENTITY, key)]
     assert actions == [("compute", "ops:asha"), ("transfer_requested", f"job:{done.id}"),
                        ("sent", f"job:{done.id}"), ("paid", "ops:asha")]
-    assert transfer_id
 
 
 def test_a_failed_transfer_or_a_statement_mismatch_opens_a_ticket_and_is_not_paid(ws, sim, worker, redeemed,
@@ -154,7 +158,9 @@ def test_a_failed_transfer_or_a_statement_mismatch_opens_a_ticket_and_is_not_pai
     [o] = obligations.compute(ws, PRINCIPAL, today, today, "ops:asha")
     key = o["obligation_id"]
     first = pay(ws, worker, o)
-    sim.settle_transfer(key, "failed", "AC04 account closed")
+    settled = httpx.post(f"{ws.settings.bank_url}/_sim/transfers/settle",
+                         json={"reference": key, "status": "failed", "reason": "AC04 account closed"})
+    assert settled.json() == {"transfer_id": first.progress["initiate_transfer"]["transfer_id"]}
     monkeypatch.setenv("OPS_BANK_URL", ws.settings.bank_url)  # the Dagster sensor confirms, twice
     ops = OpsResource(ops_home=str(ws.home), database_url=ws.settings.database_url)
     for expected in ("1 failed", "none sent"):
