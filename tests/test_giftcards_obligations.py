@@ -199,9 +199,9 @@ def test_obligations_over_http_by_role(ws, redeemed, today):
 
     period = {"principalId": PRINCIPAL, "periodStart": today.isoformat(), "periodEnd": today.isoformat()}
     with TestClient(create_app(ws.settings)) as client:
-        assert call("POST", "/compute", "analyst", json=period).status_code == 403
-        assert call("POST", "/compute", "finance", json=period).status_code == 403
-        made = call("POST", "/compute", json=period)
+        assert call("POST", "", "analyst", json=period).status_code == 403
+        assert call("POST", "", "finance", json=period).status_code == 403
+        made = call("POST", "", json=period)
         assert made.status_code == 200, made.text
         [o] = made.json()["obligations"]
         assert (o["amount"], o["commission"], o["status"]) == ("3382.91", "82.09", "open")
@@ -209,14 +209,15 @@ def test_obligations_over_http_by_role(ws, redeemed, today):
             assert call("GET", f"/{o['obligationId']}", role).json() == o
         listed = call("GET", "", "analyst", params={"principalId": PRINCIPAL, "status": "open"}).json()
         assert listed == {"obligations": [o], "nextCursor": None}
-        bad = call("POST", "/compute", json={**period, "periodEnd": "2020-01-01"})
+        bad = call("POST", "", json={**period, "periodEnd": "2020-01-01"})
         assert (bad.status_code, bad.json()["error"]) == (
             400, f"period_end: 2020-01-01 is before period_start {today}")
         assert call("GET", "/GCO-NOPE", "finance").status_code == 404
         assert call("GET", "", params={"status": "lost"}).status_code == 400
-        confirmed = call("POST", "/confirm", json={})
-        assert confirmed.json() == {"confirmations": [], "counts": {}}
-        assert call("POST", "/confirm", "analyst", json={}).status_code == 403
+        confirmed = call("POST", f"/{o['obligationId']}/confirm")
+        assert (confirmed.json()["outcome"], confirmed.json()["detail"]) == (None, "not sent: nothing to confirm")
+        assert call("POST", f"/{o['obligationId']}/confirm", "finance").status_code == 403
+        assert call("POST", "/GCO-NOPE/confirm").status_code == 404
 
 
 def test_obligations_from_the_command_line(tmp_path):

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import Field
 
 from ops_pipeline.api.auth import require_roles
 from ops_pipeline.api.deps import WorkspaceDep
@@ -27,11 +26,6 @@ class Compute(Body):
     period_end: Day
 
 
-class Confirm(Body):
-    obligation_ids: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = Field(
-        None, max_length=1000, description="Only these (default: every sent obligation).")
-
-
 @router.get("", summary="Obligations by id", responses=READ_ERRORS)
 def list_obligations(
     ws: WorkspaceDep, _: Reader,
@@ -45,21 +39,24 @@ def list_obligations(
     return _page(*found, "obligations")
 
 
-@router.post("/compute", summary="Compute what is owed to a principal for a period (idempotent)",
+@router.post("", summary="Compute what is owed to a principal for a period (idempotent)",
              responses=WRITE_ERRORS)
 def compute(body: Compute, ws: WorkspaceDep, who: Writer) -> dict[str, Any]:
+    """One obligation per currency with redemptions in the period: made, recomputed while open, or as is."""
     made = obligations.compute(ws, body.principal_id, body.period_start, body.period_end, who.sub)
     return {"obligations": camel(made)}
-
-
-@router.post("/confirm", summary="Confirm sent obligations: bank status and loaded statements",
-             responses=WRITE_ERRORS)
-def confirm(body: Confirm, ws: WorkspaceDep, who: Writer) -> dict[str, Any]:
-    found = obligations.confirm(ws, who.sub, body.obligation_ids)
-    return {"confirmations": camel([obligations.as_dict(c) for c in found]),
-            "counts": obligations.summary(found)}
 
 
 @router.get("/{key}", summary="One obligation", responses=READ_ERRORS)
 def get(key: Key, ws: WorkspaceDep, _: Reader) -> dict[str, Any]:
     return camel(obligations.get(ws, key))
+
+
+@router.post("/{key}/confirm", summary="Confirm a sent obligation: bank status and loaded statements",
+             responses=WRITE_ERRORS)
+def confirm(key: Key, ws: WorkspaceDep, who: Writer) -> dict[str, Any]:
+    """`paid` once the bank completed the transfer and a loaded statement shows it; `pending`,
+    `awaiting_statement`, `mismatch` or `failed` otherwise (a failure or a mismatch opens a ticket)."""
+    found = obligations.confirm(ws, who.sub, [key])
+    outcome, detail = (found[0].outcome, found[0].detail) if found else (None, "not sent: nothing to confirm")
+    return camel({**obligations.get(ws, key), "outcome": outcome, "detail": detail})

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -49,6 +49,7 @@ STATUSES = (OPEN, TRANSFER_REQUESTED, SENT, PAID, FAILED)
 TICKET_SOURCE = "principal_payment"  # reference: the obligation id
 ENTITY = "gc_obligation"
 MAX_PERIOD_DAYS = 366
+LAST_DAY = date(9000, 1, 1)  # periods end before it: their due days stay within `date`
 _AMOUNTS = ("vouchers", "gross_minor", "commission_minor", "discount_minor", "amount_minor")
 
 
@@ -127,6 +128,8 @@ def redeemed(conn: Connection, principal_id: str, start: date, end: date, terms:
 
 
 def _check_period(start: date, end: date) -> None:
+    if end >= LAST_DAY:
+        raise InvalidInput(f"period_end: {end} is not before {LAST_DAY}")
     if end < start:
         raise InvalidInput(f"period_end: {end} is before period_start {start}")
     if (end - start).days >= MAX_PERIOD_DAYS:
@@ -370,7 +373,3 @@ def summary(found: list[Confirmation]) -> dict[str, int]:
     for c in found:
         counts[c.outcome] = counts.get(c.outcome, 0) + 1
     return counts
-
-
-def as_dict(c: Confirmation) -> dict[str, str]:
-    return asdict(c)
