@@ -16,13 +16,17 @@ from assets.giftcards.obligations import principal_payments_sensor
 from ops_pipeline import analytics, audit
 from ops_pipeline.api.app import create_app
 from ops_pipeline.auth import mint_token
+from ops_pipeline.crypto import cipher
 from ops_pipeline.db.schema import outbox, tickets
 from ops_pipeline.errors import Conflict
 from ops_pipeline.giftcards import kinds, obligations, vouchers
 from ops_pipeline.jobqueue import service
+from ops_pipeline.jobqueue.actions import ActionContext
+from ops_pipeline.jobqueue.jobtypes import JOB_TYPES
 from ops_pipeline.jobqueue.model import State
 from ops_pipeline.jobqueue.queue import FourEyes
 from ops_pipeline.jobqueue.worker import Worker
+from ops_pipeline.partners import Clients
 from ops_pipeline.recon import payouts
 from ops_pipeline.statements.intake import load_statement
 from ops_pipeline.tickets import sources
@@ -130,7 +134,12 @@ def test_paid_only_when_the_bank_completed_it_and_the_statement_shows_it(ws, sim
     assert (paid.outcome, obligations.get(ws, key)["status"]) == ("paid", "paid")
     assert obligations.confirm(ws, "ops:asha") == []  # twice: nothing more
 
-    # Neither a second job nor the same job's actions again send a second transfer.
+    # Neither the same job's actions again (a worker died before saving its progress) nor a second job send
+    # a second transfer.
+    attributes = JOB_TYPES[done.type].open(done.attributes, cipher(ws.settings))
+    ctx = ActionContext(ws, done, attributes, {}, Clients(ws.settings))
+    rerun = {a.name: a.run(ctx) for a in JOB_TYPES[done.type].actions}
+    assert rerun["initiate_transfer"] == {"transfer_id": transfer_id, "status": "sent before"}
     again = pay(ws, worker, o)
     assert (again.state, again.last_error) == (State.FAILED, f"validate_obligation: obligation_id: obligation "
                                                f"{key} is paid by job {done.id}")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -139,8 +139,8 @@ def _check_period(start: date, end: date) -> None:
 
 def compute(ws: Workspace, principal_id: str, start: date, end: date, actor: str) -> list[dict[str, Any]]:
     """The principal's obligations for the period, one per currency with redemptions: made `open`, or
-    recomputed while still `open` (a late redemption), else left as they are. Idempotent per (principal,
-    period); a period overlapping another obligation's is a Conflict (it would be paid twice)."""
+    recomputed while `open` or `failed` (a late redemption, new terms), else left as they are. Idempotent
+    per (principal, period); a period overlapping another obligation's is a Conflict (paid twice else)."""
     _check_period(start, end)
     o = gc_obligations.c
     now = datetime.now(UTC)
@@ -171,7 +171,7 @@ def compute(ws: Workspace, principal_id: str, start: date, end: date, actor: str
                 continue
             before = {k: jsonable(getattr(row, k)) for k in values}
             after = {k: jsonable(v) for k, v in values.items()}
-            if row.status == OPEN and before != after:
+            if row.status in (OPEN, FAILED) and before != after:
                 _set(conn, row, actor, "recompute", values, reason="redemptions or terms changed")
         rows = conn.execute(select(gc_obligations).where(
             o.principal_id == principal_id, o.period_start == start, o.period_end == end)
@@ -217,7 +217,7 @@ def list_obligations(ws: Workspace, *, principal_id: str | None = None, status: 
 
 @dataclass(frozen=True)
 class Payment:
-    """A validated obligation, ready to be transferred: where, how much, and the attempt it is."""
+    """A validated obligation, ready to be transferred (or already sent by this job: `transfer_id`)."""
 
     obligation_id: str
     principal_id: str
@@ -225,23 +225,31 @@ class Payment:
     amount_minor: int
     attempt: int
     account: dict[str, str]  # the principal's bank account, decrypted: keep in memory only
+    transfer_id: str | None = None
 
 
 def request_transfer(ws: Workspace, key: str, amount_minor: int, currency: str, job_id: int,
                      actor: str) -> Payment:
     """Validate the obligation for payment job `job_id` and mark it `transfer_requested`: it is open or
-    failed (or already requested by this job: a retry), its amount equals the job's and the one computed
-    again now, and its principal has bank details. Conflict or InvalidInput saying which check failed."""
+    failed, its amount equals the job's and the one computed again now, and its principal has bank
+    details; Conflict or InvalidInput saying which check failed. Asked again by the same job (a retry, or
+    its actions run again after a crash), it changes nothing and says what the job did already."""
     with ws.engine.begin() as conn:
         row = _locked(conn, key)
-        retry = row.status == TRANSFER_REQUESTED and row.job_id == job_id
-        if row.status not in (OPEN, FAILED) and not retry:
+        mine = row.job_id == job_id and row.status in (TRANSFER_REQUESTED, SENT, PAID)
+        if row.status not in (OPEN, FAILED) and not mine:
             by = f" by job {row.job_id}" if row.job_id else ""
             raise Conflict(f"obligation_id: obligation {key} is {row.status}{by}")
         if (currency, amount_minor) != (row.currency, row.amount_minor):
             raise Conflict(f"amount: obligation {key} is {to_major(row.amount_minor, row.currency)} "
                            f"{row.currency}, not {to_major(amount_minor, currency)} {currency}")
         principal = require(conn, PRINCIPALS, row.principal_id, "principal_id")
+        account = open_sensitive(principal.details, PRINCIPALS.sensitive, cipher(ws.settings)).get(
+            "bank_account")
+        payment = Payment(key, row.principal_id, row.currency, row.amount_minor, row.attempt, account or {},
+                          row.transfer_id)
+        if mine:
+            return payment
         now = redeemed(conn, row.principal_id, row.period_start, row.period_end, _terms(principal),
                        ws.settings.tz).get(row.currency)
         computed = now.amount_minor if now else 0
@@ -249,16 +257,12 @@ def request_transfer(ws: Workspace, key: str, amount_minor: int, currency: str, 
             raise Conflict(f"amount: obligation {key} is {to_major(row.amount_minor, row.currency)} "
                            f"{row.currency} but the redemptions now come to "
                            f"{to_major(computed, row.currency)}: compute it again")
-        account = open_sensitive(principal.details, PRINCIPALS.sensitive, cipher(ws.settings)).get(
-            "bank_account")
         if not account:
             raise InvalidInput(f"principal_id: principal {row.principal_id!r} has no bank details")
-        attempt = row.attempt if retry else row.attempt + 1
-        if not retry:
-            _set(conn, row, actor, "transfer_requested",
-                 {"status": TRANSFER_REQUESTED, "job_id": job_id, "attempt": attempt, "transfer_id": None,
-                  "note": None}, reason=f"payment job {job_id}")
-    return Payment(key, row.principal_id, row.currency, row.amount_minor, attempt, account)
+        _set(conn, row, actor, "transfer_requested",
+             {"status": TRANSFER_REQUESTED, "job_id": job_id, "attempt": row.attempt + 1, "transfer_id": None,
+              "note": None}, reason=f"payment job {job_id}")
+    return replace(payment, attempt=row.attempt + 1, transfer_id=None)
 
 
 def mark_sent(ws: Workspace, key: str, job_id: int, transfer_id: str, actor: str) -> None:

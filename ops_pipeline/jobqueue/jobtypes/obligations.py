@@ -3,8 +3,9 @@ with the obligation id as reference. Four eyes: it needs a second person's appro
 
 `validate_obligation` checks the amount (the job's, the stored one and the one computed again now) and the
 principal's bank details, and marks the obligation `transfer_requested` by this job (a second job for it is
-refused); `initiate_transfer` sends it (Idempotency-Key from the job id, so a retry or a lost answer never
-sends twice; the bank also refuses a second live transfer with the same reference) and marks it `sent`.
+refused; the same job again finds what it did); `initiate_transfer` sends it (Idempotency-Key from the job
+id, so a retry or a lost answer never sends twice; the bank also refuses a second live transfer with the
+same reference) and marks it `sent`.
 The obligation becomes `paid` later, by confirmation (`obligations.confirm`), never by this job.
 """
 
@@ -56,6 +57,8 @@ class InitiateTransfer:
         from ops_pipeline.giftcards import obligations
 
         p = _payment(ctx)  # checked again: the obligation may have changed since validation
+        if p.transfer_id is not None:  # sent by this job before its progress was saved
+            return {"transfer_id": p.transfer_id, "status": "sent before"}
         body = {"principal_id": p.principal_id, "reference": p.obligation_id, "currency": p.currency,
                 "amount": str(to_major(p.amount_minor, p.currency)), "account": p.account,
                 "purpose": f"gift-card obligation {p.obligation_id}"}
