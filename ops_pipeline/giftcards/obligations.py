@@ -26,7 +26,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-import httpx
 from sqlalchemy import Connection, func, select, update
 
 from ops_pipeline import audit
@@ -37,6 +36,7 @@ from ops_pipeline.errors import Conflict, InvalidInput, NotFound
 from ops_pipeline.giftcards.kinds import PRINCIPALS
 from ops_pipeline.giftcards.model import PrincipalTerms
 from ops_pipeline.giftcards.records import jsonable, keyset_page, require
+from ops_pipeline.giftcards.transfers import TransferStatus
 from ops_pipeline.jobqueue.jobtypes.base import open_sensitive
 from ops_pipeline.lake.tables import BANK_STATEMENT_ENTRIES
 from ops_pipeline.money import fee_minor, to_major
@@ -292,23 +292,11 @@ def _statement_lines(ws: Workspace, keys: list[str]) -> dict[str, list[tuple]]:
     return lines
 
 
-def _transfer_status(bank: httpx.Client, transfer_id: str) -> dict[str, Any] | None:
-    """The bank's answer about a transfer; None when it cannot be asked now (asked again next time)."""
-    try:
-        response = bank.get(f"/transfers/{transfer_id}")
-    except httpx.HTTPError:
-        return None
-    return response.json() if response.status_code == 200 else None
-
-
-def confirm(ws: Workspace, actor: str, keys: Iterable[str] | None = None,
-            bank: httpx.Client | None = None) -> list[Confirmation]:
+def confirm(ws: Workspace, actor: str, keys: Iterable[str] | None = None) -> list[Confirmation]:
     """Confirm the `sent` obligations (all, or `keys`): each becomes `paid` when the bank reports its
     transfer completed and a loaded statement has its D line for the amount; `failed` when the bank
     failed it. A failure or a statement line for another amount opens one ticket with an alert. Running
     it again changes nothing more; a paid obligation resolves its open ticket."""
-    from ops_pipeline.partners.clients import bank_client
-
     o = gc_obligations.c
     query = select(gc_obligations).where(o.status == SENT).order_by(o.obligation_id)
     if keys is not None:
@@ -318,13 +306,12 @@ def confirm(ws: Workspace, actor: str, keys: Iterable[str] | None = None,
     if not rows:
         return []
     lines = _statement_lines(ws, [r.obligation_id for r in rows])
-    client = bank or bank_client(ws.settings)
+    bank = TransferStatus(ws.settings)
     try:
-        found = [_confirm_one(ws, r, _transfer_status(client, r.transfer_id),
-                              lines.get(r.obligation_id, []), actor) for r in rows]
+        found = [_confirm_one(ws, r, bank.get(r.transfer_id), lines.get(r.obligation_id, []), actor)
+                 for r in rows]
     finally:
-        if bank is None:
-            client.close()
+        bank.close()
     events = [sources.Event(c.obligation_id, datetime.now(UTC), 2, c.detail)
               for c, ticket in found if ticket]
     sources.open_tickets_for_events(ws, TICKET_SOURCE, events)
