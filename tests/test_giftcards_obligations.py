@@ -247,5 +247,7 @@ def test_obligations_from_the_command_line(tmp_path):
     assert out.splitlines()[1] == f"{key},{PRINCIPAL},{day},{day},INR,1,1000.00,25.00,10.00,965.00,open,{due}"
     assert '"status": "open"' in cli(home, "obligations", "show", key)
     assert cli(home, "obligations", "confirm") == "obligation_id  outcome  detail\n"  # none sent
+    assert cli(home, "obligations", "pay", key, "--actor", "asha") == (
+        f"job 1: principal_obligation_payment Awaiting Approval (965.00 INR to {PRINCIPAL})\n")
     assert cli(home, "obligations", "compute", PRINCIPAL, "--from", day, "--to", "2020-01-01", code=1) == (
         f"error: period_end: 2020-01-01 is before period_start {day}\n")

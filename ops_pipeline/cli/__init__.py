@@ -55,7 +55,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "obligations": (
         "giftcards_obligations",
-        "What is owed to gift-card principals: compute, list, show, confirm the transfers.",
+        "What is owed to gift-card principals: compute, list, show, pay, confirm the transfers.",
     ),
     "recon": (
         "recon",

@@ -1,6 +1,6 @@
-"""`ops-pipeline obligations compute|list|show|confirm`: what is owed to gift-card principals
-(`ops_pipeline.giftcards.obligations`). Paying one is a `principal_obligation_payment` job (`jobs create`,
-approved by a second person)."""
+"""`ops-pipeline obligations compute|list|show|pay|confirm`: what is owed to gift-card principals
+(`ops_pipeline.giftcards.obligations`). Paying one is a `principal_obligation_payment` job (`pay` creates
+it for the amount owed; a second person approves it with `jobs approve`)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _emit(rows: list[dict], fmt: str) -> None:
 
 @cli.group("obligations")
 def obligations_group() -> None:
-    """What is owed to gift-card principals: compute, list, show, confirm the transfers."""
+    """What is owed to gift-card principals: compute, list, show, pay, confirm the transfers."""
 
 
 @obligations_group.command("compute")
@@ -62,6 +62,20 @@ def list_obligations(ctx: Context, principal, status, after, limit, fmt) -> None
 def show(ctx: Context, obligation_id: str) -> None:
     """One obligation with its transfer, statement entry and note."""
     click.echo(json.dumps(obligations.get(ctx.ws, obligation_id), indent=2))
+
+
+@obligations_group.command("pay")
+@click.argument("obligation_id")
+@ACTOR
+@pass_ctx
+def pay(ctx: Context, obligation_id: str, actor: str) -> None:
+    """Create the payment job of an obligation, for the amount it says is owed (it awaits approval)."""
+    from ops_pipeline.jobqueue import service
+
+    o = obligations.get(ctx.ws, obligation_id)
+    job, _ = service.create_job(ctx.ws, type="principal_obligation_payment", actor=actor, attributes={
+        "obligation_id": obligation_id, "currency": o["currency"], "amount": o["amount"]})
+    click.echo(f"job {job.id}: {job.type} {job.state} ({o['amount']} {o['currency']} to {o['principal_id']})")
 
 
 @obligations_group.command("confirm")
