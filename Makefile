@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_fundout
 	$(BIN)/python -m benchmarks.bench_tickets
 	$(BIN)/python -m benchmarks.bench_tails
+	$(BIN)/python -m benchmarks.bench_obligations
 	$(BIN)/python -m benchmarks.bench_console
 	$(BIN)/python -m benchmarks.bench_cli_startup
 	$(BIN)/python -m benchmarks.bench_recon

@@ -283,7 +283,8 @@ def test_openapi_documents_the_bounds(client):
     ticket = schemas["CreateTicket"]["properties"]
     assert ticket["groupId"]["maximum"] == MAX_ID  # exactly: FastAPI's model would write the float 2**63
     assert ticket["priority"]["minimum"] == 1 and ticket["priority"]["maximum"] == 5
-    assert ticket["source"]["enum"] == ["manual", "job", "manual_job", "run_failure", "reconciliation"]
+    assert ticket["source"]["enum"] == ["manual", "job", "manual_job", "run_failure", "reconciliation",
+                                         "principal_payment"]
     assert ticket["description"]["anyOf"][0]["maxLength"] == 4000
     assert {"type": "integer", "minimum": 0, "maximum": MAX_ID} in ticket["userId"]["anyOf"]
     assert schemas["CreateTickets"]["properties"]["tickets"]["maxItems"] == 1000

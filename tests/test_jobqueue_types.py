@@ -28,6 +28,7 @@ TYPES = [
     "fund_transfer_to_principal",
     "voucher_restriction_push",
     "voucher_distribution",
+    "principal_obligation_payment",
     "manual",
 ]
 SECRETS = ("beanthere.g12@okhdfc", "beanthere@ybl", "50100123456789", "HDFC0001234", "asha@beanthere.example",
@@ -48,7 +49,8 @@ def create(ws, type_name="manual", actor="alice", **kw):
 def test_catalog_lists_every_type_with_its_schema_approval_and_example():
     catalog = {t["type"]: t for t in job_types_catalog()}
     assert list(catalog) == TYPES
-    assert [t for t, d in catalog.items() if d["needs_approval"]] == ["principal_onboarding"]
+    assert [t for t, d in catalog.items() if d["needs_approval"]] == ["principal_onboarding",
+                                                                      "principal_obligation_payment"]
     assert set(AUTOMATED_TYPES) == set(TYPES) - {"manual"}
     principal = catalog["principal_onboarding"]
     assert principal["actions"] == ["create_principal", "register_beneficiary", "record_principal"]

@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "fundout",
         "Notifications: the outbox, delivered by email (OPS_SMTP_URL) and webhook (OPS_WEBHOOK_URL).",
     ),
+    "obligations": (
+        "giftcards_obligations",
+        "What is owed to gift-card principals: compute, list, show, pay, confirm the transfers.",
+    ),
     "recon": (
         "recon",
         "Reconciliations (settlement: CO vs RO; payouts: vs the bank statement), breaks, resolution.",

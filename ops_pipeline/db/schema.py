@@ -814,3 +814,40 @@ g2p_financial_addresses = Table(
     Column("resolved_name", String(256)),
     Column("resolved_at", UTCDateTime(), nullable=False),
 )
+
+
+# -- gift-card obligations to principals (ops_pipeline.giftcards.obligations) ----------------------------
+
+# What is owed to a principal for a period in one currency: redeemed face value less commission and
+# discount; status open -> transfer_requested -> sent -> paid, or failed (paid again from transfer_requested).
+gc_obligations = Table(
+    "gc_obligations",
+    metadata,
+    Column("obligation_id", String(40), primary_key=True),  # also the bank transfer's reference
+    Column("principal_id", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("due_on", Date, nullable=False),
+    Column("vouchers", BigInteger, nullable=False),
+    Column("gross_minor", BigInteger, nullable=False),
+    Column("commission_minor", BigInteger, nullable=False),
+    Column("discount_minor", BigInteger, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("commission_percent", String(16), nullable=False),
+    Column("discount_percent", String(16), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("attempt", Integer, nullable=False),  # transfers requested so far
+    Column("job_id", BigInteger),
+    Column("transfer_id", String(64)),
+    Column("statement_entry", String(100)),  # statement_id:sequence of the matching D line
+    Column("note", Text),  # why it is failed or not yet paid
+    Column("paid_at", UTCDateTime()),
+    Column("version", Integer, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_by", String(128), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("uq_gc_obligations_period", "principal_id", "period_start", "period_end", "currency", unique=True),
+    Index("ix_gc_obligations_status", "status"),
+)

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
-from sqlalchemy import Column, Connection, select
+from sqlalchemy import Column, Connection, Select, select
 
 from ops_pipeline.db.schema import (
     g2p_disbursement_recons,
@@ -37,6 +37,11 @@ def analyst_tables(conn: Connection | None) -> dict[str, pa.Table]:
         "db_g2p_recon_errors": select(g2p_recon_errors),
         "db_g2p_statements": select(g2p_statements),
     }
+    return arrow_tables(conn, queries)
+
+
+def arrow_tables(conn: Connection | None, queries: dict[str, Select]) -> dict[str, pa.Table]:
+    """The rows of each query as an Arrow table of its columns (empty with no connection)."""
     out = {}
     for name, query in queries.items():
         columns = list(query.selected_columns)

@@ -140,6 +140,8 @@ class Simulator(G2PRoutes):
             ("POST", R(r"/payouts/lookup"), self._lookup_payouts),
             ("GET", R(r"/statements/(?P<fmt>[^/]+)"), self._statement),
             ("GET", R(r"/statements/(?P<fmt>[^/]+)/(?P<day>[^/]+)"), self._statement),
+            ("GET", R(r"/transfer-statements/(?P<fmt>[^/]+)"), self._transfer_statement),
+            ("GET", R(r"/transfer-statements/(?P<fmt>[^/]+)/(?P<day>[^/]+)"), self._transfer_statement),
             ("PUT", R(r"/voucher-restrictions/(?P<program_id>[^/]+)"), self._push_restrictions),
             ("GET", R(r"/(?P<kind>principals|programs|distributors|wallets)/(?P<key>[^/]+)"), self._get),
             *self._g2p_routes(),
@@ -283,6 +285,11 @@ class Simulator(G2PRoutes):
             if (method, path) == ("DELETE", "/_sim/faults"):
                 self.clear_faults()
                 return 200, {"cleared": True}
+            if (method, path) == ("POST", "/_sim/transfers/settle"):
+                (reference,) = _need(body, "reference")
+                transfer_id = self.settle_transfer(reference, body.get("status", "completed"),
+                                                   body.get("reason"), body.get("booked_amount"))
+                return 200, {"transfer_id": transfer_id}
             if (method, path) == ("GET", "/_sim/state"):
                 return 200, self.state()
         except (Refused, ValueError) as exc:
@@ -405,19 +412,48 @@ class Simulator(G2PRoutes):
         return 201, {"reference": reference, "status": "settled", **_amount(minor, currency)}
 
     def _transfer(self, st: State, body: dict[str, Any]) -> Reply:
+        """Without a `reference`: paid at once to the registered beneficiary (`completed`). With one (the
+        payer's id of the transfer): `pending` until `settle_transfer`, to the `account` given or the
+        registered one; a second transfer with a reference whose transfer has not failed is refused."""
         principal_id, purpose = _need(body, "principal_id", "purpose")
         minor, currency = _minor(body)
-        if principal_id not in st["beneficiaries"]:
+        reference = body.get("reference")
+        if principal_id not in st["beneficiaries"] and not (reference and body.get("account")):
             raise Refused(422, f"principal {principal_id!r} has no registered bank account")
+        if reference:
+            prior = [t for t in st["transfers"].values() if t.get("reference") == reference]
+            if any(t["status"] != "failed" for t in prior):
+                raise Refused(409, f"reference {reference!r} has a transfer already")
         transfer_id = self._next(st, "transfers", "TR")
+        status = "pending" if reference else "completed"
         st["transfers"][transfer_id] = {
             "principal_id": principal_id,
             "amount_minor": minor,
             "currency": currency,
             "purpose": purpose,
-            "status": "completed",
+            "status": status,
+            **({"reference": reference, "reason": None, "booked_on": None} if reference else {}),
         }
-        return 201, {"transfer_id": transfer_id, "status": "completed", **_amount(minor, currency)}
+        return 201, {"transfer_id": transfer_id, "status": status, **_amount(minor, currency)}
+
+    def settle_transfer(self, reference: str, status: str = "completed", reason: str | None = None,
+                        booked_amount: str | None = None) -> str:
+        """The bank finishes the pending transfer of `reference`: `completed` (booked today on the principal
+        transfers statement, for `booked_amount` if given, else its amount) or `failed` with `reason`."""
+        if status not in ("completed", "failed"):
+            raise ValueError(f"status {status!r} is not completed or failed")
+        with self._transaction() as st:
+            found = [(k, t) for k, t in st["transfers"].items()
+                     if t.get("reference") == reference and t["status"] == "pending"]
+            if not found:
+                raise ValueError(f"reference {reference!r} has no pending transfer")
+            transfer_id, transfer = found[-1]
+            booked = _minor({"amount": booked_amount, "currency": transfer["currency"]})[0] \
+                if booked_amount else transfer["amount_minor"]
+            transfer.update(status=status, reason=reason if status == "failed" else None,
+                            booked_on=date.today().isoformat() if status == "completed" else None,
+                            booked_minor=booked)
+            return transfer_id
 
     def _get_transfer(self, st: State, body: dict[str, Any], transfer_id: str) -> Reply:
         transfer = st["transfers"].get(transfer_id)
@@ -517,6 +553,31 @@ class Simulator(G2PRoutes):
                                   c["text"])
                   for n, c in enumerate(st.get("charges", []), 1) if on in (None, c["booked_on"])]
         return render(lines, booked or date.today())
+
+    def transfer_statement(self, fmt: str, day: date | None = None) -> str:
+        """The statement of the principal transfers account: a `D` line per completed transfer with a
+        reference (booked `day`, else all), the reference as end-to-end reference."""
+        with self._transaction(write=False) as st:
+            return self._render_transfers(st, fmt, day)
+
+    def _transfer_statement(self, st: State, body: dict[str, Any], fmt: str, day: str | None = None) -> Reply:
+        try:
+            wanted = date.fromisoformat(day) if day else None
+        except ValueError:
+            raise Refused(422, f"date: {day!r} is not an ISO date") from None
+        return 200, {"format": fmt, "content": self._render_transfers(st, fmt, wanted)}
+
+    @staticmethod
+    def _render_transfers(st: State, fmt: str, day: date | None) -> str:
+        render = statements.RENDERERS.get(fmt)
+        if render is None:
+            raise Refused(404, f"statement format {fmt!r} is not one of {', '.join(statements.RENDERERS)}")
+        on = day.isoformat() if day else None
+        lines = [statements.Line(t["reference"], transfer_id, t["booked_minor"], t["currency"], "D",
+                                 f"transfer to {t['principal_id']}")
+                 for transfer_id, t in st["transfers"].items()
+                 if t.get("booked_on") and on in (None, t["booked_on"])]
+        return render(lines, day or date.today(), statements.PRINCIPAL_TRANSFERS)
 
     def block(self, business_id: str, blocked: bool = True) -> None:
         """Reject every payout to this business from now on (a frozen account), or no longer."""

@@ -4,7 +4,9 @@ One statement per currency, balances opening at zero. Entries: every payout paid
 that came back, a reversal (`RD`, MT940 `:86:/RTRN/<reason>`, camt `RvslInd`); a charge the bank took, a
 debit no payout explains. The payer's reference (our payout id) is the end-to-end reference (MT940
 `:86:/EREF/`, camt `EndToEndId`), the bank's payout id the bank's reference (MT940 `//` of `:61:`, camt
-`AcctSvcrRef`). `account` names the statement's account (a G2P sponsor account) instead of the payout ones.
+`AcctSvcrRef`). `account` names the statement's account (a G2P sponsor account, or `PRINCIPAL_TRANSFERS`
+whose debits are transfers to gift-card principals, the obligation id their reference) instead of the
+payout ones.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from xml.sax.saxutils import escape
 from ops_pipeline.money import to_major
 
 CAMT_NS = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.02"
+PRINCIPAL_TRANSFERS = "SIMBANK-PRINCIPAL-TRANSFERS"  # the account transfers to gift-card principals leave
 
 
 def account_of(currency: str) -> str:

@@ -9,7 +9,9 @@ bank echoes it as the end-to-end reference).
 
 External records: the `D` entries of `bank_statement_entries` booked D to D + `WINDOW_DAYS` (a bank books
 a payout on the day or the next business days), `reference` = the entry's customer reference. Every
-loaded statement counts: load only the payout account's statements into that table for this recon.
+loaded statement counts: load only the payout account's statements into that table for this recon. Debits
+whose reference is a gift-card obligation id (`GCO-...`, transfers to principals, confirmed by
+`giftcards.obligations`) are no payouts and are left out.
 
 Rules, in order (`RECON`):
 - `exact`: reference, currency and amount equal: `matched`.
@@ -34,6 +36,7 @@ from sqlalchemy import select, true, update
 from ops_pipeline import audit
 from ops_pipeline.db.schema import fundout_payouts
 from ops_pipeline.fundout.payouts import POSTED, RETURNED
+from ops_pipeline.giftcards.obligations import PREFIX as OBLIGATION_PREFIX
 from ops_pipeline.lake.tables import BALANCE_OPERATIONS, BANK_STATEMENT_ENTRIES
 from ops_pipeline.ledger.adjustments import adjust
 from ops_pipeline.recon import service
@@ -87,8 +90,9 @@ def records(ws: Workspace, business_date: date) -> tuple[pl.DataFrame, pl.DataFr
     debits = _lake(ws, BANK_STATEMENT_ENTRIES.name,
                    "SELECT statement_id || ':' || sequence, amount_minor, currency, customer_reference, "
                    "entry_date, account, bank_reference FROM {view} WHERE direction = 'D' "
-                   "AND entry_date BETWEEN ? AND ? ORDER BY statement_id, sequence",
-                   [business_date, business_date + timedelta(days=WINDOW_DAYS)])
+                   "AND entry_date BETWEEN ? AND ? AND NOT starts_with(upper(trim(coalesce("
+                   "customer_reference, ''))), ?) ORDER BY statement_id, sequence",
+                   [business_date, business_date + timedelta(days=WINDOW_DAYS), OBLIGATION_PREFIX])
     return internal, pl.DataFrame(debits, schema=_EXTERNAL, orient="row")
 
 

@@ -9,7 +9,7 @@ from ops_pipeline.errors import InvalidInput
 
 OPEN, RESOLVED = "open", "resolved"
 STATUSES = (OPEN, RESOLVED)
-SOURCES = ("manual", "job", "manual_job", "run_failure", "reconciliation")
+SOURCES = ("manual", "job", "manual_job", "run_failure", "reconciliation", "principal_payment")
 PRIORITY_MIN, PRIORITY_MAX, PRIORITY_DEFAULT = 1, 5, 3  # 1 is the most urgent
 MAX_BATCH = 10_000
 MAX_PAGE = 500

@@ -13,6 +13,7 @@ from ops_pipeline.jobqueue.jobtypes.funds import (
     FUND_TRANSFER_TO_PRINCIPAL,
 )
 from ops_pipeline.jobqueue.jobtypes.manual import MANUAL
+from ops_pipeline.jobqueue.jobtypes.obligations import PRINCIPAL_OBLIGATION_PAYMENT
 from ops_pipeline.jobqueue.jobtypes.onboarding import DISTRIBUTOR_ONBOARDING, PRINCIPAL_ONBOARDING
 from ops_pipeline.jobqueue.jobtypes.programs import GIFT_CARD_PROGRAM_CREATION, VOUCHER_RESTRICTION_PUSH
 
@@ -27,6 +28,7 @@ JOB_TYPES: dict[str, JobType] = {
         FUND_TRANSFER_TO_PRINCIPAL,
         VOUCHER_RESTRICTION_PUSH,
         VOUCHER_DISTRIBUTION,
+        PRINCIPAL_OBLIGATION_PAYMENT,
         MANUAL,
     )
 }

@@ -1,0 +1,1 @@
+"""Dagster objects of the gift-card domain; `defs` in `defs.py` declares them all."""
