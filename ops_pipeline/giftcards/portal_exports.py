@@ -96,8 +96,8 @@ def parse(data: bytes, m: PortalMapping, tz) -> tuple[pl.DataFrame, pl.DataFrame
     wanted = {k: v for k, v in m.columns.model_dump().items() if v is not None}
     missing = sorted(c for c in wanted.values() if c not in frame.columns)
     if missing:
-        raise InvalidInput(f"file: columns {missing} of the mapping of {m.principal_id} are not in the export "
-                           f"(it has {[c for c in frame.columns if c != '_row']})")
+        raise InvalidInput(f"file: columns {missing} of the mapping of {m.principal_id} are not in the "
+                           f"export (it has {[c for c in frame.columns if c != '_row']})")
     col = {field: pl.col(name).str.strip_chars() for field, name in wanted.items()}
     exp = exponent(m.currency)
     other = "," if m.decimal_separator == "." else "."
@@ -203,8 +203,9 @@ def quarantined(ws: Workspace, principal_id: str | None = None, export_date: dat
         return []
     with ws.lake.connect(PORTAL_QUARANTINE.name) as con:
         found = con.execute(
-            "SELECT principal_id, export_date, file_name, row_number, reason, raw FROM lake_portal_quarantine "
-            "WHERE ($1::VARCHAR IS NULL OR principal_id = $1) AND ($2::DATE IS NULL OR export_date = $2) "
+            "SELECT principal_id, export_date, file_name, row_number, reason, raw "
+            "FROM lake_portal_quarantine WHERE ($1::VARCHAR IS NULL OR principal_id = $1) "
+            "AND ($2::DATE IS NULL OR export_date = $2) "
             "ORDER BY loaded_at, export_id, row_number", [principal_id, export_date])
         names = [d[0] for d in found.description]
         return [dict(zip(names, r, strict=True)) for r in found.fetchall()]

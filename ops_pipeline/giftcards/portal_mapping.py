@@ -54,7 +54,8 @@ class PortalMapping(Strict):
 
     def status_map(self) -> dict[str, str]:
         """Portal value (lower case) to our status."""
-        return {**{s: s for s in VOUCHER_STATUSES}, **{k.strip().lower(): v for k, v in self.statuses.items()}}
+        mapped = {k.strip().lower(): v for k, v in self.statuses.items()}
+        return {**{s: s for s in VOUCHER_STATUSES}, **mapped}
 
 
 def _check(conn: Connection, m: PortalMapping) -> None:
