@@ -62,12 +62,12 @@ j AS (
            o.face_value_minor AS face_o, t.face_value_minor AS face_t,
            o.currency AS cur_o, t.currency AS cur_t,
            o.status AS st_o, t.status AS st_t, o.expiry_date AS exp_o, t.expiry_date AS exp_t,
-           o.row_number AS row_o, t.row_number AS row_t, do.n AS n_o, dt.n AS n_t,
-           o.voucher_id IS NULL OR do.first IS NULL OR o.row_number = do.first AS first_o,
+           o.row_number AS row_o, t.row_number AS row_t, d_o.n AS n_o, dt.n AS n_t,
+           o.voucher_id IS NULL OR d_o.first IS NULL OR o.row_number = d_o.first AS first_o,
            t.voucher_id IS NULL OR dt.first IS NULL OR t.row_number = dt.first AS first_t,
            dt.first AS firstrow_t
     FROM ours o FULL OUTER JOIN theirs t USING (principal_id, voucher_id)
-    LEFT JOIN dup_o do USING (principal_id, voucher_id) LEFT JOIN dup_t dt USING (principal_id, voucher_id)
+    LEFT JOIN dup_o d_o USING (principal_id, voucher_id) LEFT JOIN dup_t dt USING (principal_id, voucher_id)
 ),
 k AS (
     SELECT *, CASE
