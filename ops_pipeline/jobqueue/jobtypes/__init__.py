@@ -15,6 +15,7 @@ from ops_pipeline.jobqueue.jobtypes.funds import (
 from ops_pipeline.jobqueue.jobtypes.manual import MANUAL
 from ops_pipeline.jobqueue.jobtypes.onboarding import DISTRIBUTOR_ONBOARDING, PRINCIPAL_ONBOARDING
 from ops_pipeline.jobqueue.jobtypes.programs import GIFT_CARD_PROGRAM_CREATION, VOUCHER_RESTRICTION_PUSH
+from ops_pipeline.jobqueue.jobtypes.recon import DAILY_RECONCILIATION
 
 JOB_TYPES: dict[str, JobType] = {
     t.name: t
@@ -27,6 +28,7 @@ JOB_TYPES: dict[str, JobType] = {
         FUND_TRANSFER_TO_PRINCIPAL,
         VOUCHER_RESTRICTION_PUSH,
         VOUCHER_DISTRIBUTION,
+        DAILY_RECONCILIATION,
         MANUAL,
     )
 }
