@@ -9,8 +9,11 @@ from ops_pipeline.jobqueue import service
 from ops_pipeline.jobqueue.model import State
 from ops_pipeline.recon import breaks, store
 from tests.portal_samples import PRINCIPAL, export_csv, seed_portal
-from tests.test_giftcards_jobs import worker  # noqa: F401 - the fixture
-from tests.test_jobqueue_worker import queue, ws  # noqa: F401 - the fixtures
+from tests import test_giftcards_jobs as job_tests
+from tests import test_jobqueue_worker as worker_tests
+
+ws, queue = worker_tests.ws, worker_tests.queue  # a workspace whose partner is the simulator, its queue
+worker = job_tests.worker
 
 
 def run(ws, worker, **attributes):
@@ -20,7 +23,7 @@ def run(ws, worker, **attributes):
     return service.get_job(ws, job.id)
 
 
-def test_the_job_runs_every_recon_of_the_date_and_opens_tickets(ws, worker):  # noqa: F811
+def test_the_job_runs_every_recon_of_the_date_and_opens_tickets(ws, worker):
     dates = seed_portal(ws)
     day = datetime.now(ws.settings.tz).date()
     portal_exports.load_export(ws, PRINCIPAL, export_csv(ws, dates), f"cafe-{day}.csv", "ops:asha")
