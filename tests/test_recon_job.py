@@ -8,9 +8,9 @@ from ops_pipeline.giftcards import portal_exports
 from ops_pipeline.jobqueue import service
 from ops_pipeline.jobqueue.model import State
 from ops_pipeline.recon import breaks, store
-from tests.portal_samples import PRINCIPAL, export_csv, seed_portal
 from tests import test_giftcards_jobs as job_tests
 from tests import test_jobqueue_worker as worker_tests
+from tests.portal_samples import PRINCIPAL, export_csv, seed_portal
 
 ws, queue = worker_tests.ws, worker_tests.queue  # a workspace whose partner is the simulator, its queue
 worker = job_tests.worker
