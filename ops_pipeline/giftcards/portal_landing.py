@@ -4,6 +4,7 @@ unreadable, missing columns) to `.../rejected/` next to a `<name>.error.txt` wit
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
 
 KIND = "portals"
+SETTLE_SECONDS = 1.0  # a file changed more recently may still be being written: left for the next call
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,12 @@ class LandingOutcome:
 
 
 def waiting_files(settings: Settings) -> list[tuple[str, Path]]:
-    """(principal id, file) of every file waiting, oldest arrival (inode change time) first."""
+    """(principal id, file) of every settled file waiting, oldest arrival (inode change time) first."""
     root = settings.landing_dir / KIND
     folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    found = [(folder.name, path, st) for folder in folders for path, st in waiting(folder)]
+    settled = time.time_ns() - int(SETTLE_SECONDS * 1e9)
+    found = [(folder.name, path, st) for folder in folders for path, st in waiting(folder)
+             if st.st_ctime_ns <= settled]
     return [(principal, path) for principal, path, st in sorted(found, key=lambda f: (f[2].st_ctime_ns,
                                                                                        f[1].name))]
 
