@@ -32,7 +32,7 @@ from ops_pipeline.db.schema import gc_programs, gc_vouchers
 from ops_pipeline.errors import NotFound
 from ops_pipeline.lake.tables import PORTAL_VOUCHERS
 from ops_pipeline.recon import service, store
-from ops_pipeline.recon.engine import RESULT_SCHEMA, Decision, _fold
+from ops_pipeline.recon.engine import RESULT_SCHEMA, STATUSES, Decision, _fold
 from ops_pipeline.recon.rules import Recon
 
 if TYPE_CHECKING:
@@ -229,3 +229,13 @@ def _side(pairs: pl.DataFrame, side: str) -> pl.DataFrame:
                               pl.lit(0, pl.Int64).alias(f"{other}_amount_minor"),
                               rule_id=pl.lit(None, pl.String), status=pl.lit(f"unmatched_{side}"),
                               reason=pl.lit("manually unmatched"))
+
+
+def status_totals(ws: Workspace, first: date, last: date) -> list[tuple[str, str, int, int, int]]:
+    """Rows of the latest portal runs of first..last per status and currency: (status, currency, rows, ours
+    minor, portal minor), in `STATUSES` order."""
+    with store.results_connection(ws) as con:
+        found = con.execute("SELECT status, currency, count(*), sum(internal_amount_minor)::BIGINT, "
+                            "sum(external_amount_minor)::BIGINT FROM recon_results WHERE recon = ? "
+                            "AND business_date BETWEEN ? AND ? GROUP BY ALL", [NAME, first, last]).fetchall()
+    return sorted(found, key=lambda r: (STATUSES.index(r[0]), r[1]))
