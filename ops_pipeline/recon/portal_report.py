@@ -20,6 +20,6 @@ def sections(ws: Workspace, day: date, last: date) -> list[Section]:
     note = "No portal export of this date."
     if rows or lines:
         found = len(breaks.open_breaks(ws, recon=portal.NAME, business_date=day))
-        note = f"{found} open breaks (a ticket each, source reconciliation); {lines} export lines quarantined."
+        note = f"{found} open breaks (a ticket each, source reconciliation); {lines} lines quarantined."
     return [Section("vouchers_portal", f"Vouchers against principal portals {day}",
                     ("Status", "Currency", "Vouchers", "Face value ours", "Face value portal"), rows, note)]
