@@ -53,6 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "fundout",
         "Notifications: the outbox, delivered by email (OPS_SMTP_URL) and webhook (OPS_WEBHOOK_URL).",
     ),
+    "portals": (
+        "giftcards_portal",
+        "Principal portal exports: mappings, intake, and their reconciliation against our vouchers.",
+    ),
     "recon": (
         "recon",
         "Reconciliations (settlement: CO vs RO; payouts: vs the bank statement), breaks, resolution.",
