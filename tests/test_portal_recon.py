@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from ops_pipeline import analytics
 from ops_pipeline.errors import InvalidInput, NotFound
 from ops_pipeline.giftcards import portal_exports, records
 from ops_pipeline.giftcards.portal_mapping import MAPPINGS, mapping
@@ -122,5 +123,9 @@ def test_every_kind_of_break_with_exact_values(pws):
         (("GV-T4",), 50000, "write-off", "ops:ravi")]
     assert checks.check_complete(pws, "portal", day).passed
     assert len(breaks.open_breaks(pws, recon="portal")) == 5
+    kinds = analytics.connect(pws).sql("SELECT kind, count(*), sum(face_value_portal_minor)::BIGINT "
+                                       "FROM portal_recon GROUP BY 1 ORDER BY 1").fetchall()
+    assert kinds == [("differs", 3, 200000), ("duplicate", 1, 50000), ("manual", 1, 0), ("matched", 1, 50000),
+                     ("not_ours", 1, 50000)]
     with pytest.raises(NotFound, match="principal_id: no portal export of 'MALL-ORION'"):
         portal.run(pws, day, actor="ops:asha", principal_id="MALL-ORION")

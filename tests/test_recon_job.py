@@ -8,6 +8,7 @@ from ops_pipeline.giftcards import portal_exports
 from ops_pipeline.jobqueue import service
 from ops_pipeline.jobqueue.model import State
 from ops_pipeline.recon import breaks, store
+from ops_pipeline.reports import build
 from tests import test_giftcards_jobs as job_tests
 from tests import test_jobqueue_worker as worker_tests
 from tests.portal_samples import PRINCIPAL, export_csv, seed_portal
@@ -36,6 +37,12 @@ def test_the_job_runs_every_recon_of_the_date_and_opens_tickets(ws, worker):
     assert done["sync_break_tickets"] == {"tickets_opened": 6, "tickets_resolved": 0}
     assert len(store.latest_results(ws, "portal", day)) == 7
     assert {b["recon"] for b in breaks.open_breaks(ws)} == {"portal"}
+    report = build.build_day(ws, day)
+    html = report.files[0].read_text()
+    assert f"<h2>Vouchers against principal portals {day}</h2>" in html
+    assert "6 open breaks (a ticket each, source reconciliation); 1 lines quarantined." in html
+    assert '<td class="">matched_with_difference</td><td class="">INR</td><td class="num">3</td>' \
+           '<td class="num">1,500.00</td><td class="num">2,000.00</td>' in html
 
     without = run(ws, worker, business_date=day.isoformat())
     assert without.state == State.COMPLETED
