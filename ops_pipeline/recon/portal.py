@@ -126,6 +126,11 @@ def compare(con: duckdb.DuckDBPyConnection, business_date: date) -> pl.DataFrame
     return con.sql(_COMPARE, params={"date": business_date}).pl().cast(RESULT_SCHEMA)
 
 
+def register_theirs(con: duckdb.DuckDBPyConnection, business_date: date) -> None:
+    """The view `theirs` in `con` (which has `lake_portal_vouchers`): the export lines of the date."""
+    con.execute(_THEIRS.replace("$date", f"DATE '{business_date.isoformat()}'"))
+
+
 def principals_of(ws: Workspace, business_date: date) -> list[str]:
     """The principals with an export dated `business_date`."""
     with ws.lake.connect(PORTAL_VOUCHERS.name) as con:
@@ -168,7 +173,7 @@ def results(ws: Workspace, business_date: date, principal_id: str | None = None)
     if principal_id is not None and principal_id not in principals:
         raise NotFound(f"principal_id: no portal export of {principal_id!r} dated {business_date}")
     with ws.lake.connect(PORTAL_VOUCHERS.name) as con:
-        con.execute(_THEIRS.replace("$date", f"DATE '{business_date.isoformat()}'"))
+        register_theirs(con, business_date)
         con.register("ours", ours(ws, principals, business_date))
         return compare(con, business_date)
 
@@ -188,7 +193,7 @@ def records(ws: Workspace, business_date: date) -> tuple[pl.DataFrame, pl.DataFr
     `@<row>`) and `amount` (the face value), as the other recons' records have."""
     principals = principals_of(ws, business_date)
     with ws.lake.connect(PORTAL_VOUCHERS.name) as con:
-        con.execute(_THEIRS.replace("$date", f"DATE '{business_date.isoformat()}'"))
+        register_theirs(con, business_date)
         con.register("ours", ours(ws, principals, business_date))
         keys = {"ours": "voucher_id", "theirs": "principal_id || ':' || voucher_id"}
         return tuple(con.sql(_RECORDS.format(side=side, key=key)).pl() for side, key in keys.items())
