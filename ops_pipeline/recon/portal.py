@@ -80,21 +80,10 @@ k AS (
         WHEN has_t AND NOT first_t AND first_o THEN 5 END AS kind
     FROM j
 )
-SELECT 'portal' AS recon, CAST($date AS DATE) AS business_date,
-       CASE WHEN kind IN (0, 1, 2) THEN [voucher_id] WHEN kind = 4 THEN [voucher_id || '@' || row_o]
-            ELSE []::VARCHAR[] END AS internal_ids,
-       CASE WHEN kind IN (0, 1, 3) THEN [principal_id || ':' || voucher_id]
-            WHEN kind = 5 THEN [principal_id || ':' || voucher_id || '@' || row_t] ELSE []::VARCHAR[] END
-           AS external_ids,
-       CASE kind WHEN 0 THEN 'exact' WHEN 1 THEN 'same_voucher' END AS rule_id,
-       CASE kind WHEN 0 THEN 'matched' WHEN 1 THEN 'matched_with_difference'
-                 WHEN 2 THEN 'unmatched_internal' WHEN 4 THEN 'unmatched_internal'
-                 ELSE 'unmatched_external' END AS status,
-       CAST(CASE WHEN kind IN (0, 1, 2, 4) THEN face_o ELSE 0 END AS BIGINT) AS internal_amount_minor,
-       CAST(CASE WHEN kind IN (0, 1, 3, 5) THEN face_t ELSE 0 END AS BIGINT) AS external_amount_minor,
+SELECT CAST(kind AS TINYINT) AS kind, principal_id, voucher_id, row_o, row_t, face_o, face_t,
        coalesce(cur_o, cur_t) AS currency,
        CASE kind
-           WHEN 0 THEN 'rule exact'
+           WHEN 0 THEN NULL  -- 'rule exact', filled in by Polars: no string per matched row here
            WHEN 1 THEN 'voucher ' || voucher_id || ' differs: ' || concat_ws('; ',
                CASE WHEN face_o <> face_t THEN 'face value ours ' || face_o || ' vs portal ' || face_t
                                                || ' minor units' END,
@@ -109,8 +98,7 @@ SELECT 'portal' AS recon, CAST($date AS DATE) AS business_date,
            WHEN 4 THEN 'duplicate: voucher ' || voucher_id || ' is ours ' || n_o || ' times'
            ELSE 'duplicate: voucher ' || voucher_id || ' is listed ' || n_t
                 || ' times in the portal export of ' || principal_id || ' (row ' || row_t || ' repeats row '
-                || firstrow_t || ')' END AS reason,
-       NULL::VARCHAR AS decided_by, NULL::VARCHAR AS note
+                || firstrow_t || ')' END AS reason
 FROM k WHERE kind IS NOT NULL
 """
 _RECORDS = """
@@ -122,8 +110,27 @@ FROM {side} ORDER BY id
 
 def compare(con: duckdb.DuckDBPyConnection, business_date: date) -> pl.DataFrame:
     """The result rows (`RESULT_SCHEMA`) of relations `ours` and `theirs` in `con` (columns of `OURS`),
-    unordered (readers order them)."""
-    return con.sql(_COMPARE, params={"date": business_date}).pl().cast(RESULT_SCHEMA)
+    unordered (readers order them). DuckDB joins and classifies, returning flat columns; Polars makes the id
+    lists (measured: building them in DuckDB took three times as long as the whole join)."""
+    flat = con.sql(_COMPARE).pl()
+    k, p, v = pl.col("kind"), pl.col("principal_id"), pl.col("voucher_id")
+    internal_id = pl.when(k == 4).then(pl.format("{}@{}", v, "row_o")).otherwise(v)
+    external_id = (pl.when(k == 5).then(pl.format("{}:{}@{}", p, v, "row_t"))
+                   .otherwise(pl.format("{}:{}", p, v)))
+    none = pl.lit([], pl.List(pl.String))
+    internal, external = k.is_in([0, 1, 2, 4]), k.is_in([0, 1, 3, 5])
+    return flat.select(
+        recon=pl.lit(NAME), business_date=pl.lit(business_date, pl.Date),
+        internal_ids=pl.when(internal).then(pl.concat_list(internal_id)).otherwise(none),
+        external_ids=pl.when(external).then(pl.concat_list(external_id)).otherwise(none),
+        rule_id=pl.when(k == 0).then(pl.lit("exact")).when(k == 1).then(pl.lit("same_voucher")),
+        status=pl.when(k == 0).then(pl.lit("matched")).when(k == 1).then(pl.lit("matched_with_difference"))
+        .when(internal).then(pl.lit("unmatched_internal")).otherwise(pl.lit("unmatched_external")),
+        internal_amount_minor=pl.when(internal).then("face_o").otherwise(0),
+        external_amount_minor=pl.when(external).then("face_t").otherwise(0),
+        currency="currency", reason=pl.col("reason").fill_null("rule exact"),
+        decided_by=pl.lit(None, pl.String), note=pl.lit(None, pl.String),
+    ).cast(RESULT_SCHEMA)
 
 
 def register_theirs(con: duckdb.DuckDBPyConnection, business_date: date) -> None:
