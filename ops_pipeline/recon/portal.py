@@ -217,6 +217,8 @@ def decide(frame: pl.DataFrame, decisions: list[Decision]) -> pl.DataFrame:
         touches = (pl.col("internal_ids").list.set_intersection(list(d.internal_ids)).list.len() > 0) | (
             pl.col("external_ids").list.set_intersection(list(d.external_ids)).list.len() > 0)
         taken = frame.filter(touches)
+        if taken.is_empty():  # its records are no longer in this date's rows
+            continue
         frame = frame.filter(~touches)
         manual.append({**taken.row(0, named=True), "internal_ids": sorted(d.internal_ids),
                        "external_ids": sorted(d.external_ids), "rule_id": None, "status": "manual",
