@@ -123,9 +123,18 @@ def test_every_kind_of_break_with_exact_values(pws):
         (("GV-T4",), 50000, "write-off", "ops:ravi")]
     assert checks.check_complete(pws, "portal", day).passed
     assert len(breaks.open_breaks(pws, recon="portal")) == 5
+    found = {tuple(b["internal_ids"]) or tuple(b["external_ids"]): b["break_id"]
+             for b in breaks.open_breaks(pws, recon="portal")}
+    breaks.resolve(pws, found[("GV-T3",)], "unmatch", "not the same card", "ops:ravi")
+    breaks.resolve(pws, found[("GV-T5",)], "match", "portal shows the extended expiry", "ops:ravi")
+    third = {(r.status, r.internal_ids, r.external_ids): r.reason for r in portal.run(pws, day, actor="ops").rows}
+    assert third[("unmatched_internal", ("GV-T3",), ())] == "manually unmatched"
+    assert third[("unmatched_external", (), (e + "GV-T3",))] == "manually unmatched"
+    assert third[("manual", ("GV-T5",), (e + "GV-T5",))] == "manual match"
+    assert checks.check_complete(pws, "portal", day).passed
     kinds = analytics.connect(pws).sql("SELECT kind, count(*), sum(face_value_portal_minor)::BIGINT "
                                        "FROM portal_recon GROUP BY 1 ORDER BY 1").fetchall()
-    assert kinds == [("differs", 3, 200000), ("duplicate", 1, 50000), ("manual", 1, 0), ("matched", 1, 50000),
-                     ("not_ours", 1, 50000)]
+    assert kinds == [("differs", 1, 50000), ("duplicate", 1, 50000), ("manual", 2, 50000), ("matched", 1, 50000),
+                     ("missing_on_portal", 1, 0), ("not_ours", 2, 150000)]
     with pytest.raises(NotFound, match="principal_id: no portal export of 'MALL-ORION'"):
         portal.run(pws, day, actor="ops:asha", principal_id="MALL-ORION")
