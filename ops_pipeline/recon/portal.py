@@ -166,7 +166,8 @@ def ours(ws: Workspace, principal_ids: list[str], business_date: date) -> pl.Dat
     status = (pl.when(by("cancelled_at")).then(pl.lit("cancelled")).when(by("expired_at"))
               .then(pl.lit("expired")).when(by("redeemed_at")).then(pl.lit("redeemed"))
               .when(by("distributed_at")).then(pl.lit("distributed")).otherwise(pl.lit("issued")))
-    links = pl.DataFrame(programs, schema={"program_id": pl.String, "principal_id": pl.String}, orient="row")
+    links = pl.DataFrame(programs, schema={"program_id": pl.String, "principal_id": pl.String},
+                         orient="row").unique()  # a principal listed twice by a program counts once
     return (frame.join(links, on="program_id")
             .with_columns(status.alias("status"),
                           pl.col("expires_at").dt.convert_time_zone(str(ws.settings.tz)).dt.date()
