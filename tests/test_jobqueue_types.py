@@ -28,6 +28,7 @@ TYPES = [
     "fund_transfer_to_principal",
     "voucher_restriction_push",
     "voucher_distribution",
+    "daily_reconciliation",
     "manual",
 ]
 SECRETS = ("beanthere.g12@okhdfc", "beanthere@ybl", "50100123456789", "HDFC0001234", "asha@beanthere.example",
