@@ -5,7 +5,8 @@ Data, built straight in Parquet and Delta (`--vouchers` N, 100 principals, `OPS_
 (what `portal.ours` reads from `gc_vouchers`: principal, voucher id, face value, status, expiry) as one
 Parquet file; the export as the Delta table `portal_vouchers` of a new workspace (2 files, one commit).
 Discrepancies: 0.5% of our vouchers missing from the export, 0.5% export lines not ours, 0.3% another face
-value, 1% another status, 0.2% another expiry, 0.1% of the lines listed twice. Then, each in its own process
+value, 1% another status, 0.2% another expiry, 0.1% of the lines listed twice (marked at intake, as
+`portal_exports.repeats` does). Then, each in its own process
 (peak RSS = its VmHWM), `--repeat` interleaved rounds (the best of each):
 - floor: DuckDB over the same files, ours FULL OUTER JOIN the export on (principal, voucher id), the pairs
   with both face values materialised in a temporary table;
@@ -61,6 +62,7 @@ def step_setup(home: str, vouchers: int) -> dict:
     """Our vouchers (Parquet) and the export (Delta), as the module docstring says."""
     import polars as pl
 
+    from ops_pipeline.giftcards.portal_exports import repeats
     from ops_pipeline.lake.tables import PORTAL_VOUCHERS
 
     ws = _workspace(home)
@@ -86,8 +88,8 @@ def step_setup(home: str, vouchers: int) -> dict:
         expiry_date=pl.when(k.is_between(20, 21)).then(pl.col("expiry_date") + pl.duration(days=30))
         .otherwise("expiry_date"),  # 0.2%
     ).sample(fraction=1.0, shuffle=True, seed=7)
-    ours.drop("i").write_parquet(Path(home) / "ours.parquet", compression="lz4")
-    export = theirs.drop("i").with_columns(
+    ours.drop("i", "row_number").write_parquet(Path(home) / "ours.parquet", compression="lz4")
+    export = theirs.drop("i").with_columns(**repeats(theirs)).with_columns(
         export_id=pl.lit("bench"), export_date=pl.lit(DAY),
         redeemed_at=pl.lit(None, pl.Datetime("us", "UTC")), file_name=pl.lit("bench.csv"),
         loaded_at=pl.lit(datetime(2026, 12, 6, tzinfo=UTC)))

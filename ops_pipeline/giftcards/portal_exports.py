@@ -91,7 +91,7 @@ def _cell_text(value: Any, m: PortalMapping) -> str | None:
 
 def parse(data: bytes, m: PortalMapping, tz) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(vouchers, quarantined) of an export: vouchers with voucher_id, face_value_minor, currency, status,
-    expiry_date, redeemed_at, row_number; quarantined lines with row_number, raw (JSON) and reason."""
+    expiry_date, redeemed_at, row_number, `repeats`; quarantined lines with row_number, raw (JSON), reason."""
     frame = read_rows(data, m)
     wanted = {k: v for k, v in m.columns.model_dump().items() if v is not None}
     missing = sorted(c for c in wanted.values() if c not in frame.columns)
@@ -137,11 +137,20 @@ def parse(data: bytes, m: PortalMapping, tz) -> tuple[pl.DataFrame, pl.DataFrame
         pl.lit(m.currency).alias("currency"), pl.col("_status").alias("status"),
         pl.col("_expiry").alias("expiry_date"), pl.col("_redeemed").alias("redeemed_at"),
         pl.col("_row").alias("row_number"))
+    good = good.with_columns(**repeats(good))
     raw = [c for c in frame.columns if c != "_row"]
     bad = checked.filter(pl.col("_reason") != "").select(
         pl.col("_row").alias("row_number"), pl.struct(raw).struct.json_encode().alias("raw"),
         pl.col("_reason").alias("reason"))
     return good, bad
+
+
+def repeats(lines: pl.DataFrame) -> dict[str, pl.Expr]:
+    """`repeats_row` (the row of the voucher's first line when this line lists it again, else null) and
+    `times_listed` of an export's parsed lines."""
+    first = pl.col("row_number").min().over("voucher_id")
+    return {"repeats_row": pl.when(pl.col("row_number") != first).then(first),
+            "times_listed": pl.len().over("voucher_id").cast(pl.Int64)}
 
 
 def export_date_of(file_name: str, tz) -> date:

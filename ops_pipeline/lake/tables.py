@@ -254,7 +254,8 @@ DISBURSEMENT_STATUS = TableSpec(
 
 # Principal portal exports (ops_pipeline.giftcards.portal_exports): one row per voucher line of an export,
 # parsed with the principal's mapping; `export_id` is the SHA-256 of the file (a file loads once). Lines
-# that do not parse are in `portal_quarantine` with the reason, never dropped.
+# that do not parse are in `portal_quarantine` with the reason, never dropped. Repeated vouchers are marked
+# at intake (`repeats_row`), so the reconciliation needs no pass over the export to find them.
 PORTAL_VOUCHERS = TableSpec(
     "giftcards",
     "portal_vouchers",
@@ -270,6 +271,8 @@ PORTAL_VOUCHERS = TableSpec(
             pa.field("status", S, nullable=False),
             pa.field("expiry_date", pa.date32()),
             pa.field("redeemed_at", UTC_TS),
+            pa.field("repeats_row", I64),  # a voucher listed again: the row of its first line
+            pa.field("times_listed", I64, nullable=False),  # lines of the export with this voucher
             pa.field("file_name", S, nullable=False),
             pa.field("loaded_at", UTC_TS, nullable=False),
         ]

@@ -12,8 +12,10 @@ One DuckDB full outer join on (principal, voucher id) gives every row of the dat
 - `matched_with_difference` (rule `same_voucher`): the voucher is on both sides but differs; the reason
   names each difference, the amount difference is the face values' (0 when only status or expiry differ);
 - `unmatched_internal`: ours, missing from the export; `unmatched_external`: in the export, not ours;
-- duplicates: a voucher listed again (the first line, by row number, is compared) is an unmatched row of its
-  side whose reason says which line it repeats; its id carries `@<row>`.
+- duplicates: an export line listing a voucher again (marked at intake: `repeats_row`) is an
+  `unmatched_external` row whose reason says which line it repeats, its id `@<row>`; the first line is the
+  one compared. Our side cannot repeat a voucher: `gc_vouchers` is keyed by voucher id, and a principal
+  counts once per program (`check_exclusive` would catch it).
 Internal ids are voucher ids, external ids `<principal>:<voucher id>`. Decisions of ops users (write off,
 match, unmatch a break) apply on top as in the engine: a forced match or write-off replaces the rows of its
 records by one `manual` row; an unmatched pair becomes its two unmatched rows.
@@ -40,47 +42,41 @@ if TYPE_CHECKING:
 
 NAME = "portal"
 PORTAL = Recon(NAME, ())
-OURS = {"principal_id": pl.String, "voucher_id": pl.String, "row_number": pl.Int64,
-        "face_value_minor": pl.Int64, "currency": pl.String, "status": pl.String, "expiry_date": pl.Date}
+OURS = {"principal_id": pl.String, "voucher_id": pl.String, "face_value_minor": pl.Int64,
+        "currency": pl.String, "status": pl.String, "expiry_date": pl.Date}
 
 # The export lines of D: per principal its latest export of D.
 _THEIRS = """
 CREATE TEMP VIEW theirs AS
-SELECT principal_id, voucher_id, row_number, face_value_minor, currency, status, expiry_date
+SELECT principal_id, voucher_id, row_number, face_value_minor, currency, status, expiry_date, repeats_row,
+       times_listed
 FROM lake_portal_vouchers
 WHERE export_date = $date AND export_id IN (
     SELECT arg_max(export_id, loaded_at) FROM lake_portal_vouchers WHERE export_date = $date
     GROUP BY principal_id)
 """
+# kind: 0 matched, 1 differs, 2 ours only, 3 the export's only, 5 a line repeating an earlier one. A repeated
+# line (`repeats_row`, marked at intake) is its own row; the first line of the voucher is compared.
 _COMPARE = """
-WITH dup_o AS (SELECT principal_id, voucher_id, min(row_number) AS first, count(*) AS n FROM ours
-               GROUP BY ALL HAVING count(*) > 1),
-dup_t AS (SELECT principal_id, voucher_id, min(row_number) AS first, count(*) AS n FROM theirs
-          GROUP BY ALL HAVING count(*) > 1),
-j AS (
+WITH j AS (
     SELECT principal_id, voucher_id, o.voucher_id IS NOT NULL AS has_o, t.voucher_id IS NOT NULL AS has_t,
            o.face_value_minor AS face_o, t.face_value_minor AS face_t,
-           o.currency AS cur_o, t.currency AS cur_t,
-           o.status AS st_o, t.status AS st_t, o.expiry_date AS exp_o, t.expiry_date AS exp_t,
-           o.row_number AS row_o, t.row_number AS row_t, d_o.n AS n_o, dt.n AS n_t,
-           o.voucher_id IS NULL OR d_o.first IS NULL OR o.row_number = d_o.first AS first_o,
-           t.voucher_id IS NULL OR dt.first IS NULL OR t.row_number = dt.first AS first_t,
-           dt.first AS firstrow_t
+           o.currency AS cur_o, t.currency AS cur_t, o.status AS st_o, t.status AS st_t,
+           o.expiry_date AS exp_o, t.expiry_date AS exp_t, t.row_number AS row_t, t.repeats_row,
+           t.times_listed
     FROM ours o FULL OUTER JOIN theirs t USING (principal_id, voucher_id)
-    LEFT JOIN dup_o d_o USING (principal_id, voucher_id) LEFT JOIN dup_t dt USING (principal_id, voucher_id)
 ),
 k AS (
     SELECT *, CASE
-        WHEN has_o AND has_t AND first_o AND first_t THEN
+        WHEN repeats_row IS NOT NULL THEN 5
+        WHEN has_o AND has_t THEN
             CASE WHEN face_o = face_t AND cur_o = cur_t AND st_o = st_t AND exp_o IS NOT DISTINCT FROM exp_t
                  THEN 0 ELSE 1 END
-        WHEN has_o AND first_o AND NOT has_t THEN 2
-        WHEN has_t AND first_t AND NOT has_o THEN 3
-        WHEN has_o AND NOT first_o AND first_t THEN 4
-        WHEN has_t AND NOT first_t AND first_o THEN 5 END AS kind
+        WHEN has_o THEN 2
+        ELSE 3 END AS kind
     FROM j
 )
-SELECT CAST(kind AS TINYINT) AS kind, principal_id, voucher_id, row_o, row_t, face_o, face_t,
+SELECT CAST(kind AS TINYINT) AS kind, principal_id, voucher_id, row_t, face_o, face_t,
        coalesce(cur_o, cur_t) AS currency,
        CASE kind
            WHEN 0 THEN NULL  -- 'rule exact', filled in by Polars: no string per matched row here
@@ -95,16 +91,13 @@ SELECT CAST(kind AS TINYINT) AS kind, principal_id, voucher_id, row_o, row_t, fa
            WHEN 2 THEN 'voucher ' || voucher_id || ' is missing from the portal export of ' || principal_id
            WHEN 3 THEN 'voucher ' || voucher_id || ' (row ' || row_t || ') of the portal export of '
                        || principal_id || ' is not ours'
-           WHEN 4 THEN 'duplicate: voucher ' || voucher_id || ' is ours ' || n_o || ' times'
-           ELSE 'duplicate: voucher ' || voucher_id || ' is listed ' || n_t
+           ELSE 'duplicate: voucher ' || voucher_id || ' is listed ' || times_listed
                 || ' times in the portal export of ' || principal_id || ' (row ' || row_t || ' repeats row '
-                || firstrow_t || ')' END AS reason
-FROM k WHERE kind IS NOT NULL
+                || repeats_row || ')' END AS reason
+FROM k
 """
 _RECORDS = """
-SELECT {key} || CASE WHEN row_number() OVER (PARTITION BY principal_id, voucher_id ORDER BY row_number) > 1
-                     THEN '@' || row_number ELSE '' END AS id, face_value_minor AS amount, *
-FROM {side} ORDER BY id
+SELECT {key} AS id, face_value_minor AS amount, * FROM {side} ORDER BY id
 """
 
 
@@ -114,14 +107,13 @@ def compare(con: duckdb.DuckDBPyConnection, business_date: date) -> pl.DataFrame
     lists (measured: building them in DuckDB took three times as long as the whole join)."""
     flat = con.sql(_COMPARE).pl()
     k, p, v = pl.col("kind"), pl.col("principal_id"), pl.col("voucher_id")
-    internal_id = pl.when(k == 4).then(pl.format("{}@{}", v, "row_o")).otherwise(v)
     external_id = (pl.when(k == 5).then(pl.format("{}:{}@{}", p, v, "row_t"))
                    .otherwise(pl.format("{}:{}", p, v)))
     none = pl.lit([], pl.List(pl.String))
-    internal, external = k.is_in([0, 1, 2, 4]), k.is_in([0, 1, 3, 5])
+    internal, external = k.is_in([0, 1, 2]), k.is_in([0, 1, 3, 5])
     return flat.select(
         recon=pl.lit(NAME), business_date=pl.lit(business_date, pl.Date),
-        internal_ids=pl.when(internal).then(pl.concat_list(internal_id)).otherwise(none),
+        internal_ids=pl.when(internal).then(pl.concat_list(v)).otherwise(none),
         external_ids=pl.when(external).then(pl.concat_list(external_id)).otherwise(none),
         rule_id=pl.when(k == 0).then(pl.lit("exact")).when(k == 1).then(pl.lit("same_voucher")),
         status=pl.when(k == 0).then(pl.lit("matched")).when(k == 1).then(pl.lit("matched_with_difference"))
@@ -171,7 +163,7 @@ def ours(ws: Workspace, principal_ids: list[str], business_date: date) -> pl.Dat
     return (frame.join(links, on="program_id")
             .with_columns(status.alias("status"),
                           pl.col("expires_at").dt.convert_time_zone(str(ws.settings.tz)).dt.date()
-                          .alias("expiry_date"), pl.int_range(pl.len(), dtype=pl.Int64).alias("row_number"))
+                          .alias("expiry_date"))
             .select(list(OURS)))
 
 
@@ -203,7 +195,8 @@ def records(ws: Workspace, business_date: date) -> tuple[pl.DataFrame, pl.DataFr
     with ws.lake.connect(PORTAL_VOUCHERS.name) as con:
         register_theirs(con, business_date)
         con.register("ours", ours(ws, principals, business_date))
-        keys = {"ours": "voucher_id", "theirs": "principal_id || ':' || voucher_id"}
+        keys = {"ours": "voucher_id", "theirs": "principal_id || ':' || voucher_id "
+                "|| CASE WHEN repeats_row IS NULL THEN '' ELSE '@' || row_number END"}
         return tuple(con.sql(_RECORDS.format(side=side, key=key)).pl() for side, key in keys.items())
 
 
