@@ -4,12 +4,12 @@ breaks, quarantined lines). `ops` writes; `ops`, `finance` and `analyst` read. A
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from ops_pipeline.api.deps import WorkspaceDep, run_domain
+from ops_pipeline.api.errors import error_responses
 from ops_pipeline.api.giftcards import (
     READ_ERRORS,
     WRITE_ERRORS,
@@ -29,7 +29,8 @@ from ops_pipeline.giftcards.portal_mapping import MAPPINGS
 from ops_pipeline.recon import breaks, portal
 
 router = APIRouter(prefix="/api/giftcards", tags=["giftcards"])
-DatePath = Annotated[date, Path(description="The business date (YYYY-MM-DD).")]
+DatePath = Annotated[Day, Path(description="The business date (YYYY-MM-DD).")]
+UPLOAD_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 415)
 
 
 @router.post("/portal-mappings", status_code=201, summary="Create a principal's portal export mapping",
@@ -59,7 +60,7 @@ def update_mapping(key: Key, body: RecordBody, ws: WorkspaceDep, who: Writer,
 
 @router.post(
     "/portal-exports/{key}", status_code=201, summary="Upload a principal's portal export (CSV or XLSX)",
-    responses={200: {"description": "The export was loaded before: nothing done."}, **WRITE_ERRORS},
+    responses={200: {"description": "The export was loaded before: nothing done."}, **UPLOAD_ERRORS},
     openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["file"],
         "properties": {"file": {"type": "string", "format": "binary"}}}}}}},
