@@ -42,7 +42,7 @@ def test_mappings_uploads_and_the_recon_of_a_date(client):
     assert again["alreadyLoaded"] is True
     unmapped = call(client, "POST", "/portal-exports/P-NONE", files={"file": ("x.csv", data)})
     assert unmapped.status_code == 404 and unmapped.json()["error"] == "principal_id: no portal_mapping 'P-NONE'"
-    lines = made(call(client, "GET", "/portal-exports/quarantine", "finance",
+    lines = made(call(client, "GET", "/portal-quarantine", "finance",
                       params={"principalId": PRINCIPAL}), 200)["lines"]
     assert [(q["rowNumber"], q["reason"][:40]) for q in lines] == [(8, "face_value: '5OO,00' (column 'Value') is")]
 

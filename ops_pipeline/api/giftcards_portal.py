@@ -77,7 +77,7 @@ async def upload_export(request: Request, response: Response, key: Key, ws: Work
     return camel({**loaded.__dict__, "export_date": loaded.export_date.isoformat()})
 
 
-@router.get("/portal-exports/quarantine", summary="Export lines that did not parse", responses=READ_ERRORS)
+@router.get("/portal-quarantine", summary="Export lines that did not parse", responses=READ_ERRORS)
 def list_quarantine(ws: WorkspaceDep, _: Reader,
                     principal_id: Annotated[str | None, Query(alias="principalId", max_length=64)] = None,
                     export_date: Annotated[Day | None, Query(alias="exportDate")] = None) -> dict[str, Any]:
