@@ -55,3 +55,19 @@ def test_the_sensor_loads_exports_once_and_requests_their_date(sqlite_ws):
     meta = done.asset_materializations_for_node("portal_recon")[0].metadata
     assert meta["counts"].value["matched_with_difference"] == 3 and meta["dagster/row_count"].value == 7
     assert all(c.passed for c in done.get_asset_check_evaluations())
+
+
+def test_the_daily_schedule_creates_the_job_of_a_date_once(sqlite_ws):
+    from assets.recon.portal import daily_reconciliation_job, daily_reconciliation_schedule
+    from ops_pipeline.jobqueue import service
+
+    ops = OpsResource(ops_home=str(sqlite_ws.home))
+    config = {"ops": {"create_daily_reconciliation": {"config": {"business_date": "2026-12-05"}}}}
+    ids = [daily_reconciliation_job.execute_in_process(run_config=config, resources={"ops": ops})
+           .output_for_node("create_daily_reconciliation") for _ in range(2)]
+    assert ids[0] == ids[1]
+    job = service.get_job(sqlite_ws, ids[0])
+    assert (job.type, job.attributes, job.created_by) == (
+        "daily_reconciliation", {"business_date": "2026-12-05", "principal_id": None},
+        "dagster:daily_reconciliation_schedule")
+    assert daily_reconciliation_schedule.cron_schedule == "30 6 * * *"
