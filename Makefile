@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_statements
 	$(BIN)/python -m benchmarks.bench_reports
 	$(BIN)/python -m benchmarks.bench_intake --db sqlite postgres
+	$(BIN)/python -m benchmarks.bench_portal_recon
 
 ## Dagster UI (http://127.0.0.1:3000) + daemon + REST API (http://127.0.0.1:8000) on OPS_HOME.
 dev: install

@@ -38,13 +38,15 @@ def world(ws, tmp_path):
 
 def test_definitions_hold_the_recon_assets_partitioned_by_day_with_their_checks():
     specs = {s.key.to_user_string(): s for s in definitions.defs.resolve_all_asset_specs() if s.group_name == "recon"}
-    assert set(specs) == {"settlement_recon", "payout_recon", "recon_breaks"}
+    assert set(specs) == {"settlement_recon", "payout_recon", "portal_recon", "recon_breaks"}
     assert all(s.partitions_def == DAILY and s.description for s in specs.values())
-    assert {d.asset_key.to_user_string() for d in specs["recon_breaks"].deps} == {"settlement_recon", "payout_recon"}
+    assert {d.asset_key.to_user_string() for d in specs["recon_breaks"].deps} == {"settlement_recon", "payout_recon",
+                                                                                  "portal_recon"}
     graph = definitions.defs.resolve_asset_graph()
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys if k.asset_key.path[0] in specs}
     assert checks == {("settlement_recon", EXCLUSIVE), ("settlement_recon", COMPLETE), ("payout_recon", EXCLUSIVE),
-                      ("payout_recon", COMPLETE), ("recon_breaks", AGED_BREAKS)}
+                      ("payout_recon", COMPLETE), ("portal_recon", EXCLUSIVE), ("portal_recon", COMPLETE),
+                      ("recon_breaks", AGED_BREAKS)}
 
 
 def materialize(ws, day: str) -> dg.ExecuteInProcessResult:
@@ -73,6 +75,8 @@ def test_backfill_twice_is_idempotent_and_tickets_follow_the_breaks(world, tmp_p
     assert evaluated == [
         ("payout_recon", "all_records_accounted_for", True, "ERROR"),
         ("payout_recon", "no_record_matched_twice", True, "ERROR"),
+        ("portal_recon", "all_records_accounted_for", True, "ERROR"),
+        ("portal_recon", "no_record_matched_twice", True, "ERROR"),
         ("recon_breaks", "no_break_beyond_window", False, "WARN"),  # the c2s are past 3 days by now
         ("settlement_recon", "all_records_accounted_for", True, "ERROR"),
         ("settlement_recon", "no_record_matched_twice", True, "ERROR")]

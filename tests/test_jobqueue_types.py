@@ -29,6 +29,7 @@ TYPES = [
     "voucher_restriction_push",
     "voucher_distribution",
     "principal_obligation_payment",
+    "daily_reconciliation",
     "manual",
 ]
 SECRETS = ("beanthere.g12@okhdfc", "beanthere@ybl", "50100123456789", "HDFC0001234", "asha@beanthere.example",

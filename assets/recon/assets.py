@@ -24,6 +24,7 @@ from resources.ops import OpsResource
 GROUP = "recon"
 SETTLEMENT_RECON = dg.AssetKey("settlement_recon")
 PAYOUT_RECON = dg.AssetKey("payout_recon")
+PORTAL_RECON = dg.AssetKey("portal_recon")
 RECON_BREAKS = dg.AssetKey("recon_breaks")
 EXCLUSIVE = "no_record_matched_twice"
 COMPLETE = "all_records_accounted_for"
@@ -82,9 +83,13 @@ settlement_recon = recon_asset(
 payout_recon = recon_asset(
     "payouts", PAYOUT_RECON, [],
     "Payout reconciliation of the date: fund-out payouts and cash-outs against the bank statement debits.")
+portal_recon = recon_asset(
+    "portal", PORTAL_RECON, [],
+    "Portal reconciliation of the date: our vouchers against each principal's portal export of the date.")
 
 
-@dg.asset(key=RECON_BREAKS, group_name=GROUP, partitions_def=DAILY, deps=[SETTLEMENT_RECON, PAYOUT_RECON],
+@dg.asset(key=RECON_BREAKS, group_name=GROUP, partitions_def=DAILY,
+          deps=[SETTLEMENT_RECON, PAYOUT_RECON, PORTAL_RECON],
           check_specs=[dg.AssetCheckSpec(AGED_BREAKS, asset=RECON_BREAKS,
                                          description="No break older than its reconciliation's window.")])
 def recon_breaks(context: dg.AssetExecutionContext, ops: OpsResource) -> dg.MaterializeResult:
@@ -109,4 +114,4 @@ def recon_breaks(context: dg.AssetExecutionContext, ops: OpsResource) -> dg.Mate
     )
 
 
-RECON_ASSETS = [settlement_recon, payout_recon, recon_breaks]
+RECON_ASSETS = [settlement_recon, payout_recon, portal_recon, recon_breaks]

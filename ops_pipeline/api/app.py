@@ -22,6 +22,7 @@ from ops_pipeline.api import (
     g2p,
     giftcards,
     giftcards_obligations,
+    giftcards_portal,
     guard,
     jobs,
     metrics,
@@ -47,7 +48,7 @@ from ops_pipeline.workspace import Workspace
 
 ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router, statements.router,
            g2p.router, recon.router, reports.router, giftcards.router, operations.router,
-           payouts.router, giftcards_obligations.router)
+           payouts.router, giftcards_obligations.router, giftcards_portal.router)
 
 
 class Unavailable(OpsError):

@@ -96,12 +96,16 @@ def _problem(request: Request, body: bytes) -> tuple[int, str, str] | None:
     return None
 
 
+UPLOADS = "/api/giftcards/portal-exports/"  # principal portal exports (api.giftcards_portal)
+
+
 def _form(request: Request) -> bool:
-    """The console's urlencoded forms, and the statement uploads (`POST /api/statements`, the G2P Bridge's
-    `POST /g2p-bridge/upload_mt940`)."""
+    """The console's urlencoded forms, and the file uploads (`POST /api/statements`, the G2P Bridge's
+    `POST /g2p-bridge/upload_mt940`, the portal exports)."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "multipart/form-data":
-        return request.scope["path"] in ("/api/statements", "/g2p-bridge/upload_mt940")
+        path = request.scope["path"]
+        return path in ("/api/statements", "/g2p-bridge/upload_mt940") or path.startswith(UPLOADS)
     return media == "application/x-www-form-urlencoded" and request.scope["path"].startswith("/console/")
 
 

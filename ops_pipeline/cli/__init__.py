@@ -57,6 +57,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "giftcards_obligations",
         "What is owed to gift-card principals: compute, list, show, pay, confirm the transfers.",
     ),
+    "portals": (
+        "giftcards_portal",
+        "Principal portal exports: mappings, intake, and their reconciliation against our vouchers.",
+    ),
     "recon": (
         "recon",
         "Reconciliations (settlement: CO vs RO; payouts: vs the bank statement), breaks, resolution.",

@@ -851,3 +851,16 @@ gc_obligations = Table(
     Index("uq_gc_obligations_period", "principal_id", "period_start", "period_end", "currency", unique=True),
     Index("ix_gc_obligations_status", "status"),
 )
+
+
+# -- gift-card portal reconciliation (ops_pipeline.giftcards.portal_mapping) ----------------------------
+
+# How a principal's portal export reads: one mapping per principal (format, columns, status values, date
+# format, decimal separator), in `details`; versioned and audited like the other gift-card records.
+gc_portal_mappings = Table(
+    "gc_portal_mappings",
+    metadata,
+    Column("principal_id", String(64), primary_key=True),
+    Column("format", String(8), nullable=False),  # csv | xlsx
+    *_record_columns(),
+)

@@ -256,6 +256,50 @@ DISBURSEMENT_STATUS = TableSpec(
     partition_by=("status_date",),
 )
 
+# Principal portal exports (ops_pipeline.giftcards.portal_exports): one row per voucher line of an export,
+# parsed with the principal's mapping; `export_id` is the SHA-256 of the file (a file loads once). Lines
+# that do not parse are in `portal_quarantine` with the reason, never dropped. Repeated vouchers are marked
+# at intake (`repeats_row`), so the reconciliation needs no pass over the export to find them.
+PORTAL_VOUCHERS = TableSpec(
+    "giftcards",
+    "portal_vouchers",
+    pa.schema(
+        [
+            pa.field("export_id", S, nullable=False),
+            pa.field("principal_id", S, nullable=False),
+            pa.field("export_date", pa.date32(), nullable=False),
+            pa.field("row_number", I64, nullable=False),
+            pa.field("voucher_id", S, nullable=False),
+            pa.field("face_value_minor", I64, nullable=False),
+            pa.field("currency", S, nullable=False),
+            pa.field("status", S, nullable=False),
+            pa.field("expiry_date", pa.date32()),
+            pa.field("redeemed_at", UTC_TS),
+            pa.field("repeats_row", I64),  # a voucher listed again: the row of its first line
+            pa.field("times_listed", I64, nullable=False),  # lines of the export with this voucher
+            pa.field("file_name", S, nullable=False),
+            pa.field("loaded_at", UTC_TS, nullable=False),
+        ]
+    ),
+)
+
+PORTAL_QUARANTINE = TableSpec(
+    "giftcards",
+    "portal_quarantine",
+    pa.schema(
+        [
+            pa.field("export_id", S, nullable=False),
+            pa.field("principal_id", S, nullable=False),
+            pa.field("export_date", pa.date32(), nullable=False),
+            pa.field("row_number", I64, nullable=False),
+            pa.field("raw", S, nullable=False),
+            pa.field("reason", S, nullable=False),
+            pa.field("file_name", S, nullable=False),
+            pa.field("loaded_at", UTC_TS, nullable=False),
+        ]
+    ),
+)
+
 CONFIRMED_OPERATIONS = _raw_feed("confirmed_operations")
 RECONCILED_OPERATIONS = _raw_feed("reconciled_operations")
 
@@ -273,5 +317,7 @@ TABLES: dict[str, TableSpec] = {
         RECON_RESULTS,
         VOUCHER_EVENTS,
         DISBURSEMENT_STATUS,
+        PORTAL_VOUCHERS,
+        PORTAL_QUARANTINE,
     )
 }

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
+from ops_pipeline.recon import portal_report
 from ops_pipeline.reports.model import Section
 from ops_pipeline.workspace import Workspace
 
 Provider = Callable[[Workspace, date, date], list[Section]]
 
 PROVIDERS: dict[str, list[Provider]] = {
-    "daily": [],
+    "daily": [portal_report.sections],
     "monthly": [],
 }
 

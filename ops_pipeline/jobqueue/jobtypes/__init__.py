@@ -16,6 +16,7 @@ from ops_pipeline.jobqueue.jobtypes.manual import MANUAL
 from ops_pipeline.jobqueue.jobtypes.obligations import PRINCIPAL_OBLIGATION_PAYMENT
 from ops_pipeline.jobqueue.jobtypes.onboarding import DISTRIBUTOR_ONBOARDING, PRINCIPAL_ONBOARDING
 from ops_pipeline.jobqueue.jobtypes.programs import GIFT_CARD_PROGRAM_CREATION, VOUCHER_RESTRICTION_PUSH
+from ops_pipeline.jobqueue.jobtypes.recon import DAILY_RECONCILIATION
 
 JOB_TYPES: dict[str, JobType] = {
     t.name: t
@@ -29,6 +30,7 @@ JOB_TYPES: dict[str, JobType] = {
         VOUCHER_RESTRICTION_PUSH,
         VOUCHER_DISTRIBUTION,
         PRINCIPAL_OBLIGATION_PAYMENT,
+        DAILY_RECONCILIATION,
         MANUAL,
     )
 }
