@@ -283,6 +283,12 @@ class Simulator(G2PRoutes):
             if (method, path) == ("DELETE", "/_sim/faults"):
                 self.clear_faults()
                 return 200, {"cleared": True}
+            if (method, path) == ("POST", "/_sim/g2p/links"):
+                self.link_fas({b: (fa, name) for b, fa, name in _need(body, "links")[0]})
+                return 201, {"linked": len(body["links"])}
+            if (method, path) == ("POST", "/_sim/g2p/fail_share"):
+                self.set_fail_share(float(_need(body, "share")[0]))
+                return 200, {"share": body["share"]}
             if (method, path) == ("GET", "/_sim/state"):
                 return 200, self.state()
         except (Refused, ValueError) as exc:
