@@ -27,6 +27,7 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
+import multiprocessing
 from pathlib import Path
 
 import httpx
@@ -61,6 +62,7 @@ ADMIN_URL = os.environ.get("OPS_BENCH_PG_URL", "postgresql+psycopg2://postgres@1
 PROGRAM, ACCOUNT, CURRENCY, PARTNER = "BENCH-CT", "G2P-BENCH-0001", "KES", "bench-mis"
 AMOUNT_MINOR = 250_000  # 2,500.00 KES each
 TARGET_S = 600
+SPAWN = multiprocessing.get_context("spawn")  # the Delta Lake library's runtime does not survive a fork
 # OpenG2P G2P Bridge defaults (celery beat producers, /work/shared/OPENG2P_NOTES.md section 3): each step's
 # producer runs once per cycle and enqueues at most this many tasks (one per envelope or batch).
 OPENG2P = {"cycle_seconds": 3600, "tasks_per_cycle": 2}
@@ -149,16 +151,46 @@ def items(envelope_id: str, first: int, count: int) -> list[dict]:
              "narrative": "bench cycle"} for i in range(first, first + count)]
 
 
-def run_steps(ws: Workspace, limit: int) -> dict:
-    """Each step in pipeline order until nothing is left for it: seconds and rows per step."""
-    out = {}
-    for step in STEPS:
-        started, claimed, errors = time.perf_counter(), 0, 0
-        while (run := run_step(ws, step, worker="bench", limit=limit)).claimed:
-            claimed, errors = claimed + run.claimed, errors + run.errors
-        out[step] = {"seconds": round(time.perf_counter() - started, 2), "claimed": claimed, "errors": errors}
-        print(f"  {step}: {out[step]}", flush=True)
-    return out
+def drain(settings: Settings, step: str, worker: str, limit: int, more, out) -> None:
+    """A step runner (what a sensor's runs do): run `step` until nothing is left for it and, while `more`
+    is unset, more may come; puts (step, worker, seconds, claimed, errors) on `out`."""
+    ws = Workspace(settings)
+    started, claimed, errors = time.perf_counter(), 0, 0
+    while True:
+        run = run_step(ws, step, worker=worker, limit=limit)
+        claimed, errors = claimed + run.claimed, errors + run.errors
+        if not run.claimed:
+            if more is None or more.is_set():
+                if more is None or not run_step(ws, step, worker=worker, limit=limit).claimed:
+                    break
+                continue
+            time.sleep(0.2)
+    ws.close()
+    out.put((step, worker, round(time.perf_counter() - started, 2), claimed, errors))
+
+
+def runners(settings: Settings, step: str, count: int, limit: int, more=None) -> tuple:
+    """`count` runner processes of `step` started; join with `joined`."""
+    out = SPAWN.Queue()
+    procs = [SPAWN.Process(target=drain, args=(settings, step, f"bench-{step}-{i}", limit, more, out))
+             for i in range(count)]
+    for p in procs:
+        p.start()
+    return procs, out
+
+
+def joined(started: tuple) -> dict:
+    procs, out = started
+    for p in procs:
+        p.join()
+        if p.exitcode:
+            raise SystemExit(f"a step runner exited with {p.exitcode}")
+    results = [out.get() for _ in procs]
+    step = results[0][0]
+    done = {"seconds": max(r[2] for r in results), "runners": len(results), "claimed": sum(r[3] for r in results),
+            "errors": sum(r[4] for r in results)}
+    print(f"  {step}: {done}", flush=True)
+    return done
 
 
 def statuses(ws: Workspace, envelope_id: str) -> dict[str, int]:
@@ -216,22 +248,31 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=200, help="disbursements of the one-at-a-time peer")
     parser.add_argument("--fail-share", type=float, default=0.005)
     parser.add_argument("--api-workers", type=int, default=1)
-    parser.add_argument("--limit", type=int, default=20, help="rows a step run claims")
+    parser.add_argument("--limit", type=int, default=4, help="rows a step run claims")
+    parser.add_argument("--runners", type=int, default=2, help="disburse step runners at once")
     args = parser.parse_args()
     n = args.disbursements
     ws, sim, api, partner, sim_url = setup(n, args.sample, args.fail_share, args.api_workers)
     try:
-        phases = {}
+        phases, steps = {}, {}
         started = time.perf_counter()
         env_id = envelope(partner, n, "BENCH-1")
+        created = SPAWN.Event()
+        resolving = runners(ws.settings, "fa_resolution", 1, args.limit, created)  # alongside, as a sensor's
         calls = []
         for first in range(0, n, args.call_size):
             t = time.perf_counter()
             partner.post("create_disbursements", items(env_id, first, min(args.call_size, n - first)))
             calls.append(time.perf_counter() - t)
+        created.set()
         phases["create_api_s"] = round(time.perf_counter() - started, 2)
         print(f"  created {n:,} in {len(calls)} calls: {phases['create_api_s']} s", flush=True)
-        steps = run_steps(ws, args.limit)
+        for step in ("funds_check", "funds_block"):
+            steps[step] = joined(runners(ws.settings, step, 1, args.limit))
+        steps["fa_resolution"] = joined(resolving)
+        steps["disburse"] = joined(runners(ws.settings, "disburse", args.runners, args.limit))
+        phases["disbursed_s"] = round(time.perf_counter() - started, 2)
+        notifying = runners(ws.settings, "notify", 1, args.limit)  # alongside the statement
         t = time.perf_counter()
         with httpx.Client(base_url=sim_url, timeout=600) as c:
             data = c.get(f"/g2p/bank/statements/mt940/{ACCOUNT}").json()["content"].encode()
@@ -239,8 +280,9 @@ def main() -> None:
         t = time.perf_counter()
         uploaded = partner.upload(data)
         phases["upload_mt940_s"] = round(time.perf_counter() - t, 2)
-        total = round(time.perf_counter() - started, 2)
         print(f"  upload_mt940: {phases['upload_mt940_s']} s {uploaded}", flush=True)
+        steps["notify"] = joined(notifying)
+        total = round(time.perf_counter() - started, 2)
         status = envelopes.envelope_status(ws, env_id).envelope
         counts = statuses(ws, env_id)
         memory = {"bench_process_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ops_pipeline.disbursements.pipeline import Context
 
 SHIPPED, FAILED = "SHIPPED", "FAILED"
-CHUNK = 1000  # payments per bank request, ledger commit and transaction
+CHUNK = 5000  # payments per bank request, ledger commit and transaction
 
 
 def _to_pay(ctx: Context, batch_id: str) -> list[Payment]:
