@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import resource
 import shutil
@@ -27,7 +28,6 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-import multiprocessing
 from pathlib import Path
 
 import httpx
@@ -51,7 +51,7 @@ from benchmarks.bench_fundout import start_bank  # noqa: E402
 from ops_pipeline.auth import mint_token  # noqa: E402
 from ops_pipeline.db.schema import g2p_disbursements  # noqa: E402
 from ops_pipeline.disbursements import batches, envelopes, partner_keys, programs  # noqa: E402
-from ops_pipeline.disbursements.pipeline import STEPS, run_step  # noqa: E402
+from ops_pipeline.disbursements.pipeline import run_step  # noqa: E402
 from ops_pipeline.ledger.entries import Entry, post_entries  # noqa: E402
 from ops_pipeline.settings import Settings  # noqa: E402
 from ops_pipeline.workspace import Workspace  # noqa: E402
@@ -83,15 +83,27 @@ class Partner:
     def __init__(self, settings: Settings, port: int, key: ec.EllipticCurvePrivateKey):
         self.key = key
         token = mint_token(settings, "partner", PARTNER, ttl_seconds=6 * 3600)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}/g2p-bridge", timeout=600,
-                                   headers={"Authorization": f"Bearer {token}"})
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/g2p-bridge",
+            timeout=600,
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
     def post(self, action: str, message) -> dict:
-        body = json.dumps({"header": {"message_id": str(uuid.uuid4()), "message_ts": datetime.now(UTC).isoformat(),
-                                      "action": action}, "message": message}).encode()
+        body = json.dumps(
+            {
+                "header": {
+                    "message_id": str(uuid.uuid4()),
+                    "message_ts": datetime.now(UTC).isoformat(),
+                    "action": action,
+                },
+                "message": message,
+            }
+        ).encode()
         signature = jwt.api_jws.encode(body, self.key, algorithm="ES256", is_payload_detached=True)
-        reply = self.client.post(f"/{action}", content=body,
-                                 headers={"Content-Type": "application/json", "Signature": signature})
+        reply = self.client.post(
+            f"/{action}", content=body, headers={"Content-Type": "application/json", "Signature": signature}
+        )
         answer = reply.json()
         if reply.status_code != 200 or answer["header"]["status"] != "succ":
             raise SystemExit(f"{action}: {reply.status_code} {json.dumps(answer['header'])[:400]}")
@@ -112,24 +124,47 @@ def setup(n: int, sample: int, fail_share: float, api_workers: int):
     DATA.mkdir(parents=True)
     sim_port, api_port = free_port(), free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
-    settings = Settings.from_env({"OPS_HOME": str(DATA / "home"), "OPS_DATABASE_URL": postgres_url(ADMIN_URL, "bench_g2p"),
-                                  "OPS_G2P_MAPPER_URL": sim_url, "OPS_G2P_BANK_URL": sim_url})
+    settings = Settings.from_env(
+        {
+            "OPS_HOME": str(DATA / "home"),
+            "OPS_DATABASE_URL": postgres_url(ADMIN_URL, "bench_g2p"),
+            "OPS_G2P_MAPPER_URL": sim_url,
+            "OPS_G2P_BANK_URL": sim_url,
+        }
+    )
     ws = Workspace(settings)
     ws.init()
     funding = (n + sample) * AMOUNT_MINOR
-    programs.add_program(ws, mnemonic=PROGRAM, name="Bench cash transfer", sponsor_bank_code="EXB",
-                         sponsor_account=ACCOUNT, currency=CURRENCY, actor="bench")
+    programs.add_program(
+        ws,
+        mnemonic=PROGRAM,
+        name="Bench cash transfer",
+        sponsor_bank_code="EXB",
+        sponsor_account=ACCOUNT,
+        currency=CURRENCY,
+        actor="bench",
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     partner_keys.add_key(ws, PARTNER, "ES256", pem, "bench")
-    post_entries(ws, [Entry("ADJUSTMENT", "bench-funding", f"g2p:{PROGRAM}", CURRENCY, funding, "g2p_funding")],
-                 "bench-funding")
+    post_entries(
+        ws,
+        [Entry("ADJUSTMENT", "bench-funding", f"g2p:{PROGRAM}", CURRENCY, funding, "g2p_funding")],
+        "bench-funding",
+    )
     sim = start_bank(sim_port)
     with httpx.Client(base_url=sim_url, timeout=600) as c:
-        c.post("/g2p/bank/accounts", json={"account_number": ACCOUNT, "currency": CURRENCY,
-                                           "balance": str(funding // 100)}).raise_for_status()
+        c.post(
+            "/g2p/bank/accounts",
+            json={"account_number": ACCOUNT, "currency": CURRENCY, "balance": str(funding // 100)},
+        ).raise_for_status()
         for start in range(0, n + sample, 100_000):
-            links = [[f"BEN{i:08d}", fa_of(i), f"Beneficiary {i}"] for i in range(start, min(n + sample, start + 100_000))]
+            links = [
+                [f"BEN{i:08d}", fa_of(i), f"Beneficiary {i}"]
+                for i in range(start, min(n + sample, start + 100_000))
+            ]
             c.post("/_sim/g2p/links", json={"links": links}).raise_for_status()
         c.post("/_sim/g2p/fail_share", json={"share": fail_share}).raise_for_status()
     api = start_server(settings, api_port, api_workers)
@@ -138,17 +173,31 @@ def setup(n: int, sample: int, fail_share: float, api_workers: int):
 
 def envelope(partner: Partner, n: int, cycle: str) -> str:
     today = datetime.now(UTC).date().isoformat()
-    return partner.post("create_disbursement_envelope", {
-        "benefit_program_mnemonic": PROGRAM, "disbursement_frequency": "OnDemand", "cycle_code_mnemonic": cycle,
-        "number_of_beneficiaries": n, "number_of_disbursements": n,
-        "total_disbursement_amount": str(n * AMOUNT_MINOR // 100), "disbursement_schedule_date": today,
-    })["disbursement_envelope_id"]
+    return partner.post(
+        "create_disbursement_envelope",
+        {
+            "benefit_program_mnemonic": PROGRAM,
+            "disbursement_frequency": "OnDemand",
+            "cycle_code_mnemonic": cycle,
+            "number_of_beneficiaries": n,
+            "number_of_disbursements": n,
+            "total_disbursement_amount": str(n * AMOUNT_MINOR // 100),
+            "disbursement_schedule_date": today,
+        },
+    )["disbursement_envelope_id"]
 
 
 def items(envelope_id: str, first: int, count: int) -> list[dict]:
-    return [{"disbursement_envelope_id": envelope_id, "beneficiary_id": f"BEN{i:08d}",
-             "beneficiary_name": f"Beneficiary {i}", "disbursement_amount": str(AMOUNT_MINOR // 100),
-             "narrative": "bench cycle"} for i in range(first, first + count)]
+    return [
+        {
+            "disbursement_envelope_id": envelope_id,
+            "beneficiary_id": f"BEN{i:08d}",
+            "beneficiary_name": f"Beneficiary {i}",
+            "disbursement_amount": str(AMOUNT_MINOR // 100),
+            "narrative": "bench cycle",
+        }
+        for i in range(first, first + count)
+    ]
 
 
 def drain(settings: Settings, step: str, worker: str, limit: int, more, out) -> None:
@@ -172,8 +221,10 @@ def drain(settings: Settings, step: str, worker: str, limit: int, more, out) -> 
 def runners(settings: Settings, step: str, count: int, limit: int, more=None) -> tuple:
     """`count` runner processes of `step` started; join with `joined`."""
     out = SPAWN.Queue()
-    procs = [SPAWN.Process(target=drain, args=(settings, step, f"bench-{step}-{i}", limit, more, out))
-             for i in range(count)]
+    procs = [
+        SPAWN.Process(target=drain, args=(settings, step, f"bench-{step}-{i}", limit, more, out))
+        for i in range(count)
+    ]
     for p in procs:
         p.start()
     return procs, out
@@ -187,8 +238,12 @@ def joined(started: tuple) -> dict:
             raise SystemExit(f"a step runner exited with {p.exitcode}")
     results = [out.get() for _ in procs]
     step = results[0][0]
-    done = {"seconds": max(r[2] for r in results), "runners": len(results), "claimed": sum(r[3] for r in results),
-            "errors": sum(r[4] for r in results)}
+    done = {
+        "seconds": max(r[2] for r in results),
+        "runners": len(results),
+        "claimed": sum(r[3] for r in results),
+        "errors": sum(r[4] for r in results),
+    }
     print(f"  {step}: {done}", flush=True)
     return done
 
@@ -196,8 +251,11 @@ def joined(started: tuple) -> dict:
 def statuses(ws: Workspace, envelope_id: str) -> dict[str, int]:
     d = g2p_disbursements.c
     with ws.engine.connect() as conn:
-        return dict(conn.execute(select(d.status, func.count()).where(d.envelope_id == envelope_id)
-                                 .group_by(d.status)).all())
+        return dict(
+            conn.execute(
+                select(d.status, func.count()).where(d.envelope_id == envelope_id).group_by(d.status)
+            ).all()
+        )
 
 
 def one_at_a_time(ws: Workspace, partner: Partner, n: int, sample: int, full_disburse_s: float) -> dict:
@@ -206,9 +264,19 @@ def one_at_a_time(ws: Workspace, partner: Partner, n: int, sample: int, full_dis
     env_id = envelope(partner, sample, "ONE-AT-A-TIME")
     for i in range(sample):
         item = items(env_id, n + i, 1)[0]
-        batches.create_disbursements(ws, [batches.Item(env_id, item["beneficiary_id"], item["beneficiary_name"],
-                                                       item["disbursement_amount"], item["narrative"])],
-                                     actor=f"partner:{PARTNER}")
+        batches.create_disbursements(
+            ws,
+            [
+                batches.Item(
+                    env_id,
+                    item["beneficiary_id"],
+                    item["beneficiary_name"],
+                    item["disbursement_amount"],
+                    item["narrative"],
+                )
+            ],
+            actor=f"partner:{PARTNER}",
+        )
     for step in ("fa_resolution", "funds_check", "funds_block"):
         while run_step(ws, step, worker="bench-one", limit=sample).claimed:
             pass
@@ -218,10 +286,16 @@ def one_at_a_time(ws: Workspace, partner: Partner, n: int, sample: int, full_dis
         done += run.processed
     seconds = time.perf_counter() - started
     per = seconds / max(done, 1)
-    return {"sample": done, "seconds": round(seconds, 2), "ms_per_disbursement": round(per * 1000, 2),
-            "extrapolated_s": round(per * n), "extrapolated_h": round(per * n / 3600, 2),
-            "batched_disburse_s": full_disburse_s, "speedup": round(per * n / max(full_disburse_s, 1e-9), 1),
-            "note": f"measured on {done} disbursements, extrapolated linearly to {n:,}"}
+    return {
+        "sample": done,
+        "seconds": round(seconds, 2),
+        "ms_per_disbursement": round(per * 1000, 2),
+        "extrapolated_s": round(per * n),
+        "extrapolated_h": round(per * n / 3600, 2),
+        "batched_disburse_s": full_disburse_s,
+        "speedup": round(per * n / max(full_disburse_s, 1e-9), 1),
+        "note": f"measured on {done} disbursements, extrapolated linearly to {n:,}",
+    }
 
 
 def openg2p_beat(n: int, call_size: int) -> dict:
@@ -236,13 +310,23 @@ def openg2p_beat(n: int, call_size: int) -> dict:
     disbursed = block + disburse_cycles
     statement = disbursed + 1
     total = max(statement, mapper_cycles + 1)
-    return {**OPENG2P, "batches": batches_n, "mapper_cycles": mapper_cycles, "funds_check_cycles": check,
-            "funds_block_cycles": 1, "disburse_cycles": disburse_cycles, "statement_cycles": 1,
-            "cycles_end_to_end": total, "hours_end_to_end": round(total * cycle / 3600, 1)}
+    return {
+        **OPENG2P,
+        "batches": batches_n,
+        "mapper_cycles": mapper_cycles,
+        "funds_check_cycles": check,
+        "funds_block_cycles": 1,
+        "disburse_cycles": disburse_cycles,
+        "statement_cycles": 1,
+        "cycles_end_to_end": total,
+        "hours_end_to_end": round(total * cycle / 3600, 1),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--disbursements", type=int, default=1_000_000)
     parser.add_argument("--call-size", type=int, default=10_000)
     parser.add_argument("--sample", type=int, default=200, help="disbursements of the one-at-a-time peer")
@@ -285,20 +369,35 @@ def main() -> None:
         total = round(time.perf_counter() - started, 2)
         status = envelopes.envelope_status(ws, env_id).envelope
         counts = statuses(ws, env_id)
-        memory = {"bench_process_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                  "api_server_mib": proc_stats(process_tree(api.pid))["peak_rss_mib"],
-                  "simulator_mib": proc_stats(process_tree(sim.pid))["peak_rss_mib"]}
-        ok = (status.shipped_count == counts.get("RECONCILED", 0) == uploaded["number_of_remittances"]
-              and uploaded["number_of_exceptions"] == 0 and sum(counts.values()) == n)
+        memory = {
+            "bench_process_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "api_server_mib": proc_stats(process_tree(api.pid))["peak_rss_mib"],
+            "simulator_mib": proc_stats(process_tree(sim.pid))["peak_rss_mib"],
+        }
+        ok = (
+            status.shipped_count == counts.get("RECONCILED", 0) == uploaded["number_of_remittances"]
+            and uploaded["number_of_exceptions"] == 0
+            and sum(counts.values()) == n
+        )
         calls.sort()
         result = {
-            "database": "postgresql", "cores": os.cpu_count(), "disbursements": n, "call_size": args.call_size,
-            "fail_share": args.fail_share, "end_to_end_s": total, "target_s": TARGET_S,
-            "within_target": total <= TARGET_S, "phases": phases, "steps": steps,
+            "database": "postgresql",
+            "cores": os.cpu_count(),
+            "disbursements": n,
+            "call_size": args.call_size,
+            "fail_share": args.fail_share,
+            "end_to_end_s": total,
+            "target_s": TARGET_S,
+            "within_target": total <= TARGET_S,
+            "phases": phases,
+            "steps": steps,
             "create_call_s": {"p50": round(calls[len(calls) // 2], 3), "max": round(calls[-1], 3)},
-            "statement_bytes": len(data), "upload": uploaded, "statuses": counts,
+            "statement_bytes": len(data),
+            "upload": uploaded,
+            "statuses": counts,
             "envelope": {"shipped": status.shipped_count, "reconciled": status.reconciled_count},
-            "consistent": ok, "peak_memory": memory,
+            "consistent": ok,
+            "peak_memory": memory,
         }
         print(json.dumps(result, indent=1), flush=True)
         result["one_at_a_time"] = one_at_a_time(ws, partner, n, args.sample, steps["disburse"]["seconds"])
