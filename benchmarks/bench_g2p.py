@@ -353,8 +353,11 @@ def main() -> None:
         print(f"  created {n:,} in {len(calls)} calls: {phases['create_api_s']} s", flush=True)
         for step in ("funds_check", "funds_block"):
             steps[step] = joined(runners(ws.settings, step, 1, args.limit))
+        resolved = SPAWN.Event()  # disburse takes each batch once resolved, while the rest resolve
+        disbursing = runners(ws.settings, "disburse", args.runners, args.limit, resolved)
         steps["fa_resolution"] = joined(resolving)
-        steps["disburse"] = joined(runners(ws.settings, "disburse", args.runners, args.limit))
+        resolved.set()
+        steps["disburse"] = joined(disbursing)
         phases["disbursed_s"] = round(time.perf_counter() - started, 2)
         notifying = runners(ws.settings, "notify", 1, args.limit)  # alongside the statement
         t = time.perf_counter()
