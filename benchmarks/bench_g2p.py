@@ -339,6 +339,7 @@ def main() -> None:
     ws, sim, api, partner, sim_url = setup(n, args.sample, args.fail_share, args.api_workers)
     try:
         phases, steps = {}, {}
+        load_before = os.getloadavg()
         started = time.perf_counter()
         env_id = envelope(partner, n, "BENCH-1")
         created = SPAWN.Event()
@@ -400,6 +401,7 @@ def main() -> None:
             "statuses": counts,
             "envelope": {"shipped": status.shipped_count, "reconciled": status.reconciled_count},
             "consistent": ok,
+            "load_average_1m": {"start": round(load_before[0], 1), "end": round(os.getloadavg()[0], 1)},
             "peak_memory": memory,
         }
         print(json.dumps(result, indent=1), flush=True)
