@@ -50,6 +50,7 @@ from benchmarks.bench_balance_api import (  # noqa: E402
 from benchmarks.bench_fundout import start_bank  # noqa: E402
 from ops_pipeline.auth import mint_token  # noqa: E402
 from ops_pipeline.db.schema import g2p_disbursements  # noqa: E402
+from ops_pipeline.demo.disbursements import fa_of  # noqa: E402
 from ops_pipeline.disbursements import batches, envelopes, partner_keys, programs  # noqa: E402
 from ops_pipeline.disbursements.pipeline import run_step  # noqa: E402
 from ops_pipeline.ledger.entries import Entry, post_entries  # noqa: E402
@@ -66,15 +67,6 @@ SPAWN = multiprocessing.get_context("spawn")  # the Delta Lake library's runtime
 # OpenG2P G2P Bridge defaults (celery beat producers, /work/shared/OPENG2P_NOTES.md section 3): each step's
 # producer runs once per cycle and enqueues at most this many tasks (one per envelope or batch).
 OPENG2P = {"cycle_seconds": 3600, "tasks_per_cycle": 2}
-
-
-def fa_of(i: int) -> str:
-    kind = i % 3
-    if kind == 0:
-        return f"bank_99{i:08d}_EXB_BR{i % 50:02d}_savings"
-    if kind == 1:
-        return f"mobile_2547{i:08d}_mpesa"
-    return f"email_b{i}@example.org_gmail"
 
 
 class Partner:
