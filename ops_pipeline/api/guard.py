@@ -1,7 +1,7 @@
 """Every request body checked once, before any route reads it, whatever the route:
 
-- larger than `MAX_BODY_BYTES` (a statement upload: `MAX_UPLOAD_BYTES`) -> 413 (from `Content-Length`
-  before reading, else while reading);
+- larger than `MAX_BODY_BYTES` (a sponsor account statement to the G2P Bridge: `MAX_UPLOAD_BYTES`) -> 413
+  (from `Content-Length` before reading, else while reading);
 - not empty and not JSON (`Content-Type` missing, `text/plain`, ...) -> 415: every route takes JSON, but the
   console's, which take urlencoded forms (`console.web.read_form` checks those), and the statement uploads,
   which take multipart/form-data;
@@ -25,7 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ops_pipeline.api.errors import error_response
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # 1,000 bulk tickets with long descriptions fit
-MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # a statement file: an MT940 of 1,000,000 payments is ~115 MB
+MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # `upload_mt940`: an MT940 of 1,000,000 disbursements is ~112 MB
+_BIG_UPLOADS = ("/g2p-bridge/upload_mt940",)
 MAX_DEPTH = 32  # arrays and objects inside each other; job attributes nest 3 deep
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # brackets inside strings do not nest
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -61,7 +62,7 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        limit = MAX_UPLOAD_BYTES if _form(request) and not _console(request) else MAX_BODY_BYTES
+        limit = MAX_UPLOAD_BYTES if scope["path"] in _BIG_UPLOADS and _form(request) else MAX_BODY_BYTES
         try:
             body = await _read(request, receive, limit)
         except TooLarge:
@@ -104,11 +105,7 @@ def _form(request: Request) -> bool:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "multipart/form-data":
         return request.scope["path"] in ("/api/statements", "/g2p-bridge/upload_mt940")
-    return media == "application/x-www-form-urlencoded" and _console(request)
-
-
-def _console(request: Request) -> bool:
-    return request.scope["path"].startswith("/console/")
+    return media == "application/x-www-form-urlencoded" and request.scope["path"].startswith("/console/")
 
 
 def nul_at(request: Request, body: bytes) -> str | None:
