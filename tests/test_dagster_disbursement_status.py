@@ -33,7 +33,7 @@ def lake_rows(ws) -> list[tuple]:
 
 def test_the_days_status_snapshot_and_its_checks(sqlite_ws, ops):  # noqa: F811
     ws = sqlite_ws
-    sim, env, _made = world(ws, batches_of=(8, 8))
+    sim, env, made = world(ws, batches_of=(8, 8))
     run_all(ws)
     shipped = sorted(p for p, x in sim.state()["g2p_payments"].items() if x["status"] == "paid")
     sim.reverse_payment(shipped[0])
@@ -63,6 +63,15 @@ def test_the_days_status_snapshot_and_its_checks(sqlite_ws, ops):  # noqa: F811
         with ws.engine.begin() as conn:
             conn.execute(update(g2p_envelopes).values(reconciled_count=g2p_envelopes.c.reconciled_count - 1))
 
+        # A payout in the ledger for a disbursement the bank never paid: the check sees it (all the day's
+        # disbursements count, not only those on a statement); credited back, it passes again.
+        unpaid = next(i for b in made for i in b.disbursement_ids if i not in shipped)
+        post_entries(ws, [Entry("PAYOUT", unpaid, "g2p:CT1", "KES", -10_000, "g2p_disbursement")], "stray")
+        assert checks(materialize(ops, instance)) == {COUNTERS: True, LEDGER: False}
+        post_entries(ws, [Entry("ADJUSTMENT", f"g2p-reversal:{unpaid}", "g2p:CT1", "KES", 10_000,
+                                "g2p_reversal")], "stray-back")
+        assert checks(materialize(ops, instance)) == {COUNTERS: True, LEDGER: True}
+
         # The ledger credited a reconciled disbursement back: the ledger check fails by its amount.
         post_entries(ws, [Entry("ADJUSTMENT", f"g2p-reversal:{shipped[2]}", "g2p:CT1", "KES", 10_000,
                                 "g2p_reversal")], "test")
@@ -70,8 +79,8 @@ def test_the_days_status_snapshot_and_its_checks(sqlite_ws, ops):  # noqa: F811
         assert checks(result) == {COUNTERS: True, LEDGER: False}
         (bad,) = [c for c in result.get_asset_check_evaluations() if not c.passed]
         (account,) = bad.metadata["examples"].value
-        assert account["statement_debit_minor"] - account["ledger_debit_minor"] == 10_000
-    assert len({sid for sid, *_ in lake_rows(ws)}) == 3  # one snapshot per materialization
+        assert account["statement_debit_minor"] + account["pending_minor"] - account["ledger_debit_minor"] == 10_000
+    assert len({sid for sid, *_ in lake_rows(ws)}) == 5  # one snapshot per materialization
     with analytics.connect(ws) as con:  # the analyst view: the latest snapshot of each day
         assert con.sql("SELECT count(DISTINCT snapshot_id), count(*), count(*) FILTER "
                        "(recon_state = 'reversed') FROM disbursement_status").fetchall() == [(1, 16, 1)]

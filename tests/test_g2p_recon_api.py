@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import update
 
+from ops_pipeline.api.guard import MAX_BODY_BYTES
 from ops_pipeline.auth import mint_token
 from ops_pipeline.db.schema import g2p_disbursements
 from ops_pipeline.ledger.entries import Entry, post_entries
@@ -74,3 +75,12 @@ def test_upload_mt940_reconciles_into_the_disbursement_status(client):
                                                          "disbursement_error_recon_payloads": []}
     envelope = ok(post(client, "get_disbursement_envelope_status", env_id))
     assert (envelope["number_of_disbursements_reconciled"], envelope["number_of_disbursements_reversed"]) == (1, 1)
+
+
+def test_upload_mt940_takes_a_statement_over_the_4_mib_body_limit(client):
+    """A sponsor statement of a big envelope passes the body guard (up to `MAX_UPLOAD_BYTES`) and reaches the
+    parser; other bodies keep the 4 MiB limit."""
+    big = b":20:X\n" + b"x" * (MAX_BODY_BYTES + 1)
+    status, code, _ = answer(upload(client, big))
+    assert (status, code) == ("rjct", "STATEMENT_UPLOAD_ERROR")
+    assert post(client, "get_disbursement_status", ["x" * (MAX_BODY_BYTES + 1)]).status_code == 413

@@ -12,11 +12,12 @@ from ops_pipeline import audit
 from ops_pipeline.db.schema import (
     g2p_batch_steps,
     g2p_disbursements,
+    g2p_envelopes,
     g2p_financial_addresses,
     ledger_holds,
     outbox,
 )
-from ops_pipeline.disbursements import batches, claims, envelopes, funds, pipeline, programs
+from ops_pipeline.disbursements import batches, claims, codes, envelopes, funds, pipeline, programs
 from ops_pipeline.disbursements.batches import Item
 from ops_pipeline.disbursements.connectors import Connectors
 from ops_pipeline.disbursements.pipeline import STEPS, eligible, run_step
@@ -24,6 +25,7 @@ from ops_pipeline.ledger.balances import get_balances
 from ops_pipeline.ledger.entries import Entry, post_entries
 from ops_pipeline.partners.clients import sandbox
 from ops_pipeline.partners.g2p_sim import failure_of
+from tests.test_g2p_core import code_of
 
 TODAY = datetime.now(UTC).date()
 SHARE = 0.4
@@ -257,3 +259,30 @@ def test_two_runners_never_claim_the_same_batch(ws):
                                 .where(g2p_batch_steps.c.step == "fa_resolution")).scalar_one()
     assert attempts == 1
     assert len(rows(ws, g2p_financial_addresses)) == 24 - 1  # B0-3 is unlinked
+
+
+def test_an_envelope_whose_funds_are_blocked_cannot_be_cancelled_and_a_racing_cancel_loses_nothing(ws):
+    """Cancel is refused once the bank blocked the funds; a cancel that raced the block (committed while the
+    bank was paying) does not leave the step in ERROR: what the bank paid is recorded as SHIPPED."""
+    sim, env, _ = world(ws, batches_of=(6,))
+    for step in ("fa_resolution", "funds_check", "funds_block"):
+        assert run_step(ws, step, worker="w1").processed == 1
+    assert code_of(envelopes.cancel_envelope, ws, env.id, actor="partner:mis1") == (
+        codes.DISBURSEMENT_ENVELOPE_FUNDS_BLOCKED)
+
+    conns = Connectors.from_settings(ws.settings)
+    pay = conns.bank.pay
+
+    def pay_then_cancel(*args, **kwargs):
+        outcomes = pay(*args, **kwargs)
+        with ws.engine.begin() as conn:  # the race: the cancel commits while the bank pays
+            conn.execute(update(g2p_envelopes).values(cancelled=True))
+        return outcomes
+
+    conns.bank.pay = pay_then_cancel
+    ran = run_step(ws, "disburse", worker="w1", connectors=conns)
+    conns.close()
+    assert (ran.processed, ran.errors) == (1, 0)
+    paid = {r for r, p in sim.state()["g2p_payments"].items() if p["status"] == "paid"}
+    assert paid and {r.id for r in rows(ws, g2p_disbursements, g2p_disbursements.c.status == "SHIPPED")} == paid
+    assert envelopes.envelope_status(ws, env.id).envelope.shipped_count == len(paid)

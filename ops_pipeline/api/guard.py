@@ -1,6 +1,7 @@
 """Every request body checked once, before any route reads it, whatever the route:
 
-- larger than `MAX_BODY_BYTES` -> 413 (from `Content-Length` before reading, else while reading);
+- larger than `MAX_BODY_BYTES` (a sponsor account statement to the G2P Bridge: `MAX_UPLOAD_BYTES`) -> 413
+  (from `Content-Length` before reading, else while reading);
 - not empty and not JSON (`Content-Type` missing, `text/plain`, ...) -> 415: every route takes JSON, but the
   console's, which take urlencoded forms (`console.web.read_form` checks those), and the statement uploads,
   which take multipart/form-data;
@@ -24,6 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ops_pipeline.api.errors import error_response
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # 1,000 bulk tickets with long descriptions fit
+MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # `upload_mt940`: an MT940 of 1,000,000 disbursements is ~112 MB
+_BIG_UPLOADS = ("/g2p-bridge/upload_mt940",)
 MAX_DEPTH = 32  # arrays and objects inside each other; job attributes nest 3 deep
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # brackets inside strings do not nest
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -59,11 +62,11 @@ class BodyGuard:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        limit = MAX_UPLOAD_BYTES if scope["path"] in _BIG_UPLOADS and _form(request) else MAX_BODY_BYTES
         try:
-            body = await _read(request, receive)
+            body = await _read(request, receive, limit)
         except TooLarge:
-            await _refuse(request, send, 413, "CONTENT_TOO_LARGE",
-                          f"body: larger than {MAX_BODY_BYTES} bytes")
+            await _refuse(request, send, 413, "CONTENT_TOO_LARGE", f"body: larger than {limit} bytes")
             return
         if body is None:  # the client left
             return
@@ -138,9 +141,9 @@ def _nul_in(value: Any, path: str) -> str | None:
     return None
 
 
-async def _read(request: Request, receive: Receive) -> bytes | None:
+async def _read(request: Request, receive: Receive, limit: int) -> bytes | None:
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+    if length.isdigit() and int(length) > limit:
         raise TooLarge
     chunks, size = [], 0
     while True:
@@ -149,7 +152,7 @@ async def _read(request: Request, receive: Receive) -> bytes | None:
             return None
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             raise TooLarge
         chunks.append(chunk)
         if not message.get("more_body", False):

@@ -92,7 +92,8 @@ def _amount(n: int) -> Decimal:
     return Decimal("1500.00") + Decimal("250.50") * (n % 7)
 
 
-def _fa(n: int) -> str:
+def fa_of(n: int) -> str:
+    """The FA the sandbox mapper answers for beneficiary n, one kind in three (also the benchmark's)."""
     kind = n % 3
     if kind == 0:
         return f"bank_7700{n:06d}_EXB_BR{n % 40:02d}_savings"
@@ -104,7 +105,7 @@ def _fa(n: int) -> str:
 def _send_envelope(ws: Workspace, sim, cycle: str, today: date, count: int) -> envelopes.Envelope:
     """The envelope and its two batches, as the partner's MIS sends them; the mapper linked first."""
     ids = [f"DEMO-BEN-{n:06d}" for n in range(count)]
-    sim.link_fas({b: ("bank_12_x" if n % BAD_FA_EVERY == 5 else _fa(n), f"Beneficiary {n}")
+    sim.link_fas({b: ("bank_12_x" if n % BAD_FA_EVERY == 5 else fa_of(n), f"Beneficiary {n}")
                   for n, b in enumerate(ids) if n % UNLINKED_EVERY != 3})
     total = sum(_amount(n) for n in range(count))
     env = envelopes.create_envelope(ws, program=PROGRAM, frequency="Monthly", cycle_code=cycle,

@@ -29,6 +29,7 @@ FREQUENCIES = (
     "OnDemand",
 )
 PENDING_CHECK = "PENDING_CHECK"
+FUNDS_BLOCK_SUCCESS = "FUNDS_BLOCK_SUCCESS"  # the funds_block step's outcome (`funds`)
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,16 @@ def create_envelope(
 
 
 def cancel_envelope(ws: Workspace, envelope_id: Any, *, actor: str, owner: str | None = None) -> Envelope:
-    """Cancel an envelope (not one already cancelled); its disbursements will not be paid."""
+    """Cancel an envelope (not one already cancelled, nor one whose funds the bank has blocked: from then on
+    its batches may be paying); its disbursements will not be paid."""
     with ws.engine.begin() as conn:
         env = lock(conn, envelope_id, owner)
+        if env.funds_blocked == FUNDS_BLOCK_SUCCESS:
+            raise G2PError(
+                codes.DISBURSEMENT_ENVELOPE_FUNDS_BLOCKED,
+                f"disbursement_envelope_id: the sponsor bank blocked the funds of {env.id} "
+                f"(block {env.funds_block_reference}); disbursing has started and cannot be cancelled",
+            )
         now = datetime.now(UTC)
         conn.execute(
             update(g2p_envelopes)

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ops_pipeline.disbursements.pipeline import Context
 
 SHIPPED, FAILED = "SHIPPED", "FAILED"
-CHUNK = 1000  # payments per bank request, ledger commit and transaction
+CHUNK = 5000  # payments per bank request, ledger commit and transaction
 
 
 def _to_pay(ctx: Context, batch_id: str) -> list[Payment]:
@@ -95,9 +95,10 @@ def disburse_batch(ctx: Context, held: Claim) -> None:
 
 
 def _ship(conn: Connection, envelope_id: str, paid: list[str], failed: dict[str, str], actor: str) -> None:
-    """The chunk's outcomes, for items still RESOLVED; the envelope's shipped counter under its row lock."""
+    """The chunk's outcomes, for items still RESOLVED; the envelope's shipped counter under its row lock
+    (what the bank paid is recorded even if the envelope was cancelled meanwhile)."""
     d, now = g2p_disbursements.c, datetime.now(UTC)
-    env = envelopes.lock(conn, envelope_id)
+    env = envelopes.get(conn, envelope_id, for_update=True)
     shipped = conn.execute(update(g2p_disbursements).where(d.id.in_(paid), d.status == RESOLVED)
                            .values(status=SHIPPED, shipped_at=now, latest_error=None, updated_at=now)
                            .returning(d.id)).scalars().all() if paid else []

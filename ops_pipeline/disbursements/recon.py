@@ -340,12 +340,11 @@ def _lock_envelopes(conn: Connection, envelope_ids: set[str]) -> None:
 
 def _mark_disbursements(conn: Connection, remitted: list[dict], reversed_: list[dict], now: datetime) -> None:
     d = g2p_disbursements.c
-    if remitted:
+    for chunk in _chunks([r["disbursement_id"] for r in remitted]):
         conn.execute(
             update(g2p_disbursements)
-            .where(d.id == bindparam("d_id"))
-            .values(status="RECONCILED", reconciled_at=now, updated_at=now),
-            [{"d_id": r["disbursement_id"]} for r in remitted],
+            .where(d.id.in_(chunk))
+            .values(status="RECONCILED", reconciled_at=now, updated_at=now)
         )
     if reversed_:
         conn.execute(

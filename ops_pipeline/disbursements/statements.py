@@ -65,7 +65,7 @@ def accept(ws: Workspace, data: bytes, file_name: str, actor: str) -> recon.Reco
     if not entries:
         raise InvalidInput(f"file: {file_name!r} holds no statement entries")
     program = program_of(ws, entries)
-    loaded = intake.load_statement(ws, data, file_name, actor)
+    loaded = intake.load_statement(ws, data, file_name, actor, entries)
     now = datetime.now(UTC)
     with ws.engine.begin() as conn:
         known = conn.execute(

@@ -23,7 +23,6 @@ from ops_pipeline.lake.tables import BALANCE_OPERATIONS, BANK_STATEMENT_ENTRIES,
 from ops_pipeline.ledger.snapshots import CheckResult
 from ops_pipeline.workspace import Workspace
 
-ON_STATEMENT = ("reconciled", "reversed")
 _EXAMPLES = 10
 
 
@@ -98,10 +97,14 @@ def check_counters(snapshot: Snapshot) -> CheckResult:
 
 
 def check_ledger_matches_statements(ws: Workspace, snapshot: Snapshot) -> CheckResult:
-    """Per program account, over the day's disbursements on a statement: the ledger's net debit (payouts
-    less reversal credits) equals the statements' D less RD lines that reconciled (exceptions left out)."""
-    rows = snapshot.rows.filter(pc.is_in(snapshot.rows["recon_state"], pa.array(ON_STATEMENT)))
-    ids = pa.table({"id": rows["disbursement_id"], "program": rows["program"], "currency": rows["currency"]})
+    """Per program account, over ALL the day's disbursements: the ledger's net debit (payouts less reversal
+    credits) equals the statements' D less RD lines that reconciled (exceptions left out) plus what was
+    shipped and is on no statement yet (pending, reported apart). A ledger movement of a disbursement the
+    bank never paid (failed, unresolved) or never stated makes it fail."""
+    rows = snapshot.rows
+    ids = pa.table({"id": rows["disbursement_id"], "program": rows["program"], "currency": rows["currency"],
+                    "amount_minor": rows["amount_minor"],
+                    "pending": pc.equal(rows["recon_state"], "pending")})
     with ws.read_engine.connect() as conn:
         statements = pa.table({"statement_id": pa.array(
             conn.execute(select(g2p_statements.c.statement_id)).scalars().all(), pa.string())})
@@ -129,15 +132,25 @@ def check_ledger_matches_statements(ws: Workspace, snapshot: Snapshot) -> CheckR
                 JOIN day_ids i ON i.id = b.customer_reference
                 ANTI JOIN excepted x ON x.statement_id = b.statement_id AND x.sequence = b.sequence
                 WHERE b.direction IN ('D', 'RD')
-                GROUP BY ALL)
+                GROUP BY ALL),
+            pending AS (
+                SELECT program, currency, SUM(amount_minor) AS minor FROM day_ids WHERE pending GROUP BY ALL),
+            accounts AS (
+                SELECT program, currency FROM ledger UNION SELECT program, currency FROM bank
+                UNION SELECT program, currency FROM pending)
             SELECT program, currency, CAST(COALESCE(l.minor, 0) AS BIGINT),
-                   CAST(COALESCE(b.minor, 0) AS BIGINT)
-            FROM ledger l FULL JOIN bank b USING (program, currency)
+                   CAST(COALESCE(b.minor, 0) AS BIGINT), CAST(COALESCE(p.minor, 0) AS BIGINT)
+            FROM accounts LEFT JOIN ledger l USING (program, currency)
+                 LEFT JOIN bank b USING (program, currency) LEFT JOIN pending p USING (program, currency)
             ORDER BY program, currency""").fetchall()
     accounts = [{"account": f"g2p:{p}", "currency": c, "ledger_debit_minor": led,
-                 "statement_debit_minor": bank} for p, c, led, bank in found]
-    bad = [a for a in accounts if a["ledger_debit_minor"] != a["statement_debit_minor"]]
+                 "statement_debit_minor": bank, "pending_minor": waiting}
+                for p, c, led, bank, waiting in found]
+    bad = [a for a in accounts if a["ledger_debit_minor"] != a["statement_debit_minor"] + a["pending_minor"]]
+    pending = int(pc.sum(ids["pending"].cast(pa.int64())).as_py() or 0)
     described = (f"{len(accounts)} program accounts: the ledger moved as the statements say, to the minor "
-                 f"unit ({len(rows)} disbursements of {snapshot.day} on a statement)"
-                 if not bad else f"{len(bad)} program accounts: the ledger differs from the statements")
+                 f"unit, plus what awaits a statement ({len(rows)} disbursements of {snapshot.day}, "
+                 f"{pending} shipped on no statement yet)"
+                 if not bad else f"{len(bad)} program accounts: the ledger differs from the statements "
+                 "and the shipped disbursements awaiting one")
     return CheckResult(not bad, described, len(bad), (bad or accounts)[:_EXAMPLES])

@@ -290,6 +290,12 @@ class Simulator(G2PRoutes):
                 transfer_id = self.settle_transfer(reference, body.get("status", "completed"),
                                                    body.get("reason"), body.get("booked_amount"))
                 return 200, {"transfer_id": transfer_id}
+            if (method, path) == ("POST", "/_sim/g2p/links"):
+                self.link_fas({b: (fa, name) for b, fa, name in _need(body, "links")[0]})
+                return 201, {"linked": len(body["links"])}
+            if (method, path) == ("POST", "/_sim/g2p/fail_share"):
+                self.set_fail_share(float(_need(body, "share")[0]))
+                return 200, {"share": body["share"]}
             if (method, path) == ("GET", "/_sim/state"):
                 return 200, self.state()
         except (Refused, ValueError) as exc:

@@ -84,11 +84,14 @@ def _table(entries: list[Entry], same: dict[str, object]) -> pa.Table:
     return pa.Table.from_pydict({name: columns[name] for name in schema.names}, schema=schema)
 
 
-def load_statement(ws: Workspace, data: bytes, file_name: str, actor: str) -> LoadResult:
-    """Parse and append a statement's entries with an audit record; a statement already loaded is a no-op."""
+def load_statement(
+    ws: Workspace, data: bytes, file_name: str, actor: str, entries: list[Entry] | None = None
+) -> LoadResult:
+    """Parse (unless the caller did: `entries`) and append a statement's entries with an audit record; a
+    statement already loaded is a no-op."""
     statement_id = hashlib.sha256(data).hexdigest()
     fmt = detect(data)
-    entries = parse(data, fmt)
+    entries = parse(data, fmt) if entries is None else entries
     if not entries:
         raise InvalidInput(f"file: {file_name!r} holds no statement entries")
     with ws.lock(TABLE):
