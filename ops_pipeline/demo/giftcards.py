@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from ops_pipeline.demo.giftcard_obligations import run_obligations
+from ops_pipeline.demo.giftcard_portal import run_portal
 from ops_pipeline.errors import NotFound
 from ops_pipeline.giftcards import assignments, kinds, records, vouchers
 from ops_pipeline.giftcards.kinds import PARTIES, PRINCIPALS, PROGRAMS
@@ -85,9 +87,9 @@ Chapter = Callable[[Workspace, GiftCardWorld, Callable[[str], None]], None]
 # - month_of_commissions_and_invoices: the month's commissions and the distributors' invoices (gcfin)
 # - principal_obligations: what is owed to each principal, transferred and confirmed (gcpay)
 LATER_CHAPTERS: dict[str, Chapter | None] = {
-    "portal_export_with_discrepancies": None,
+    "portal_export_with_discrepancies": run_portal,
     "month_of_commissions_and_invoices": None,
-    "principal_obligations": None,
+    "principal_obligations": run_obligations,
 }
 
 
