@@ -1,0 +1,200 @@
+"""Commission terms and their arithmetic, exact in integer minor units (Polars expressions, no Python loops).
+
+Meaning. A *sale* is a voucher handed to a distributor (its event to `distributed`). The *discount* of a sale
+is what the distributor paid less than the face value (`face_value - price_paid`, never below 0; settled in
+its wallet when it bought the voucher). The *commission* is what the distributor owes us for the sale: it is
+invoiced monthly (`giftcards.invoices`) and paid by bank transfer.
+
+Which terms apply to a sale of program P by distributor D on day d: the first of the assignment's
+`commission_rules` in force on d; else the assignment's `commission_percent` when above 0; else the first of
+the program's `commission_rules` in force on d; else none (commission 0).
+
+Arithmetic per sale, in the program's currency:
+- percent: face value x percent / 100, rounded half-even to the minor unit, per sale; flat: the amount.
+- tiered: the tier is found by the month's volume *before* the sale (a count of sales, or their face value,
+  per distributor, program and rule). `marginal`: each sale earns the tier its place falls in (final).
+  `whole_month`: the daily lines earn the marginal tier; when the month is invoiced, an adjustment line
+  brings the month to every sale at the tier the whole month reached (`month_adjustments`).
+- `cap_per_voucher` caps each sale's commission; `cap_per_month` caps the month's sum per distributor,
+  program and rule: the sale crossing the cap earns the rest, later sales 0.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+
+from ops_pipeline.giftcards.model import CommissionRule
+from ops_pipeline.money import to_minor
+
+RATE_SCALE = 1_000_000  # percent x 10^4 (4 decimals), over 100
+GROUP = ["party_id", "program_id", "rule_key"]
+NO_RULE = "none"
+
+
+@dataclass(frozen=True)
+class Terms:
+    """A rule compiled to minor units: tiers as (from volume, rate in percent x 10^4, flat in minor units);
+    a volume is a count or a face value in minor units (`basis`)."""
+
+    rule_key: str
+    basis: str = "count"
+    mode: str = "marginal"
+    tiers: tuple[tuple[int, int, int], ...] = ((0, 0, 0),)
+    cap_voucher_minor: int | None = None
+    cap_month_minor: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Terms:
+        data = json.loads(text)
+        return cls(**{**data, "tiers": tuple(tuple(t) for t in data["tiers"])})
+
+
+def _rate(percent: Decimal | None) -> int:
+    return int((percent or Decimal(0)) * 10_000)
+
+
+def _minor(amount: Decimal | None, currency: str) -> int | None:
+    return None if amount is None else to_minor(amount, currency)
+
+
+def compile_rule(rule: CommissionRule, currency: str, rule_key: str) -> Terms:
+    """The rule in minor units of `currency`."""
+    if rule.kind == "tiered":
+        def volume(v: Decimal) -> int:
+            return int(v) if rule.tier_basis == "count" else to_minor(v, currency, "from_volume")
+
+        tiers = tuple((volume(t.from_volume), _rate(t.percent), _minor(t.flat_amount, currency) or 0)
+                      for t in rule.tiers)
+    else:
+        tiers = ((0, _rate(rule.percent), _minor(rule.flat_amount, currency) or 0),)
+    return Terms(rule_key, rule.tier_basis, rule.tier_mode, tiers,
+                 _minor(rule.cap_per_voucher, currency), _minor(rule.cap_per_month, currency))
+
+
+def resolve(assignment: Any | None, program: Any, on: date) -> Terms:
+    """The terms of a sale on `on` (see the module's docstring): `assignment` and `program` are stored rows
+    (`details` hold the validated models' JSON)."""
+    currency = program.currency
+    if assignment is not None:
+        for n, data in enumerate(assignment.details.get("commission_rules") or []):
+            rule = CommissionRule.model_validate(data)
+            if rule.in_force(on):
+                return compile_rule(rule, currency, f"assignment:{assignment.id}:{n}")
+        percent = Decimal(assignment.details.get("commission_percent") or 0)
+        if percent > 0:
+            return Terms(f"assignment:{assignment.id}:percent", tiers=((0, _rate(percent), 0),))
+    for n, data in enumerate(program.details.get("commission_rules") or []):
+        rule = CommissionRule.model_validate(data)
+        if rule.in_force(on):
+            return compile_rule(rule, currency, f"program:{program.program_id}:{n}")
+    return Terms(NO_RULE)
+
+
+def terms_frames(terms: dict[tuple[str, str], Terms]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per (party, program): its rule; per rule: its tiers (sorted by from volume)."""
+    pairs = pl.DataFrame(
+        [{"party_id": party, "program_id": program, "rule_key": t.rule_key, "terms": t.to_json(),
+          "basis": t.basis, "cap_voucher_minor": t.cap_voucher_minor, "cap_month_minor": t.cap_month_minor}
+         for (party, program), t in terms.items()],
+        schema={"party_id": pl.String, "program_id": pl.String, "rule_key": pl.String, "terms": pl.String,
+                "basis": pl.String, "cap_voucher_minor": pl.Int64, "cap_month_minor": pl.Int64})
+    unique = {t.rule_key: t for t in terms.values()}
+    tiers = pl.DataFrame(
+        [{"rule_key": key, "tier_from": f, "rate_e4": r, "flat_minor": m}
+         for key, t in unique.items() for f, r, m in t.tiers],
+        schema={"rule_key": pl.String, "tier_from": pl.Int64, "rate_e4": pl.Int64, "flat_minor": pl.Int64})
+    return pairs, tiers.sort("tier_from")
+
+
+def half_even(numerator: pl.Expr, denominator: int) -> pl.Expr:
+    """numerator / denominator rounded half to even, in integers (numerator >= 0)."""
+    q = numerator // denominator
+    twice_r = (numerator - q * denominator) * 2
+    return q + ((twice_r > denominator) | ((twice_r == denominator) & (q % 2 == 1))).cast(pl.Int64)
+
+
+def _per_sale(rate: pl.Expr, flat: pl.Expr, cap: pl.Expr) -> pl.Expr:
+    raw = half_even(pl.col("face_value_minor") * rate, RATE_SCALE) + flat
+    return pl.when(cap.is_null()).then(raw).otherwise(pl.min_horizontal(raw, cap))
+
+
+def _volume(count: pl.Expr, face: pl.Expr) -> pl.Expr:
+    return pl.when(pl.col("basis") == "count").then(count).otherwise(face)
+
+
+def compute(sales: pl.DataFrame, pairs: pl.DataFrame, tiers: pl.DataFrame, prior: pl.DataFrame) -> pl.DataFrame:
+    """Commission lines of `sales` (one row each: sale_id, voucher_id, party_id, program_id, currency,
+    face_value_minor, price_paid_minor, sold_at), given each pair's terms (`terms_frames`) and the month's
+    earlier lines summed per distributor, program and rule (`prior`: sales, face_value_minor,
+    commission_minor)."""
+    df = (sales.lazy()
+          .join(pairs.lazy(), on=["party_id", "program_id"], how="left")
+          .with_columns(pl.col("rule_key").fill_null(NO_RULE), pl.col("basis").fill_null("count"))
+          .join(prior.lazy().rename({"sales": "prior_sales", "face_value_minor": "prior_face",
+                                     "commission_minor": "prior_commission"}), on=GROUP, how="left")
+          .with_columns(pl.col("prior_sales", "prior_face", "prior_commission").fill_null(0))
+          .sort([*GROUP, "sold_at", "voucher_id"])
+          .with_columns(volume=_volume(pl.lit(1, pl.Int64), pl.col("face_value_minor")))
+          .with_columns(volume_before=_volume(pl.col("prior_sales"), pl.col("prior_face"))
+                        + pl.col("volume").cum_sum().over(GROUP) - pl.col("volume"))
+          .sort("volume_before")
+          .join_asof(tiers.lazy(), left_on="volume_before", right_on="tier_from", by="rule_key",
+                     strategy="backward", check_sortedness=False)
+          .with_columns(pl.col("rate_e4", "flat_minor").fill_null(0))
+          .sort([*GROUP, "sold_at", "voucher_id"])
+          .with_columns(raw=_per_sale(pl.col("rate_e4"), pl.col("flat_minor"), pl.col("cap_voucher_minor")))
+          .with_columns(running=pl.col("prior_commission") + pl.col("raw").cum_sum().over(GROUP))
+          .with_columns(commission_minor=pl.when(pl.col("cap_month_minor").is_null()).then(pl.col("raw"))
+                        .otherwise(pl.min_horizontal("running", "cap_month_minor")
+                                   - pl.min_horizontal(pl.col("running") - pl.col("raw"), "cap_month_minor")))
+          .with_columns(discount_minor=(pl.col("face_value_minor") - pl.col("price_paid_minor"))
+                        .clip(lower_bound=0)))
+    return df.select("sale_id", "voucher_id", "party_id", "program_id", "currency", "sold_at",
+                     "face_value_minor", "price_paid_minor", "discount_minor", "rule_key",
+                     pl.col("terms").fill_null(Terms(NO_RULE).to_json()), "tier_from", "rate_e4", "flat_minor",
+                     "commission_minor").collect()
+
+
+def month_adjustments(lines: pl.LazyFrame) -> pl.DataFrame:
+    """Per distributor, program and whole-month rule of a month's lines: what brings the month to every sale
+    at the tier the whole month reached (capped per voucher and per month), less what the lines earned.
+    Columns party_id, program_id, currency, rule_key, adjustment_minor (non-zero rows only)."""
+    month = lines.filter(pl.col("terms").str.contains('"mode":"whole_month"'))
+    rules = month.select("rule_key", "terms").unique().collect()
+    if rules.is_empty():
+        return pl.DataFrame(schema={"party_id": pl.String, "program_id": pl.String, "currency": pl.String,
+                                    "rule_key": pl.String, "adjustment_minor": pl.Int64})
+    compiled = {key: Terms.from_json(text) for key, text in rules.iter_rows()}
+    pairs = pl.DataFrame([{"rule_key": k, "basis": t.basis, "cap_voucher_minor": t.cap_voucher_minor,
+                           "cap_month_minor": t.cap_month_minor} for k, t in compiled.items()],
+                         schema={"rule_key": pl.String, "basis": pl.String, "cap_voucher_minor": pl.Int64,
+                                 "cap_month_minor": pl.Int64})
+    _, tiers = terms_frames({("", k): t for k, t in compiled.items()})
+    reached = (month.join(pairs.lazy(), on="rule_key")
+               .group_by([*GROUP, "currency"])
+               .agg(pl.len().alias("sales"), pl.col("face_value_minor").sum().alias("face"),
+                    pl.col("commission_minor").sum().alias("earned"), pl.col("basis").first())
+               .with_columns(volume=_volume(pl.col("sales"), pl.col("face")))
+               .sort("volume")
+               .join_asof(tiers.lazy(), left_on="volume", right_on="tier_from", by="rule_key",
+                          strategy="backward", check_sortedness=False)
+               .select(*GROUP, "rate_e4", "flat_minor", "earned"))
+    return (month.drop("rate_e4", "flat_minor").join(reached, on=GROUP).join(pairs.lazy(), on="rule_key")
+            .with_columns(target=_per_sale(pl.col("rate_e4"), pl.col("flat_minor"), pl.col("cap_voucher_minor")))
+            .group_by([*GROUP, "currency"])
+            .agg(pl.col("target").sum(), pl.col("earned").first(), pl.col("cap_month_minor").first())
+            .with_columns(target=pl.when(pl.col("cap_month_minor").is_null()).then(pl.col("target"))
+                          .otherwise(pl.min_horizontal("target", "cap_month_minor")))
+            .select("party_id", "program_id", "currency", "rule_key",
+                    adjustment_minor=pl.col("target") - pl.col("earned"))
+            .filter(pl.col("adjustment_minor") != 0)
+            .sort(GROUP).collect())
