@@ -131,7 +131,8 @@ def _volume(count: pl.Expr, face: pl.Expr) -> pl.Expr:
     return pl.when(pl.col("basis") == "count").then(count).otherwise(face)
 
 
-def compute(sales: pl.DataFrame, pairs: pl.DataFrame, tiers: pl.DataFrame, prior: pl.DataFrame) -> pl.DataFrame:
+def compute(sales: pl.DataFrame, pairs: pl.DataFrame, tiers: pl.DataFrame, prior: pl.DataFrame
+            ) -> pl.DataFrame:
     """Commission lines of `sales` (one row each: sale_id, voucher_id, party_id, program_id, currency,
     face_value_minor, price_paid_minor, sold_at), given each pair's terms (`terms_frames`) and the month's
     earlier lines summed per distributor, program and rule (`prior`: sales, face_value_minor,
@@ -160,7 +161,8 @@ def compute(sales: pl.DataFrame, pairs: pl.DataFrame, tiers: pl.DataFrame, prior
                         .clip(lower_bound=0)))
     return df.select("sale_id", "voucher_id", "party_id", "program_id", "currency", "sold_at",
                      "face_value_minor", "price_paid_minor", "discount_minor", "rule_key",
-                     pl.col("terms").fill_null(Terms(NO_RULE).to_json()), "tier_from", "rate_e4", "flat_minor",
+                     pl.col("terms").fill_null(Terms(NO_RULE).to_json()), "tier_from", "rate_e4",
+                     "flat_minor",
                      "commission_minor").collect()
 
 
@@ -188,8 +190,10 @@ def month_adjustments(lines: pl.LazyFrame) -> pl.DataFrame:
                .join_asof(tiers.lazy(), left_on="volume", right_on="tier_from", by="rule_key",
                           strategy="backward", check_sortedness=False)
                .select(*GROUP, "rate_e4", "flat_minor", "earned"))
-    return (month.drop("rate_e4", "flat_minor").join(reached, on=GROUP).join(pairs.lazy(), on="rule_key")
-            .with_columns(target=_per_sale(pl.col("rate_e4"), pl.col("flat_minor"), pl.col("cap_voucher_minor")))
+    return (month.drop("rate_e4", "flat_minor", strict=False)
+            .join(reached, on=GROUP).join(pairs.lazy(), on="rule_key")
+            .with_columns(target=_per_sale(pl.col("rate_e4"), pl.col("flat_minor"),
+                                           pl.col("cap_voucher_minor")))
             .group_by([*GROUP, "currency"])
             .agg(pl.col("target").sum(), pl.col("earned").first(), pl.col("cap_month_minor").first())
             .with_columns(target=pl.when(pl.col("cap_month_minor").is_null()).then(pl.col("target"))

@@ -147,7 +147,8 @@ class CommissionRule(Strict):
         return self
 
     def in_force(self, on: date) -> bool:
-        return (self.starts_on is None or self.starts_on <= on) and (self.ends_on is None or on <= self.ends_on)
+        return (self.starts_on is None or self.starts_on <= on) and \
+            (self.ends_on is None or on <= self.ends_on)
 
 
 CommissionRules = Annotated[list[CommissionRule], Field(max_length=20)]

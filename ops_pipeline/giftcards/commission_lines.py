@@ -1,0 +1,111 @@
+"""The Delta table `commission_lines`: one row per gift-card sale with its discount and commission
+(`commissions`), partitioned by the day of the sale. Computing a day overwrites its partition, so a re-run
+(or a run after a rule changed) replaces the day's lines and adds none twice. Tiers and monthly caps count
+the month's earlier days: compute the days of a month in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import polars as pl
+from deltalake import DeltaTable, write_deltalake
+from sqlalchemy import select
+
+from ops_pipeline.db.schema import gc_assignments, gc_programs
+from ops_pipeline.giftcards import commissions
+from ops_pipeline.lake.tables import COMMISSION_LINES, VOUCHER_EVENTS
+from ops_pipeline.workspace import Workspace
+
+TABLE = COMMISSION_LINES.name
+# A sale: a voucher handed to its holder, at issue (issued straight to a distributor) or later.
+_SALES = f"""
+SELECT DISTINCT ON (event_id) event_id AS sale_id, voucher_id, holder_id AS party_id, program_id, currency,
+       event_at AS sold_at, face_value_minor, price_paid_minor
+FROM lake_{VOUCHER_EVENTS.name}
+WHERE event_date = $day AND to_status = 'distributed' AND coalesce(from_status, 'issued') = 'issued'
+      AND holder_id IS NOT NULL
+"""
+
+
+@dataclass(frozen=True)
+class DayLines:
+    day: date
+    sales: int
+    commission_minor: int
+    discount_minor: int
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def read_sales(ws: Workspace, day: date) -> pl.DataFrame:
+    with ws.lake.connect(VOUCHER_EVENTS.name) as con:
+        return con.sql(_SALES, params={"day": day}).pl()
+
+
+def load_terms(ws: Workspace, pairs: pl.DataFrame, day: date) -> dict[tuple[str, str], commissions.Terms]:
+    """The terms of each (party_id, program_id) in `pairs` on `day`."""
+    programs = set(pairs["program_id"].unique())
+    t = gc_assignments.c
+    with ws.read_engine.connect() as conn:
+        program_rows = {r.program_id: r for r in conn.execute(
+            select(gc_programs).where(gc_programs.c.program_id.in_(programs)))}
+        assignments = {(r.party_id, r.program_id): r for r in conn.execute(
+            select(gc_assignments).where(t.program_id.in_(programs), t.starts_on <= day,
+                                         t.ends_on.is_(None) | (t.ends_on >= day)).order_by(t.id))}
+    return {(party, program): commissions.resolve(assignments.get((party, program)), program_rows[program],
+                                                  day)
+            for party, program in pairs.iter_rows() if program in program_rows}
+
+
+def _prior(ws: Workspace, day: date) -> pl.DataFrame:
+    """The month's lines before `day`, summed per distributor, program and rule."""
+    with ws.lake.connect(TABLE) as con:
+        return con.sql(f"""
+            SELECT party_id, program_id, rule_key, count(*)::BIGINT AS sales,
+                   sum(face_value_minor)::BIGINT AS face_value_minor,
+                   sum(commission_minor)::BIGINT AS commission_minor
+            FROM lake_{TABLE} WHERE sale_date >= $first AND sale_date < $day GROUP BY ALL""",
+                       params={"first": month_start(day), "day": day}).pl()
+
+
+def compute_day(ws: Workspace, day: date) -> DayLines:
+    """Compute the lines of `day`'s sales and overwrite the day's partition with them."""
+    sales = read_sales(ws, day)
+    terms = load_terms(ws, sales.select("party_id", "program_id").unique(), day)
+    pairs, tiers = commissions.terms_frames(terms)
+    lines = commissions.compute(sales, pairs, tiers, _prior(ws, day)).with_columns(sale_date=pl.lit(day))
+    write_day(ws, day, lines)
+    return DayLines(day, len(lines), int(lines["commission_minor"].sum()), int(lines["discount_minor"].sum()))
+
+
+def write_day(ws: Workspace, day: date, lines: pl.DataFrame) -> None:
+    """Replace the partition of `day` with `lines` in one commit."""
+    data = lines.select(COMMISSION_LINES.schema.names).to_arrow().cast(COMMISSION_LINES.schema)
+    with ws.lock(TABLE):
+        ws.lake.ensure(COMMISSION_LINES)
+        table = DeltaTable(ws.lake.table_uri(TABLE), storage_options=ws.lake.storage_options)
+        write_deltalake(table, data, mode="overwrite", predicate=f"sale_date = '{day.isoformat()}'")
+
+
+def month_lines(ws: Workspace, month: date, columns: str = "*") -> pl.DataFrame:
+    """The lines of the month of `month`."""
+    with ws.lake.connect(TABLE) as con:
+        return con.sql(f"SELECT {columns} FROM lake_{TABLE} WHERE sale_date >= $first AND sale_date < $next",
+                       params={"first": month_start(month), "next": next_month(month)}).pl()
+
+
+def unmatched_sales(ws: Workspace, day: date) -> int:
+    """Sales of `day` with no commission line (the asset check: every sold voucher has a line)."""
+    with ws.lake.connect(VOUCHER_EVENTS.name, TABLE) as con:
+        return con.execute(f"""
+            SELECT count(*) FROM ({_SALES}) s
+            WHERE NOT EXISTS (SELECT 1 FROM lake_{TABLE} l
+                              WHERE l.sale_date = $day AND l.sale_id = s.sale_id)""",
+                           {"day": day}).fetchone()[0]
