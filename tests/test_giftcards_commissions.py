@@ -6,13 +6,14 @@ import threading
 from datetime import date
 from types import SimpleNamespace
 
+import openpyxl
 import polars as pl
 import pytest
 from sqlalchemy import select
 
 from ops_pipeline.db.schema import gc_invoices
 from ops_pipeline.errors import Conflict, InvalidInput
-from ops_pipeline.giftcards import assignments, commission_lines, commissions, invoices
+from ops_pipeline.giftcards import assignments, commission_lines, commissions, invoice_files, invoices
 from ops_pipeline.giftcards.model import CommissionRule
 from tests.gcfin_samples import sell
 from tests.giftcard_samples import seed
@@ -122,6 +123,19 @@ def test_daily_lines_overwrite_their_partition_and_the_month_is_invoiced_once(gw
     with gws.engine.connect() as conn:
         assert conn.execute(select(gc_invoices.c.total_minor).where(gc_invoices.c.number == number)).scalar() \
             == 6000
+
+    assert invoice_files.write_month(gws, d1) == 2
+    files = invoice_files.paths(gws, inv)
+    assert files["html"].parent == gws.home / "invoices" / "2026-11"
+    page = files["html"].read_text()
+    assert "INV-2026-000001" in page and "Giftly Distribution LLP" in page and "60.00" in page
+    assert files["pdf"].read_bytes().startswith(b"%PDF")
+    book = openpyxl.load_workbook(files["xlsx"])
+    assert [c.value for c in book["Invoice"][4]] == ["GC-ORION-FESTIVE", 4, 3000, 10, 40, 20]
+    assert [[c.value for c in r] for r in book["Days"].iter_rows(min_row=2)] == [
+        ["2026-11-03", "GC-ORION-FESTIVE", 2, 1000, 10, 10], ["2026-11-04", "GC-ORION-FESTIVE", 2, 2000, 0, 30]]
+    mtime = files["pdf"].stat().st_mtime_ns
+    assert invoice_files.write_month(gws, d1) == 0 and files["pdf"].stat().st_mtime_ns == mtime
 
 
 def test_numbers_are_gapless_under_two_threads(pg_url, tmp_path):
