@@ -26,7 +26,8 @@ KINDS = ("html", "pdf", "xlsx")
 TITLES = {"invoice": "Invoice", "credit_note": "Credit note"}
 _COLUMNS = ("Program", "Vouchers sold", "Face value", "Discount given", "Commission", "Tier adjustment")
 _AMOUNTS = ("face_value_minor", "discount_minor", "commission_minor", "adjustment_minor")
-_env = Environment(loader=PackageLoader("ops_pipeline.giftcards", "templates"), autoescape=select_autoescape())
+_env = Environment(loader=PackageLoader("ops_pipeline.giftcards", "templates"),
+                   autoescape=select_autoescape())
 _env.filters["major"] = major
 
 
@@ -45,7 +46,8 @@ def _atomic(path: Path, write) -> None:
 
 
 def html(invoice: Invoice, party_name: str) -> str:
-    return _env.get_template("invoice.html").render(i=invoice, title=TITLES[invoice.kind], party_name=party_name)
+    return _env.get_template("invoice.html").render(i=invoice, title=TITLES[invoice.kind],
+                                                    party_name=party_name)
 
 
 def _latin(text: str) -> str:
@@ -110,7 +112,7 @@ def xlsx(invoice: Invoice, days: pl.DataFrame, path: Path) -> None:
     sheet.set_column(0, 0, 24)
     sheet.set_column(1, 5, 16)
     sheet = book.add_worksheet("Days")
-    sheet.write_row(0, 0, ("Date", "Program", "Vouchers sold", "Face value", "Discount given", "Commission"), bold)
+    sheet.write_row(0, 0, ("Date", *_COLUMNS[:5]), bold)
     for n, (day, program, sales, *amounts) in enumerate(days.iter_rows(), start=1):
         sheet.write_string(n, 0, day.isoformat())
         sheet.write_string(n, 1, program)
@@ -133,7 +135,7 @@ def write(ws: Workspace, invoice: Invoice, party_name: str, days: pl.DataFrame) 
 
 
 def write_month(ws: Workspace, month: date) -> int:
-    """Write the missing files of the month's invoices and credit notes; how many documents had some missing."""
+    """Write the missing files of the month's invoices and credit notes; how many documents lacked some."""
     docs = [i for i in invoices.list_invoices(ws, month=month, limit=1_000_000)
             if not all(p.exists() for p in paths(ws, i).values())]
     if not docs:
@@ -150,6 +152,7 @@ def write_month(ws: Workspace, month: date) -> int:
     by_party = days.partition_by("party_id", "currency", as_dict=True)
     empty = days.clear()
     for invoice in docs:
-        mine = empty if invoice.kind != "invoice" else by_party.get((invoice.party_id, invoice.currency), empty)
+        key = (invoice.party_id, invoice.currency)
+        mine = by_party.get(key, empty) if invoice.kind == "invoice" else empty
         write(ws, invoice, names.get(invoice.party_id, invoice.party_id), mine.drop("party_id", "currency"))
     return len(docs)
