@@ -55,7 +55,8 @@ def _credits(ws: Workspace, conn: Connection) -> list[dict]:
         rows = con.sql(f"""
             SELECT * FROM (
                 SELECT statement_id, sequence, amount_minor, currency, value_date,
-                       concat_ws(' ', customer_reference, entry_reference, bank_reference, details) AS reference
+                       concat_ws(' ', customer_reference, entry_reference, bank_reference, details)
+                       AS reference
                 FROM lake_{_TABLE} WHERE direction = 'C')
             WHERE regexp_matches(reference, 'INV-[0-9]{{4}}-')
             ORDER BY value_date, statement_id, sequence""").fetchall()
@@ -138,8 +139,8 @@ def remind(ws: Workspace, on: date, actor: str) -> list[tuple[str, int]]:
             amount = to_major(i.outstanding_minor, i.currency)
             enqueue(conn, [Notification(
                 event="giftcards.invoice_overdue",
-                subject=f"Reminder {level}: invoice {i.number} of {i.party_id}, {amount} {i.currency} overdue "
-                        f"{overdue} days",
+                subject=f"Reminder {level}: invoice {i.number} of {i.party_id}, {amount} {i.currency} "
+                        f"overdue {overdue} days",
                 payload={"invoice": i.number, "party_id": i.party_id, "level": level,
                          "due_on": i.due_on.isoformat(), "outstanding": str(amount), "currency": i.currency,
                          "days_overdue": overdue},
