@@ -94,10 +94,11 @@ def write_day(ws: Workspace, day: date, lines: pl.DataFrame) -> None:
         write_deltalake(table, data, mode="overwrite", predicate=f"sale_date = '{day.isoformat()}'")
 
 
-def month_lines(ws: Workspace, month: date, columns: str = "*") -> pl.DataFrame:
-    """The lines of the month of `month`."""
+def month_lines(ws: Workspace, month: date, columns: str = "*", grouped: bool = False) -> pl.DataFrame:
+    """The lines of the month of `month` (`columns` of them; `grouped`: aggregates grouped by the others)."""
     with ws.lake.connect(TABLE) as con:
-        return con.sql(f"SELECT {columns} FROM lake_{TABLE} WHERE sale_date >= $first AND sale_date < $next",
+        return con.sql(f"SELECT {columns} FROM lake_{TABLE} WHERE sale_date >= $first AND sale_date < $next"
+                       + (" GROUP BY ALL" if grouped else ""),
                        params={"first": month_start(month), "next": next_month(month)}).pl()
 
 

@@ -220,3 +220,14 @@ def open_invoices(conn: Connection) -> list[Invoice]:
     rows = conn.execute(select(gc_invoices).where(gc_invoices.c.kind == "invoice")
                         .order_by(gc_invoices.c.issued_on, gc_invoices.c.number)).all()
     return [i for i in _invoices(conn, rows) if i.outstanding_minor > 0]
+
+
+def untied(ws: Workspace, month: date) -> list[dict[str, Any]]:
+    """Where the month's commission lines and its invoices disagree (the asset check): per distributor and
+    currency, the lines' (sales, commission) against the invoice's (None: no lines, or not invoiced)."""
+    lines = {(p, c): (n, amount) for p, c, n, amount in commission_lines.month_lines(
+        ws, month, "party_id, currency, count(*), sum(commission_minor)::BIGINT", grouped=True).iter_rows()}
+    billed = {(i.party_id, i.currency): (i.sales, i.commission_minor)
+              for i in list_invoices(ws, month=month, kind="invoice", limit=1_000_000)}
+    return [{"party_id": key[0], "currency": key[1], "lines": lines.get(key), "invoice": billed.get(key)}
+            for key in sorted(set(lines) | set(billed)) if lines.get(key) != billed.get(key)]

@@ -1,0 +1,1 @@
+"""The gift-card business in Dagster: commissions, invoices and their payments."""
