@@ -7,7 +7,13 @@ from datetime import date
 import dagster as dg
 
 import definitions
-from assets.giftcards.assets import COMMISSION_LINES, EVERY_SALE, GIFTCARD_INVOICES, TIED, commission_lines_asset
+from assets.giftcards.assets import (
+    COMMISSION_LINES,
+    EVERY_SALE,
+    GIFTCARD_INVOICES,
+    TIED,
+    commission_lines_asset,
+)
 from assets.giftcards.assets import giftcard_invoices as invoices_asset
 from assets.giftcards.jobs import invoice_payments_job
 from assets.partitions import DAILY, MONTHLY

@@ -60,7 +60,8 @@ def giftcard_invoices(context: dg.AssetExecutionContext, ops: OpsResource) -> dg
                   "month_over": over},
         check_results=[dg.AssetCheckResult(check_name=TIED, passed=not untied or not over,
                                            severity=dg.AssetCheckSeverity.ERROR,
-                                           metadata={"untied": len(untied), "examples": json_value(untied[:5])})])
+                                           metadata={"untied": len(untied),
+                                                     "examples": json_value(untied[:5])})])
 
 
 GIFTCARD_ASSETS = [commission_lines_asset, giftcard_invoices]
