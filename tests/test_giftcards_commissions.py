@@ -70,13 +70,17 @@ def test_tiers_marginal_and_whole_month_with_adjustment():
 def test_terms_precedence_and_dates():
     program = SimpleNamespace(program_id="P", currency="INR", details={"commission_rules": [
         {"kind": "percent", "percent": "1", "ends_on": "2026-11-30"}, {"kind": "flat", "flat_amount": "2"}]})
-    assert commissions.resolve(None, program, date(2026, 11, 30)).rule_key == "program:P:0"
-    assert commissions.resolve(None, program, date(2026, 12, 1)).tiers == ((0, 0, 200),)
-    assignment = SimpleNamespace(id=7, details={"commission_percent": "1.25", "commission_rules": [
-        {"kind": "flat", "flat_amount": "9", "starts_on": "2026-12-15"}]})
-    on_1st = commissions.resolve(assignment, program, date(2026, 12, 1))
+    assignment = SimpleNamespace(id=7, party_id="D", program_id="P", starts_on=date(2026, 12, 1), ends_on=None,
+                                 details={"commission_percent": "1.25", "commission_rules": [
+                                     {"kind": "flat", "flat_amount": "9", "starts_on": "2026-12-15"}]})
+    book = commissions.Book([program], [assignment])
+    assert book.terms("D", "P", date(2026, 11, 30)).rule_key == "program:P:0"  # before the assignment
+    assert book.terms("E", "P", date(2026, 12, 1)).tiers == ((0, 0, 200),)
+    on_1st = book.terms("D", "P", date(2026, 12, 1))
     assert (on_1st.rule_key, on_1st.tiers) == ("assignment:7:percent", ((0, 12500, 0),))
-    assert commissions.resolve(assignment, program, date(2026, 12, 15)).rule_key == "assignment:7:0"
+    assert book.terms("D", "P", date(2026, 12, 15)).rule_key == "assignment:7:0"
+    assert book.terms("D", "P", date(2026, 12, 16)) is book.terms("D", "P", date(2026, 12, 15))
+    assert book.terms("D", "Q", date(2026, 12, 1)) is None
     with pytest.raises(ValueError, match="tiers start at from_volume 0"):
         CommissionRule.model_validate({"kind": "tiered", "tiers": [{"from_volume": 1, "percent": "1"}]})
 
@@ -133,7 +137,7 @@ def test_daily_lines_overwrite_their_partition_and_the_month_is_invoiced_once(gw
     book = openpyxl.load_workbook(files["xlsx"])
     assert [c.value for c in book["Invoice"][4]] == ["GC-ORION-FESTIVE", 4, 3000, 10, 40, 20]
     assert [[c.value for c in r] for r in book["Days"].iter_rows(min_row=2)] == [
-        ["2026-11-03", "GC-ORION-FESTIVE", 2, 1000, 10, 10], ["2026-11-04", "GC-ORION-FESTIVE", 2, 2000, 0, 30]]
+        ["2026-11-03", 2, 1000, 10, 10], ["2026-11-04", 2, 2000, 0, 30]]
     mtime = files["pdf"].stat().st_mtime_ns
     assert invoice_files.write_month(gws, d1) == 0 and files["pdf"].stat().st_mtime_ns == mtime
 

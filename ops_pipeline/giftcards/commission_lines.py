@@ -49,19 +49,14 @@ def read_sales(ws: Workspace, day: date) -> pl.DataFrame:
         return con.sql(_SALES, params={"day": day}).pl()
 
 
-def load_terms(ws: Workspace, pairs: pl.DataFrame, day: date) -> dict[tuple[str, str], commissions.Terms]:
-    """The terms of each (party_id, program_id) in `pairs` on `day`."""
-    programs = set(pairs["program_id"].unique())
+def load_book(ws: Workspace, first: date, last: date) -> commissions.Book:
+    """The terms of sales from `first` to `last`: every program, the assignments in force in that span."""
     t = gc_assignments.c
     with ws.read_engine.connect() as conn:
-        program_rows = {r.program_id: r for r in conn.execute(
-            select(gc_programs).where(gc_programs.c.program_id.in_(programs)))}
-        assignments = {(r.party_id, r.program_id): r for r in conn.execute(
-            select(gc_assignments).where(t.program_id.in_(programs), t.starts_on <= day,
-                                         t.ends_on.is_(None) | (t.ends_on >= day)).order_by(t.id))}
-    return {(party, program): commissions.resolve(assignments.get((party, program)), program_rows[program],
-                                                  day)
-            for party, program in pairs.iter_rows() if program in program_rows}
+        programs = conn.execute(select(gc_programs)).all()
+        in_span = conn.execute(select(gc_assignments).where(t.starts_on <= last,
+                                                            t.ends_on.is_(None) | (t.ends_on >= first))).all()
+    return commissions.Book(programs, in_span)
 
 
 def _prior(ws: Workspace, day: date) -> pl.DataFrame:
@@ -75,14 +70,23 @@ def _prior(ws: Workspace, day: date) -> pl.DataFrame:
                        params={"first": month_start(day), "day": day}).pl()
 
 
-def compute_day(ws: Workspace, day: date) -> DayLines:
-    """Compute the lines of `day`'s sales and overwrite the day's partition with them."""
+def compute_day(ws: Workspace, day: date, book: commissions.Book | None = None) -> DayLines:
+    """Compute the lines of `day`'s sales and overwrite the day's partition with them (`book`: the terms,
+    loaded for the day when not given)."""
     sales = read_sales(ws, day)
-    terms = load_terms(ws, sales.select("party_id", "program_id").unique(), day)
+    book = book or load_book(ws, day, day)
+    terms = {(party, program): t for party, program in sales.select("party_id", "program_id").unique().iter_rows()
+             if (t := book.terms(party, program, day)) is not None}
     pairs, tiers = commissions.terms_frames(terms)
     lines = commissions.compute(sales, pairs, tiers, _prior(ws, day)).with_columns(sale_date=pl.lit(day))
     write_day(ws, day, lines)
     return DayLines(day, len(lines), int(lines["commission_minor"].sum()), int(lines["discount_minor"].sum()))
+
+
+def compute_days(ws: Workspace, first: date, last: date) -> list[DayLines]:
+    """Compute the days from `first` to `last` in order, the terms loaded once."""
+    book = load_book(ws, first, last)
+    return [compute_day(ws, first + timedelta(days=n), book) for n in range((last - first).days + 1)]
 
 
 def write_day(ws: Workspace, day: date, lines: pl.DataFrame) -> None:

@@ -22,7 +22,9 @@ Arithmetic per sale, in the program's currency:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -49,7 +51,8 @@ class Terms:
     cap_voucher_minor: int | None = None
     cap_month_minor: int | None = None
 
-    def to_json(self) -> str:
+    @cached_property
+    def json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
@@ -80,29 +83,52 @@ def compile_rule(rule: CommissionRule, currency: str, rule_key: str) -> Terms:
                  _minor(rule.cap_per_voucher, currency), _minor(rule.cap_per_month, currency))
 
 
-def resolve(assignment: Any | None, program: Any, on: date) -> Terms:
-    """The terms of a sale on `on` (see the module's docstring): `assignment` and `program` are stored rows
-    (`details` hold the validated models' JSON)."""
-    currency = program.currency
-    if assignment is not None:
-        for n, data in enumerate(assignment.details.get("commission_rules") or []):
-            rule = CommissionRule.model_validate(data)
+class Book:
+    """The commission terms of sales: the rules of programs and assignments (stored rows, `details` holding the
+    validated models' JSON) parsed once, each rule compiled once (one `Terms` object per rule key)."""
+
+    def __init__(self, programs: Iterable[Any], assignments: Iterable[Any]):
+        self._programs = {p.program_id: (p.currency, _rules(p.details)) for p in programs}
+        self._assignments: dict[tuple[str, str], list[Any]] = {}
+        for a in sorted(assignments, key=lambda a: a.id, reverse=True):  # the latest first
+            self._assignments.setdefault((a.party_id, a.program_id), []).append(
+                (a.starts_on, a.ends_on, a.id, _rules(a.details), Decimal(a.details.get("commission_percent") or 0)))
+        self._compiled: dict[str, Terms] = {NO_RULE: Terms(NO_RULE)}
+
+    def _compile(self, key: str, rule: CommissionRule | Decimal, currency: str) -> Terms:
+        terms = self._compiled.get(key)
+        if terms is None:
+            terms = self._compiled[key] = compile_rule(rule, currency, key) if isinstance(rule, CommissionRule) \
+                else Terms(key, tiers=((0, _rate(rule), 0),))
+        return terms
+
+    def terms(self, party_id: str, program_id: str, on: date) -> Terms | None:
+        """The terms of a sale on `on` (see the module's docstring); None for an unknown program."""
+        if program_id not in self._programs:
+            return None
+        currency, program_rules = self._programs[program_id]
+        for starts_on, ends_on, assignment_id, rules, percent in self._assignments.get((party_id, program_id), ()):
+            if starts_on <= on and (ends_on is None or on <= ends_on):
+                for n, rule in enumerate(rules):
+                    if rule.in_force(on):
+                        return self._compile(f"assignment:{assignment_id}:{n}", rule, currency)
+                if percent > 0:
+                    return self._compile(f"assignment:{assignment_id}:percent", percent, currency)
+                break
+        for n, rule in enumerate(program_rules):
             if rule.in_force(on):
-                return compile_rule(rule, currency, f"assignment:{assignment.id}:{n}")
-        percent = Decimal(assignment.details.get("commission_percent") or 0)
-        if percent > 0:
-            return Terms(f"assignment:{assignment.id}:percent", tiers=((0, _rate(percent), 0),))
-    for n, data in enumerate(program.details.get("commission_rules") or []):
-        rule = CommissionRule.model_validate(data)
-        if rule.in_force(on):
-            return compile_rule(rule, currency, f"program:{program.program_id}:{n}")
-    return Terms(NO_RULE)
+                return self._compile(f"program:{program_id}:{n}", rule, currency)
+        return self._compiled[NO_RULE]
+
+
+def _rules(details: dict[str, Any]) -> list[CommissionRule]:
+    return [CommissionRule.model_validate(r) for r in details.get("commission_rules") or []]
 
 
 def terms_frames(terms: dict[tuple[str, str], Terms]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per (party, program): its rule; per rule: its tiers (sorted by from volume)."""
     pairs = pl.DataFrame(
-        [{"party_id": party, "program_id": program, "rule_key": t.rule_key, "terms": t.to_json(),
+        [{"party_id": party, "program_id": program, "rule_key": t.rule_key, "terms": t.json,
           "basis": t.basis, "cap_voucher_minor": t.cap_voucher_minor, "cap_month_minor": t.cap_month_minor}
          for (party, program), t in terms.items()],
         schema={"party_id": pl.String, "program_id": pl.String, "rule_key": pl.String, "terms": pl.String,
@@ -161,7 +187,7 @@ def compute(sales: pl.DataFrame, pairs: pl.DataFrame, tiers: pl.DataFrame, prior
                         .clip(lower_bound=0)))
     return df.select("sale_id", "voucher_id", "party_id", "program_id", "currency", "sold_at",
                      "face_value_minor", "price_paid_minor", "discount_minor", "rule_key",
-                     pl.col("terms").fill_null(Terms(NO_RULE).to_json()), "tier_from", "rate_e4",
+                     pl.col("terms").fill_null(Terms(NO_RULE).json), "tier_from", "rate_e4",
                      "flat_minor",
                      "commission_minor").collect()
 

@@ -90,8 +90,8 @@ def pdf(invoice: Invoice, party_name: str, path: Path) -> None:
 
 
 def xlsx(invoice: Invoice, days: pl.DataFrame, path: Path) -> None:
-    """Sheet Invoice: the lines per program and the total; sheet Days: per day and program."""
-    book = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    """Sheet Invoice: the lines per program and the total; sheet Days: the sales of each day."""
+    book = xlsxwriter.Workbook(str(path), {"in_memory": True})
     bold = book.add_format({"bold": True})
     decimals = exponent(invoice.currency)
     money = book.add_format({"num_format": "#,##0" + ("." + "0" * decimals if decimals else "")})
@@ -112,18 +112,17 @@ def xlsx(invoice: Invoice, days: pl.DataFrame, path: Path) -> None:
     sheet.set_column(0, 0, 24)
     sheet.set_column(1, 5, 16)
     sheet = book.add_worksheet("Days")
-    sheet.write_row(0, 0, ("Date", *_COLUMNS[:5]), bold)
-    for n, (day, program, sales, *amounts) in enumerate(days.iter_rows(), start=1):
+    sheet.write_row(0, 0, ("Date", *_COLUMNS[1:5]), bold)
+    for n, (day, sales, *amounts) in enumerate(days.iter_rows(), start=1):
         sheet.write_string(n, 0, day.isoformat())
-        sheet.write_string(n, 1, program)
-        sheet.write_number(n, 2, sales)
-        for col, value in enumerate(amounts, start=3):
+        sheet.write_number(n, 1, sales)
+        for col, value in enumerate(amounts, start=2):
             sheet.write_number(n, col, value / scale, money)
     book.close()
 
 
 def write(ws: Workspace, invoice: Invoice, party_name: str, days: pl.DataFrame) -> dict[str, Path]:
-    """The invoice's files, written if missing; `days`: its lines per day and program (for the XLSX)."""
+    """The invoice's files, written if missing; `days`: its sales and amounts per day (for the XLSX)."""
     files = paths(ws, invoice)
     files["html"].parent.mkdir(parents=True, exist_ok=True)
     writers = {"html": lambda p: p.write_text(html(invoice, party_name), encoding="utf-8"),
@@ -143,12 +142,10 @@ def write_month(ws: Workspace, month: date) -> int:
     with ws.read_engine.connect() as conn:
         names = dict(conn.execute(select(gc_parties.c.party_id, gc_parties.c.name)
                                   .where(gc_parties.c.party_id.in_({i.party_id for i in docs}))).all())
-    days = (commission_lines.month_lines(ws, month, "party_id, currency, sale_date, program_id, "
-                                                    "face_value_minor, discount_minor, commission_minor")
-            .group_by("party_id", "currency", "sale_date", "program_id")
-            .agg(pl.len().alias("sales"), pl.col("face_value_minor").sum(), pl.col("discount_minor").sum(),
-                 pl.col("commission_minor").sum())
-            .sort("party_id", "currency", "sale_date", "program_id"))
+    days = commission_lines.month_lines(
+        ws, month, "party_id, currency, sale_date, count(*) AS sales, sum(face_value_minor)::BIGINT, "
+                   "sum(discount_minor)::BIGINT, sum(commission_minor)::BIGINT", grouped=True
+    ).sort("party_id", "currency", "sale_date")
     by_party = days.partition_by("party_id", "currency", as_dict=True)
     empty = days.clear()
     for invoice in docs:
