@@ -24,13 +24,14 @@ PRIOR = pl.DataFrame(schema={"party_id": pl.String, "program_id": pl.String, "ru
 
 def lines_for(rule: dict, faces: list[int], prior: pl.DataFrame = PRIOR) -> pl.DataFrame:
     terms = commissions.compile_rule(CommissionRule.model_validate(rule), "INR", "program:P:0")
-    pairs, tiers = commissions.terms_frames({("D", "P"): terms})
+    frames = commissions.terms_frames({("D", "P", date(2026, 11, 2)): terms})
     n = len(faces)
     sales = pl.DataFrame({"sale_id": [f"s{i}" for i in range(n)], "voucher_id": [f"v{i:03d}" for i in range(n)],
                           "party_id": ["D"] * n, "program_id": ["P"] * n, "currency": ["INR"] * n,
                           "face_value_minor": faces, "price_paid_minor": [f - 100 for f in faces],
-                          "sold_at": [0] * n}).with_columns(pl.col("sold_at").cast(pl.Datetime("us", "UTC")))
-    return commissions.compute(sales, pairs, tiers, prior)
+                          "sold_at": [0] * n, "sale_date": [date(2026, 11, 2)] * n}
+                         ).with_columns(pl.col("sold_at").cast(pl.Datetime("us", "UTC")))
+    return commissions.compute(sales, frames, prior)
 
 
 def test_percent_rounds_half_even_per_sale_and_flat_and_voucher_cap():
@@ -54,17 +55,17 @@ def test_tiers_marginal_and_whole_month_with_adjustment():
              {"from_volume": 4, "flat_amount": "5"}]
     marginal = lines_for({"kind": "tiered", "tiers": tiers}, [10000] * 5)
     assert marginal["commission_minor"].to_list() == [100, 100, 100, 200, 500]
-    assert commissions.month_adjustments(marginal.lazy()).is_empty()
+    assert commissions.month_adjustments(commissions.aggregate(marginal.lazy())).is_empty()
     whole = lines_for({"kind": "tiered", "tiers": tiers, "tier_mode": "whole_month"}, [10000] * 5)
     assert whole["commission_minor"].sum() == 1000
-    adj = commissions.month_adjustments(whole.lazy())
+    adj = commissions.month_adjustments(commissions.aggregate(whole.lazy()))
     assert adj.select("rule_key", "adjustment_minor").rows() == [("program:P:0", 5 * 500 - 1000)]
     # by face value (major units), capped per month: 300.00 reached -> 3% on all, 10.00 cap
     by_value = {"kind": "tiered", "tier_basis": "face_value", "tier_mode": "whole_month", "cap_per_month": "10",
                 "tiers": [{"from_volume": 0, "percent": "1"}, {"from_volume": "300.00", "percent": "3"}]}
     lines = lines_for(by_value, [10000, 10000, 10000, 10000])
     assert lines["commission_minor"].to_list() == [100, 100, 100, 300]
-    assert commissions.month_adjustments(lines.lazy())["adjustment_minor"].to_list() == [1000 - 600]
+    assert commissions.month_adjustments(commissions.aggregate(lines.lazy()))["adjustment_minor"].to_list() == [1000 - 600]
 
 
 def test_terms_precedence_and_dates():

@@ -13,6 +13,7 @@ from deltalake import DeltaTable, write_deltalake
 from sqlalchemy import select
 
 from ops_pipeline.db.schema import gc_assignments, gc_programs
+from ops_pipeline.errors import InvalidInput
 from ops_pipeline.giftcards import commissions
 from ops_pipeline.lake.tables import COMMISSION_LINES, VOUCHER_EVENTS
 from ops_pipeline.workspace import Workspace
@@ -21,16 +22,17 @@ TABLE = COMMISSION_LINES.name
 # A sale: a voucher handed to its holder, at issue (issued straight to a distributor) or later.
 _SALES = f"""
 SELECT DISTINCT ON (event_id) event_id AS sale_id, voucher_id, holder_id AS party_id, program_id, currency,
-       event_at AS sold_at, face_value_minor, price_paid_minor
+       event_at AS sold_at, face_value_minor, price_paid_minor, event_date AS sale_date
 FROM lake_{VOUCHER_EVENTS.name}
-WHERE event_date = $day AND to_status = 'distributed' AND coalesce(from_status, 'issued') = 'issued'
+WHERE event_date BETWEEN $first AND $last AND to_status = 'distributed' AND coalesce(from_status, 'issued') = 'issued'
       AND holder_id IS NOT NULL
 """
 
 
 @dataclass(frozen=True)
-class DayLines:
-    day: date
+class Computed:
+    first: date
+    last: date
     sales: int
     commission_minor: int
     discount_minor: int
@@ -44,9 +46,9 @@ def next_month(day: date) -> date:
     return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
-def read_sales(ws: Workspace, day: date) -> pl.DataFrame:
+def read_sales(ws: Workspace, first: date, last: date) -> pl.DataFrame:
     with ws.lake.connect(VOUCHER_EVENTS.name) as con:
-        return con.sql(_SALES, params={"day": day}).pl()
+        return con.sql(_SALES, params={"first": first, "last": last}).pl()
 
 
 def load_book(ws: Workspace, first: date, last: date) -> commissions.Book:
@@ -70,32 +72,46 @@ def _prior(ws: Workspace, day: date) -> pl.DataFrame:
                        params={"first": month_start(day), "day": day}).pl()
 
 
-def compute_day(ws: Workspace, day: date, book: commissions.Book | None = None) -> DayLines:
-    """Compute the lines of `day`'s sales and overwrite the day's partition with them (`book`: the terms,
-    loaded for the day when not given)."""
-    sales = read_sales(ws, day)
-    book = book or load_book(ws, day, day)
-    terms = {(party, program): t for party, program in sales.select("party_id", "program_id").unique().iter_rows()
-             if (t := book.terms(party, program, day)) is not None}
-    pairs, tiers = commissions.terms_frames(terms)
-    lines = commissions.compute(sales, pairs, tiers, _prior(ws, day)).with_columns(sale_date=pl.lit(day))
-    write_day(ws, day, lines)
-    return DayLines(day, len(lines), int(lines["commission_minor"].sum()), int(lines["discount_minor"].sum()))
-
-
-def compute_days(ws: Workspace, first: date, last: date) -> list[DayLines]:
-    """Compute the days from `first` to `last` in order, the terms loaded once."""
+def compute_days(ws: Workspace, first: date, last: date) -> Computed:
+    """Compute the lines of the sales from `first` to `last` (one month at most) in one pass, and replace
+    those days' partitions with them in one commit."""
+    if month_start(first) != month_start(last) or last < first:
+        raise InvalidInput(f"last: {first}..{last} is not a span within one month")
+    sales = read_sales(ws, first, last)
     book = load_book(ws, first, last)
-    return [compute_day(ws, first + timedelta(days=n), book) for n in range((last - first).days + 1)]
+    terms = {(party, program, day): t for party, program, day in
+             sales.select("party_id", "program_id", "sale_date").unique().iter_rows()
+             if (t := book.terms(party, program, day)) is not None}
+    lines = commissions.compute(sales, commissions.terms_frames(terms), _prior(ws, first))
+    write_days(ws, first, last, lines)
+    return Computed(first, last, len(lines), int(lines["commission_minor"].sum()),
+                    int(lines["discount_minor"].sum()))
 
 
-def write_day(ws: Workspace, day: date, lines: pl.DataFrame) -> None:
-    """Replace the partition of `day` with `lines` in one commit."""
+def compute_day(ws: Workspace, day: date) -> Computed:
+    return compute_days(ws, day, day)
+
+
+def write_days(ws: Workspace, first: date, last: date, lines: pl.DataFrame) -> None:
+    """Replace the partitions from `first` to `last` with `lines` in one commit."""
     data = lines.select(COMMISSION_LINES.schema.names).to_arrow().cast(COMMISSION_LINES.schema)
     with ws.lock(TABLE):
         ws.lake.ensure(COMMISSION_LINES)
         table = DeltaTable(ws.lake.table_uri(TABLE), storage_options=ws.lake.storage_options)
-        write_deltalake(table, data, mode="overwrite", predicate=f"sale_date = '{day.isoformat()}'")
+        write_deltalake(table, data, mode="overwrite",
+                        predicate=f"sale_date >= '{first.isoformat()}' AND sale_date <= '{last.isoformat()}'")
+
+
+def month_totals(ws: Workspace, month: date) -> pl.DataFrame:
+    """The month's lines summed per distributor, program, currency, rule and face value (see
+    `commissions.aggregate`)."""
+    with ws.lake.connect(TABLE) as con:
+        return con.sql(f"""
+            SELECT party_id, program_id, currency, rule_key, face_value_minor, count(*)::BIGINT AS sales,
+                   any_value(terms) AS terms, sum(price_paid_minor)::BIGINT AS price_paid_minor,
+                   sum(discount_minor)::BIGINT AS discount_minor, sum(commission_minor)::BIGINT AS commission_minor
+            FROM lake_{TABLE} WHERE sale_date >= $first AND sale_date < $next GROUP BY ALL""",
+                       params={"first": month_start(month), "next": next_month(month)}).pl()
 
 
 def month_lines(ws: Workspace, month: date, columns: str = "*", grouped: bool = False) -> pl.DataFrame:
@@ -112,5 +128,5 @@ def unmatched_sales(ws: Workspace, day: date) -> int:
         return con.execute(f"""
             SELECT count(*) FROM ({_SALES}) s
             WHERE NOT EXISTS (SELECT 1 FROM lake_{TABLE} l
-                              WHERE l.sale_date = $day AND l.sale_id = s.sale_id)""",
-                           {"day": day}).fetchone()[0]
+                              WHERE l.sale_date = $first AND l.sale_id = s.sale_id)""",
+                           {"first": day, "last": day}).fetchone()[0]

@@ -125,20 +125,42 @@ def _rules(details: dict[str, Any]) -> list[CommissionRule]:
     return [CommissionRule.model_validate(r) for r in details.get("commission_rules") or []]
 
 
-def terms_frames(terms: dict[tuple[str, str], Terms]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per (party, program): its rule; per rule: its tiers (sorted by from volume)."""
-    pairs = pl.DataFrame(
-        [{"party_id": party, "program_id": program, "rule_key": t.rule_key, "terms": t.json,
-          "basis": t.basis, "cap_voucher_minor": t.cap_voucher_minor, "cap_month_minor": t.cap_month_minor}
-         for (party, program), t in terms.items()],
-        schema={"party_id": pl.String, "program_id": pl.String, "rule_key": pl.String, "terms": pl.String,
-                "basis": pl.String, "cap_voucher_minor": pl.Int64, "cap_month_minor": pl.Int64})
+@dataclass(frozen=True)
+class Frames:
+    """Terms as frames: `pairs` (party_id, program_id, sale_date, rule) per sale's key, `rules` (rule, rule_key,
+    terms, basis, caps) per rule, `tiers` (key = rule << 44 | from volume, rate_e4, flat_minor)."""
+
+    pairs: pl.DataFrame
+    rules: pl.DataFrame
+    tiers: pl.DataFrame
+
+
+SHIFT = 44  # volumes (counts, face values in minor units) stay below 2^44 per month and rule
+
+
+def terms_frames(terms: dict[tuple[str, str, date], Terms]) -> Frames:
+    """The frames of the terms of each (party_id, program_id, sale_date)."""
+    index: dict[str, int] = {}
+    for t in terms.values():
+        index.setdefault(t.rule_key, len(index))
     unique = {t.rule_key: t for t in terms.values()}
+    keys = list(terms)
+    pairs = pl.DataFrame({"party_id": [k[0] for k in keys], "program_id": [k[1] for k in keys],
+                          "sale_date": [k[2] for k in keys], "rule": [index[t.rule_key] for t in terms.values()]},
+                         schema={"party_id": pl.String, "program_id": pl.String, "sale_date": pl.Date,
+                                 "rule": pl.Int64})
+    rules = pl.DataFrame(
+        {"rule": list(index.values()), "rule_key": list(index), "terms": [unique[k].json for k in index],
+         "basis": [unique[k].basis for k in index],
+         "cap_voucher_minor": [unique[k].cap_voucher_minor for k in index],
+         "cap_month_minor": [unique[k].cap_month_minor for k in index]},
+        schema={"rule": pl.Int64, "rule_key": pl.String, "terms": pl.String, "basis": pl.String,
+                "cap_voucher_minor": pl.Int64, "cap_month_minor": pl.Int64})
     tiers = pl.DataFrame(
-        [{"rule_key": key, "tier_from": f, "rate_e4": r, "flat_minor": m}
+        [{"tier_key": (index[key] << SHIFT) + f, "tier_from": f, "rate_e4": r, "flat_minor": m}
          for key, t in unique.items() for f, r, m in t.tiers],
-        schema={"rule_key": pl.String, "tier_from": pl.Int64, "rate_e4": pl.Int64, "flat_minor": pl.Int64})
-    return pairs, tiers.sort("tier_from")
+        schema={"tier_key": pl.Int64, "tier_from": pl.Int64, "rate_e4": pl.Int64, "flat_minor": pl.Int64})
+    return Frames(pairs, rules, tiers.sort("tier_key"))
 
 
 def half_even(numerator: pl.Expr, denominator: int) -> pl.Expr:
@@ -157,74 +179,81 @@ def _volume(count: pl.Expr, face: pl.Expr) -> pl.Expr:
     return pl.when(pl.col("basis") == "count").then(count).otherwise(face)
 
 
-def compute(sales: pl.DataFrame, pairs: pl.DataFrame, tiers: pl.DataFrame, prior: pl.DataFrame
-            ) -> pl.DataFrame:
+def compute(sales: pl.DataFrame, frames: Frames, prior: pl.DataFrame) -> pl.DataFrame:
     """Commission lines of `sales` (one row each: sale_id, voucher_id, party_id, program_id, currency,
-    face_value_minor, price_paid_minor, sold_at), given each pair's terms (`terms_frames`) and the month's
-    earlier lines summed per distributor, program and rule (`prior`: sales, face_value_minor,
-    commission_minor)."""
+    face_value_minor, price_paid_minor, sold_at, sale_date), given their terms (`terms_frames`) and the
+    month's earlier lines summed per distributor, program and rule (`prior`: rule_key, sales,
+    face_value_minor, commission_minor). Sales of several days of one month are computed in one pass."""
+    group = ["party_id", "program_id", "rule"]
+    order = ["party_id", "program_id", "rule", "sold_at", "voucher_id"]
     df = (sales.lazy()
-          .join(pairs.lazy(), on=["party_id", "program_id"], how="left")
-          .with_columns(pl.col("rule_key").fill_null(NO_RULE), pl.col("basis").fill_null("count"))
+          .join(frames.pairs.lazy(), on=["party_id", "program_id", "sale_date"], how="left")
+          .with_columns(pl.col("rule").fill_null(-1))
+          .join(frames.rules.lazy(), on="rule", how="left")
+          .with_columns(pl.col("rule_key").fill_null(NO_RULE), pl.col("basis").fill_null("count"),
+                        pl.col("terms").fill_null(Terms(NO_RULE).json))
           .join(prior.lazy().rename({"sales": "prior_sales", "face_value_minor": "prior_face",
                                      "commission_minor": "prior_commission"}), on=GROUP, how="left")
           .with_columns(pl.col("prior_sales", "prior_face", "prior_commission").fill_null(0))
-          .sort([*GROUP, "sold_at", "voucher_id"])
+          .sort(order)
           .with_columns(volume=_volume(pl.lit(1, pl.Int64), pl.col("face_value_minor")))
-          .with_columns(volume_before=_volume(pl.col("prior_sales"), pl.col("prior_face"))
-                        + pl.col("volume").cum_sum().over(GROUP) - pl.col("volume"))
-          .sort("volume_before")
-          .join_asof(tiers.lazy(), left_on="volume_before", right_on="tier_from", by="rule_key",
-                     strategy="backward", check_sortedness=False)
-          .with_columns(pl.col("rate_e4", "flat_minor").fill_null(0))
-          .sort([*GROUP, "sold_at", "voucher_id"])
+          .with_columns(tier_key=pl.col("rule").clip(lower_bound=0) * (1 << SHIFT)
+                        + _volume(pl.col("prior_sales"), pl.col("prior_face"))
+                        + pl.col("volume").cum_sum().over(group) - pl.col("volume"))
+          .sort("tier_key")
+          .join_asof(frames.tiers.lazy(), on="tier_key", strategy="backward", check_sortedness=False)
+          .with_columns(pl.when(pl.col("rule") >= 0).then(pl.col(c)).otherwise(None if c == "tier_from" else 0)
+                        .alias(c) for c in ("tier_from", "rate_e4", "flat_minor"))
+          .sort(order)
           .with_columns(raw=_per_sale(pl.col("rate_e4"), pl.col("flat_minor"), pl.col("cap_voucher_minor")))
-          .with_columns(running=pl.col("prior_commission") + pl.col("raw").cum_sum().over(GROUP))
+          .with_columns(running=pl.col("prior_commission") + pl.col("raw").cum_sum().over(group))
           .with_columns(commission_minor=pl.when(pl.col("cap_month_minor").is_null()).then(pl.col("raw"))
                         .otherwise(pl.min_horizontal("running", "cap_month_minor")
                                    - pl.min_horizontal(pl.col("running") - pl.col("raw"), "cap_month_minor")))
           .with_columns(discount_minor=(pl.col("face_value_minor") - pl.col("price_paid_minor"))
                         .clip(lower_bound=0)))
     return df.select("sale_id", "voucher_id", "party_id", "program_id", "currency", "sold_at",
-                     "face_value_minor", "price_paid_minor", "discount_minor", "rule_key",
-                     pl.col("terms").fill_null(Terms(NO_RULE).json), "tier_from", "rate_e4",
-                     "flat_minor",
-                     "commission_minor").collect()
+                     "face_value_minor", "price_paid_minor", "discount_minor", "rule_key", "terms", "tier_from",
+                     "rate_e4", "flat_minor", "commission_minor", "sale_date").collect()
 
 
-def month_adjustments(lines: pl.LazyFrame) -> pl.DataFrame:
-    """Per distributor, program and whole-month rule of a month's lines: what brings the month to every sale
-    at the tier the whole month reached (capped per voucher and per month), less what the lines earned.
-    Columns party_id, program_id, currency, rule_key, adjustment_minor (non-zero rows only)."""
-    month = lines.filter(pl.col("terms").str.contains('"mode":"whole_month"'))
-    rules = month.select("rule_key", "terms").unique().collect()
-    if rules.is_empty():
-        return pl.DataFrame(schema={"party_id": pl.String, "program_id": pl.String, "currency": pl.String,
-                                    "rule_key": pl.String, "adjustment_minor": pl.Int64})
-    compiled = {key: Terms.from_json(text) for key, text in rules.iter_rows()}
-    pairs = pl.DataFrame([{"rule_key": k, "basis": t.basis, "cap_voucher_minor": t.cap_voucher_minor,
-                           "cap_month_minor": t.cap_month_minor} for k, t in compiled.items()],
-                         schema={"rule_key": pl.String, "basis": pl.String, "cap_voucher_minor": pl.Int64,
-                                 "cap_month_minor": pl.Int64})
-    _, tiers = terms_frames({("", k): t for k, t in compiled.items()})
-    reached = (month.join(pairs.lazy(), on="rule_key")
-               .group_by([*GROUP, "currency"])
-               .agg(pl.len().alias("sales"), pl.col("face_value_minor").sum().alias("face"),
-                    pl.col("commission_minor").sum().alias("earned"), pl.col("basis").first())
-               .with_columns(volume=_volume(pl.col("sales"), pl.col("face")))
-               .sort("volume")
-               .join_asof(tiers.lazy(), left_on="volume", right_on="tier_from", by="rule_key",
-                          strategy="backward", check_sortedness=False)
-               .select(*GROUP, "rate_e4", "flat_minor", "earned"))
-    return (month.drop("rate_e4", "flat_minor", strict=False)
-            .join(reached, on=GROUP).join(pairs.lazy(), on="rule_key")
-            .with_columns(target=_per_sale(pl.col("rate_e4"), pl.col("flat_minor"),
-                                           pl.col("cap_voucher_minor")))
-            .group_by([*GROUP, "currency"])
+def aggregate(lines: pl.LazyFrame) -> pl.DataFrame:
+    """A month's lines summed per distributor, program, currency, rule and face value (what invoices and
+    `month_adjustments` need)."""
+    return (lines.group_by("party_id", "program_id", "currency", "rule_key", "face_value_minor")
+            .agg(pl.len().alias("sales"), pl.col("terms").first(), pl.col("price_paid_minor").sum(),
+                 pl.col("discount_minor").sum(), pl.col("commission_minor").sum()).collect())
+
+
+def month_adjustments(month: pl.DataFrame) -> pl.DataFrame:
+    """Per distributor, program and whole-month rule of a month's lines (`aggregate`d): what brings the month to
+    every sale at the tier the whole month reached (capped per voucher and per month), less what the lines
+    earned. Columns party_id, program_id, currency, rule_key, adjustment_minor (non-zero rows only)."""
+    month = month.filter(pl.col("terms").str.contains('"mode":"whole_month"', literal=True))
+    schema = {"party_id": pl.String, "program_id": pl.String, "currency": pl.String, "rule_key": pl.String,
+              "adjustment_minor": pl.Int64}
+    if month.is_empty():
+        return pl.DataFrame(schema=schema)
+    compiled = {key: Terms.from_json(text) for key, text in month.select("rule_key", "terms").unique().iter_rows()}
+    frames = terms_frames({("", key, date.min): t for key, t in compiled.items()})
+    group = ["party_id", "program_id", "currency", "rule_key"]
+    reached = (month.lazy().join(frames.rules.lazy().drop("terms"), on="rule_key")
+               .group_by(group)
+               .agg(pl.col("sales").sum(), (pl.col("face_value_minor") * pl.col("sales")).sum().alias("face"),
+                    pl.col("commission_minor").sum().alias("earned"), pl.col("basis", "rule", "cap_month_minor")
+                    .first())
+               .with_columns(tier_key=pl.col("rule") * (1 << SHIFT) + _volume(pl.col("sales"), pl.col("face")))
+               .sort("tier_key")
+               .join_asof(frames.tiers.lazy(), on="tier_key", strategy="backward", check_sortedness=False)
+               .select(*group, "rate_e4", "flat_minor", "earned", "cap_month_minor"))
+    return (month.lazy().select(*group, "face_value_minor", "sales").join(reached, on=group)
+            .join(frames.rules.lazy().select("rule_key", "cap_voucher_minor"), on="rule_key")
+            .with_columns(target=pl.col("sales") * _per_sale(pl.col("rate_e4"), pl.col("flat_minor"),
+                                                             pl.col("cap_voucher_minor")))
+            .group_by(group)
             .agg(pl.col("target").sum(), pl.col("earned").first(), pl.col("cap_month_minor").first())
             .with_columns(target=pl.when(pl.col("cap_month_minor").is_null()).then(pl.col("target"))
                           .otherwise(pl.min_horizontal("target", "cap_month_minor")))
-            .select("party_id", "program_id", "currency", "rule_key",
-                    adjustment_minor=pl.col("target") - pl.col("earned"))
+            .select(*group, adjustment_minor=pl.col("target") - pl.col("earned"))
             .filter(pl.col("adjustment_minor") != 0)
-            .sort(GROUP).collect())
+            .sort(group).collect())

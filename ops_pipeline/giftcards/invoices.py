@@ -99,14 +99,11 @@ def _insert(conn: Connection, values: dict[str, Any], actor: str) -> str:
 
 def month_summary(ws: Workspace, month: date) -> pl.DataFrame:
     """Per distributor, currency and program: the month's sales and amounts, with the tier adjustments."""
-    lines = commission_lines.month_lines(
-        ws, month, "party_id, program_id, currency, rule_key, terms, face_value_minor, price_paid_minor, "
-                   "discount_minor, commission_minor")
+    totals = commission_lines.month_totals(ws, month)
     keys = ["party_id", "currency", "program_id"]
-    sums = lines.group_by(keys).agg(pl.len().alias("sales"), pl.col("face_value_minor").sum(),
-                                    pl.col("discount_minor").sum(), pl.col("commission_minor").sum())
-    adjustments = (commissions.month_adjustments(lines.lazy()).group_by(keys)
-                   .agg(pl.col("adjustment_minor").sum()))
+    sums = totals.group_by(keys).agg(pl.col("sales").sum(), (pl.col("face_value_minor") * pl.col("sales")).sum(),
+                                     pl.col("discount_minor").sum(), pl.col("commission_minor").sum())
+    adjustments = commissions.month_adjustments(totals).group_by(keys).agg(pl.col("adjustment_minor").sum())
     return (sums.join(adjustments, on=keys, how="left")
             .with_columns(pl.col("adjustment_minor").fill_null(0).cast(pl.Int64))
             .sort(keys))
