@@ -29,9 +29,9 @@ def lines_for(rule: dict, faces: list[int], prior: pl.DataFrame = PRIOR) -> pl.D
     sales = pl.DataFrame({"sale_id": [f"s{i}" for i in range(n)], "voucher_id": [f"v{i:03d}" for i in range(n)],
                           "party_id": ["D"] * n, "program_id": ["P"] * n, "currency": ["INR"] * n,
                           "face_value_minor": faces, "price_paid_minor": [f - 100 for f in faces],
-                          "sold_at": [0] * n, "sale_date": [date(2026, 11, 2)] * n}
+                          "sold_at": [i * 1_000_000 for i in range(n)], "sale_date": [date(2026, 11, 2)] * n}
                          ).with_columns(pl.col("sold_at").cast(pl.Datetime("us", "UTC")))
-    return commissions.compute(sales, frames, prior)
+    return commissions.compute(sales, frames, prior).sort("sold_at")
 
 
 def test_percent_rounds_half_even_per_sale_and_flat_and_voucher_cap():

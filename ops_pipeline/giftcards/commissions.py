@@ -145,10 +145,13 @@ def terms_frames(terms: dict[tuple[str, str, date], Terms]) -> Frames:
         index.setdefault(t.rule_key, len(index))
     unique = {t.rule_key: t for t in terms.values()}
     keys = list(terms)
+    pair_index: dict[tuple[str, str], int] = {}
     pairs = pl.DataFrame({"party_id": [k[0] for k in keys], "program_id": [k[1] for k in keys],
-                          "sale_date": [k[2] for k in keys], "rule": [index[t.rule_key] for t in terms.values()]},
+                          "sale_date": [k[2] for k in keys],
+                          "pair": [pair_index.setdefault(k[:2], len(pair_index)) for k in keys],
+                          "rule": [index[t.rule_key] for t in terms.values()]},
                          schema={"party_id": pl.String, "program_id": pl.String, "sale_date": pl.Date,
-                                 "rule": pl.Int64})
+                                 "pair": pl.Int64, "rule": pl.Int64})
     rules = pl.DataFrame(
         {"rule": list(index.values()), "rule_key": list(index), "terms": [unique[k].json for k in index],
          "basis": [unique[k].basis for k in index],
@@ -157,7 +160,7 @@ def terms_frames(terms: dict[tuple[str, str, date], Terms]) -> Frames:
         schema={"rule": pl.Int64, "rule_key": pl.String, "terms": pl.String, "basis": pl.String,
                 "cap_voucher_minor": pl.Int64, "cap_month_minor": pl.Int64})
     tiers = pl.DataFrame(
-        [{"tier_key": (index[key] << SHIFT) + f, "tier_from": f, "rate_e4": r, "flat_minor": m}
+        [{"tier_key": ((index[key] + 1) << SHIFT) + f, "tier_from": f, "rate_e4": r, "flat_minor": m}
          for key, t in unique.items() for f, r, m in t.tiers],
         schema={"tier_key": pl.Int64, "tier_from": pl.Int64, "rate_e4": pl.Int64, "flat_minor": pl.Int64})
     return Frames(pairs, rules, tiers.sort("tier_key"))
@@ -184,27 +187,28 @@ def compute(sales: pl.DataFrame, frames: Frames, prior: pl.DataFrame) -> pl.Data
     face_value_minor, price_paid_minor, sold_at, sale_date), given their terms (`terms_frames`) and the
     month's earlier lines summed per distributor, program and rule (`prior`: rule_key, sales,
     face_value_minor, commission_minor). Sales of several days of one month are computed in one pass."""
-    group = ["party_id", "program_id", "rule"]
-    order = ["party_id", "program_id", "rule", "sold_at", "voucher_id"]
+    # Integer keys only: a sale's group (pair, rule), its place in time (ties broken by a hash of the voucher
+    # id), its tier key (rule + 1) << SHIFT | the group's volume before it. Sorted by tier key, each group
+    # keeps its time order (its volumes increase), so the running sums over groups need no second sort.
+    group = ["pair", "rule"]
     df = (sales.lazy()
           .join(frames.pairs.lazy(), on=["party_id", "program_id", "sale_date"], how="left")
-          .with_columns(pl.col("rule").fill_null(-1))
+          .with_columns(pl.col("rule").fill_null(-1), pl.col("pair").fill_null(-1))
           .join(frames.rules.lazy(), on="rule", how="left")
           .with_columns(pl.col("rule_key").fill_null(NO_RULE), pl.col("basis").fill_null("count"),
                         pl.col("terms").fill_null(Terms(NO_RULE).json))
           .join(prior.lazy().rename({"sales": "prior_sales", "face_value_minor": "prior_face",
                                      "commission_minor": "prior_commission"}), on=GROUP, how="left")
           .with_columns(pl.col("prior_sales", "prior_face", "prior_commission").fill_null(0))
-          .sort(order)
+          .sort("pair", "rule", "sold_at", pl.col("voucher_id").hash(13))
           .with_columns(volume=_volume(pl.lit(1, pl.Int64), pl.col("face_value_minor")))
-          .with_columns(tier_key=pl.col("rule").clip(lower_bound=0) * (1 << SHIFT)
+          .with_columns(tier_key=(pl.col("rule") + 1) * (1 << SHIFT)
                         + _volume(pl.col("prior_sales"), pl.col("prior_face"))
                         + pl.col("volume").cum_sum().over(group) - pl.col("volume"))
-          .sort("tier_key")
+          .sort("tier_key", maintain_order=True)
           .join_asof(frames.tiers.lazy(), on="tier_key", strategy="backward", check_sortedness=False)
           .with_columns(pl.when(pl.col("rule") >= 0).then(pl.col(c)).otherwise(None if c == "tier_from" else 0)
                         .alias(c) for c in ("tier_from", "rate_e4", "flat_minor"))
-          .sort(order)
           .with_columns(raw=_per_sale(pl.col("rate_e4"), pl.col("flat_minor"), pl.col("cap_voucher_minor")))
           .with_columns(running=pl.col("prior_commission") + pl.col("raw").cum_sum().over(group))
           .with_columns(commission_minor=pl.when(pl.col("cap_month_minor").is_null()).then(pl.col("raw"))
@@ -242,7 +246,7 @@ def month_adjustments(month: pl.DataFrame) -> pl.DataFrame:
                .agg(pl.col("sales").sum(), (pl.col("face_value_minor") * pl.col("sales")).sum().alias("face"),
                     pl.col("commission_minor").sum().alias("earned"), pl.col("basis", "rule", "cap_month_minor")
                     .first())
-               .with_columns(tier_key=pl.col("rule") * (1 << SHIFT) + _volume(pl.col("sales"), pl.col("face")))
+               .with_columns(tier_key=(pl.col("rule") + 1) * (1 << SHIFT) + _volume(pl.col("sales"), pl.col("face")))
                .sort("tier_key")
                .join_asof(frames.tiers.lazy(), on="tier_key", strategy="backward", check_sortedness=False)
                .select(*group, "rate_e4", "flat_minor", "earned", "cap_month_minor"))
