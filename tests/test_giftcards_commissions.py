@@ -24,7 +24,7 @@ PRIOR = pl.DataFrame(schema={"party_id": pl.String, "program_id": pl.String, "ru
 
 def lines_for(rule: dict, faces: list[int], prior: pl.DataFrame = PRIOR) -> pl.DataFrame:
     terms = commissions.compile_rule(CommissionRule.model_validate(rule), "INR", "program:P:0")
-    frames = commissions.terms_frames({("D", "P", date(2026, 11, 2)): terms})
+    frames = commissions.terms_frames([("D", "P", date(2026, 11, 1), date(2026, 11, 30), terms)])
     n = len(faces)
     sales = pl.DataFrame({"sale_id": [f"s{i}" for i in range(n)], "voucher_id": [f"v{i:03d}" for i in range(n)],
                           "party_id": ["D"] * n, "program_id": ["P"] * n, "currency": ["INR"] * n,
@@ -82,6 +82,9 @@ def test_terms_precedence_and_dates():
     assert book.terms("D", "P", date(2026, 12, 15)).rule_key == "assignment:7:0"
     assert book.terms("D", "P", date(2026, 12, 16)) is book.terms("D", "P", date(2026, 12, 15))
     assert book.terms("D", "Q", date(2026, 12, 1)) is None
+    runs = book.runs("D", "P", date(2026, 11, 29), date(2026, 12, 31))
+    assert [(a.day, b.day, t.rule_key) for a, b, t in runs] == [
+        (29, 30, "program:P:0"), (1, 14, "assignment:7:percent"), (15, 31, "assignment:7:0")]
     with pytest.raises(ValueError, match="tiers start at from_volume 0"):
         CommissionRule.model_validate({"kind": "tiered", "tiers": [{"from_volume": 1, "percent": "1"}]})
 

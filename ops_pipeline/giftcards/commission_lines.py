@@ -84,10 +84,9 @@ def compute_days(ws: Workspace, first: date, last: date) -> Computed:
         raise InvalidInput(f"last: {first}..{last} is not a span within one month")
     sales = read_sales(ws, first, last)
     book = load_book(ws, first, last)
-    terms = {(party, program, day): t for party, program, day in
-             sales.select("party_id", "program_id", "sale_date").unique().iter_rows()
-             if (t := book.terms(party, program, day)) is not None}
-    lines = commissions.compute(sales, commissions.terms_frames(terms), _prior(ws, first))
+    runs = [(party, program, *run) for party, program in sales.select("party_id", "program_id").unique().iter_rows()
+            for run in book.runs(party, program, first, last)]
+    lines = commissions.compute(sales, commissions.terms_frames(runs), _prior(ws, first))
     write_days(ws, first, last, lines)
     return Computed(first, last, len(lines), int(lines["commission_minor"].sum()),
                     int(lines["discount_minor"].sum()))

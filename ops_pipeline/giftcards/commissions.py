@@ -25,7 +25,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +37,7 @@ from ops_pipeline.money import to_minor
 RATE_SCALE = 1_000_000  # percent x 10^4 (4 decimals), over 100
 GROUP = ["party_id", "program_id", "rule_key"]
 NO_RULE = "none"
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,30 @@ class Book:
                 else Terms(key, tiers=((0, _rate(rule), 0),))
         return terms
 
+    def runs(self, party_id: str, program_id: str, first: date, last: date) -> list[tuple[date, date, Terms]]:
+        """The terms of the days from `first` to `last` as runs (first day, last day, terms): days are looked
+        at one by one only where an assignment or a rule starts or ends."""
+        edges = sorted({d for d in self._edges(party_id, program_id) if first < d <= last} | {last + DAY})
+        runs: list[tuple[date, date, Terms]] = []
+        day = first
+        for edge in edges:
+            terms = self.terms(party_id, program_id, day)
+            if terms is not None:
+                runs.append((day, edge - DAY, terms))
+            day = edge
+        return runs
+
+    def _edges(self, party_id: str, program_id: str) -> set[date]:
+        """The days the terms of a pair may change on: a start, or the day after an end."""
+        rules = list(self._programs.get(program_id, ("", []))[1])
+        edges: set[date] = set()
+        for starts_on, ends_on, _, own, _ in self._assignments.get((party_id, program_id), ()):
+            rules += own
+            edges |= {starts_on} | ({ends_on + DAY} if ends_on else set())
+        for rule in rules:
+            edges |= ({rule.starts_on} if rule.starts_on else set()) | ({rule.ends_on + DAY} if rule.ends_on else set())
+        return edges
+
     def terms(self, party_id: str, program_id: str, on: date) -> Terms | None:
         """The terms of a sale on `on` (see the module's docstring); None for an unknown program."""
         if program_id not in self._programs:
@@ -138,20 +163,19 @@ class Frames:
 SHIFT = 44  # volumes (counts, face values in minor units) stay below 2^44 per month and rule
 
 
-def terms_frames(terms: dict[tuple[str, str, date], Terms]) -> Frames:
-    """The frames of the terms of each (party_id, program_id, sale_date)."""
+def terms_frames(runs: list[tuple[str, str, date, date, Terms]]) -> Frames:
+    """The frames of the terms of each (party_id, program_id) in runs of days (`Book.runs`)."""
     index: dict[str, int] = {}
-    for t in terms.values():
+    for *_, t in runs:
         index.setdefault(t.rule_key, len(index))
-    unique = {t.rule_key: t for t in terms.values()}
-    keys = list(terms)
+    unique = {t.rule_key: t for *_, t in runs}
     pair_index: dict[tuple[str, str], int] = {}
-    pairs = pl.DataFrame({"party_id": [k[0] for k in keys], "program_id": [k[1] for k in keys],
-                          "sale_date": [k[2] for k in keys],
-                          "pair": [pair_index.setdefault(k[:2], len(pair_index)) for k in keys],
-                          "rule": [index[t.rule_key] for t in terms.values()]},
-                         schema={"party_id": pl.String, "program_id": pl.String, "sale_date": pl.Date,
-                                 "pair": pl.Int64, "rule": pl.Int64})
+    pairs = pl.DataFrame({"party_id": [r[0] for r in runs], "program_id": [r[1] for r in runs],
+                          "run_first": [r[2] for r in runs], "run_last": [r[3] for r in runs],
+                          "pair": [pair_index.setdefault(r[:2], len(pair_index)) for r in runs],
+                          "rule": [index[r[4].rule_key] for r in runs]},
+                         schema={"party_id": pl.String, "program_id": pl.String, "run_first": pl.Date,
+                                 "run_last": pl.Date, "pair": pl.Int64, "rule": pl.Int64})
     rules = pl.DataFrame(
         {"rule": list(index.values()), "rule_key": list(index), "terms": [unique[k].json for k in index],
          "basis": [unique[k].basis for k in index],
@@ -191,13 +215,14 @@ def compute(sales: pl.DataFrame, frames: Frames, prior: pl.DataFrame) -> pl.Data
     # id), its tier key (rule + 1) << SHIFT | the group's volume before it. Sorted by tier key, each group
     # keeps its time order (its volumes increase), so the running sums over groups need no second sort.
     group = ["pair", "rule"]
-    df = (sales.lazy()
-          .join(frames.pairs.lazy(), on=["party_id", "program_id", "sale_date"], how="left")
+    df = (sales
+          .join(frames.pairs, on=["party_id", "program_id"], how="left")
+          .filter(pl.col("run_first").is_null() | pl.col("sale_date").is_between("run_first", "run_last"))
           .with_columns(pl.col("rule").fill_null(-1), pl.col("pair").fill_null(-1))
-          .join(frames.rules.lazy(), on="rule", how="left")
+          .join(frames.rules, on="rule", how="left")
           .with_columns(pl.col("rule_key").fill_null(NO_RULE), pl.col("basis").fill_null("count"),
                         pl.col("terms").fill_null(Terms(NO_RULE).json))
-          .join(prior.lazy().rename({"sales": "prior_sales", "face_value_minor": "prior_face",
+          .join(prior.rename({"sales": "prior_sales", "face_value_minor": "prior_face",
                                      "commission_minor": "prior_commission"}), on=GROUP, how="left")
           .with_columns(pl.col("prior_sales", "prior_face", "prior_commission").fill_null(0))
           .sort("pair", "rule", "sold_at", pl.col("voucher_id").hash(13))
@@ -206,7 +231,7 @@ def compute(sales: pl.DataFrame, frames: Frames, prior: pl.DataFrame) -> pl.Data
                         + _volume(pl.col("prior_sales"), pl.col("prior_face"))
                         + pl.col("volume").cum_sum().over(group) - pl.col("volume"))
           .sort("tier_key", maintain_order=True)
-          .join_asof(frames.tiers.lazy(), on="tier_key", strategy="backward", check_sortedness=False)
+          .join_asof(frames.tiers, on="tier_key", strategy="backward", check_sortedness=False)
           .with_columns(pl.when(pl.col("rule") >= 0).then(pl.col(c)).otherwise(None if c == "tier_from" else 0)
                         .alias(c) for c in ("tier_from", "rate_e4", "flat_minor"))
           .with_columns(raw=_per_sale(pl.col("rate_e4"), pl.col("flat_minor"), pl.col("cap_voucher_minor")))
@@ -218,7 +243,7 @@ def compute(sales: pl.DataFrame, frames: Frames, prior: pl.DataFrame) -> pl.Data
                         .clip(lower_bound=0)))
     return df.select("sale_id", "voucher_id", "party_id", "program_id", "currency", "sold_at",
                      "face_value_minor", "price_paid_minor", "discount_minor", "rule_key", "terms", "tier_from",
-                     "rate_e4", "flat_minor", "commission_minor", "sale_date").collect()
+                     "rate_e4", "flat_minor", "commission_minor", "sale_date")
 
 
 def aggregate(lines: pl.LazyFrame) -> pl.DataFrame:
@@ -239,7 +264,7 @@ def month_adjustments(month: pl.DataFrame) -> pl.DataFrame:
     if month.is_empty():
         return pl.DataFrame(schema=schema)
     compiled = {key: Terms.from_json(text) for key, text in month.select("rule_key", "terms").unique().iter_rows()}
-    frames = terms_frames({("", key, date.min): t for key, t in compiled.items()})
+    frames = terms_frames([("", key, date.min, date.max, t) for key, t in compiled.items()])
     group = ["party_id", "program_id", "currency", "rule_key"]
     reached = (month.lazy().join(frames.rules.lazy().drop("terms"), on="rule_key")
                .group_by(group)
