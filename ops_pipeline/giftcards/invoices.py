@@ -25,7 +25,7 @@ from ops_pipeline import audit
 from ops_pipeline.db.schema import gc_invoice_counters, gc_invoice_payments, gc_invoices
 from ops_pipeline.errors import Conflict, InvalidInput, NotFound
 from ops_pipeline.giftcards import commission_lines, commissions
-from ops_pipeline.money import to_minor
+from ops_pipeline.money import to_major, to_minor
 from ops_pipeline.workspace import Workspace
 
 PAYMENT_DAYS = 30
@@ -228,3 +228,27 @@ def untied(ws: Workspace, month: date) -> list[dict[str, Any]]:
               for i in list_invoices(ws, month=month, kind="invoice", limit=1_000_000)}
     return [{"party_id": key[0], "currency": key[1], "lines": lines.get(key), "invoice": billed.get(key)}
             for key in sorted(set(lines) | set(billed)) if lines.get(key) != billed.get(key)]
+
+
+def view(invoice: Invoice) -> dict[str, Any]:
+    """An invoice as the API and the CLI show it: amounts in major units as exact decimal text."""
+    amounts = {name.removesuffix("_minor"): str(to_major(getattr(invoice, name), invoice.currency))
+               for name in ("face_value_minor", "discount_minor", "commission_minor", "adjustment_minor",
+                            "total_minor", "paid_minor", "credited_minor", "outstanding_minor")}
+    lines = [{"program_id": line["program_id"], "sales": line["sales"],
+              **{k.removesuffix("_minor"): str(to_major(line[k], invoice.currency))
+                 for k in ("face_value_minor", "discount_minor", "commission_minor", "adjustment_minor")}}
+             for line in invoice.lines]
+    return {"number": invoice.number, "kind": invoice.kind, "status": invoice.status,
+            "party_id": invoice.party_id, "month": f"{invoice.month:%Y-%m}", "currency": invoice.currency,
+            "sales": invoice.sales, **amounts, "lines": lines, "corrects": invoice.corrects,
+            "reason": invoice.reason, "issued_on": invoice.issued_on.isoformat(),
+            "due_on": invoice.due_on.isoformat(), "issued_by": invoice.issued_by}
+
+
+def parse_month(text: str, field: str = "month") -> date:
+    """'YYYY-MM' (or a day of the month) as the month's first day; InvalidInput naming `field` otherwise."""
+    try:
+        return date.fromisoformat(f"{text}-01" if len(text) == 7 else text).replace(day=1)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{field}: {text!r} is not a month (YYYY-MM)") from None
