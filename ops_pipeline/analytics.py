@@ -75,13 +75,15 @@ def _live_balances(ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
 def _operational(ws: Workspace, con: duckdb.DuckDBPyConnection, rows: bool) -> None:
     """Operational DB tables some views read (`db_<table>`), copied in as Arrow (empty unless `rows`)."""
     from ops_pipeline.disbursements import views
+    from ops_pipeline.giftcards import invoice_views
 
+    providers = (views.analyst_tables, invoice_views.analyst_tables)
     if not rows:
-        for name, table in views.analyst_tables(None).items():
+        for name, table in (t for p in providers for t in p(None).items()):
             con.register(name, table)
         return
     with ws.read_engine.connect() as conn:
-        for name, table in views.analyst_tables(conn).items():
+        for name, table in (t for p in providers for t in p(conn).items()):
             con.register(name, table)
 
 

@@ -2,11 +2,12 @@
 once; aging buckets; overdue reminders through the outbox once per invoice and level, audited."""
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
-from ops_pipeline import audit
+from ops_pipeline import analytics, audit
 from ops_pipeline.db.schema import outbox
 from ops_pipeline.giftcards import commission_lines, invoice_payments, invoices
 from tests.gcfin_samples import credit, sell
@@ -56,3 +57,15 @@ def test_aging_and_reminders_once_per_level(ws, invoice):
                             .where(outbox.c.event == "giftcards.invoice_overdue").order_by(outbox.c.id)).all()
     assert [s.payload["level"] for s in sent] == [1, 3]
     assert sent[0].subject == f"Reminder 1: invoice {invoice} of D-GIFTLY, 60.00 INR overdue 1 days"
+
+
+def test_analyst_views_commissions_and_invoices(ws, invoice):
+    credit(ws, "st-1", [(2500, f"PAY {invoice}", date(2026, 12, 5))])
+    invoice_payments.match(ws, "finance:li")
+    con = analytics.connect(ws, operational=True)
+    con.execute("CREATE OR REPLACE TEMP MACRO business_today() AS DATE '2027-01-05'")
+    assert con.sql("SELECT count(*), sum(commission_minor), sum(commission) FROM commissions").fetchall() == [
+        (2, 6000, Decimal("60.0000"))]
+    assert con.sql("SELECT number, total_minor, paid_minor, outstanding_minor, days_overdue FROM invoices"
+                   ).fetchall() == [(invoice, 6000, 2500, 3500, 5)]
+    con.close()

@@ -26,11 +26,10 @@ from ops_pipeline.workspace import Workspace
 TABLE = COMMISSION_LINES.name
 # A sale: a voucher handed to its holder, at issue (issued straight to a distributor) or later.
 _SALES = f"""
-SELECT DISTINCT ON (event_id) event_id AS sale_id, voucher_id, holder_id AS party_id, program_id, currency,
-       event_at AS sold_at, face_value_minor, price_paid_minor, event_date AS sale_date
+SELECT DISTINCT ON (event_id) event_id AS sale_id
 FROM lake_{VOUCHER_EVENTS.name}
-WHERE event_date BETWEEN $first AND $last AND to_status = 'distributed' AND coalesce(from_status, 'issued') = 'issued'
-      AND holder_id IS NOT NULL
+WHERE event_date BETWEEN $first AND $last AND to_status = 'distributed'
+      AND coalesce(from_status, 'issued') = 'issued' AND holder_id IS NOT NULL
 """
 
 
@@ -52,8 +51,20 @@ def next_month(day: date) -> date:
 
 
 def read_sales(ws: Workspace, first: date, last: date) -> pl.DataFrame:
-    with ws.lake.connect(VOUCHER_EVENTS.name) as con:
-        return con.sql(_SALES, params={"first": first, "last": last}).pl()
+    """The sales from `first` to `last`, one per event id (an event published twice counts once)."""
+    ws.lake.ensure(VOUCHER_EVENTS)
+    sales = (pl.scan_delta(ws.lake.table_uri(VOUCHER_EVENTS.name), storage_options=ws.lake.storage_options or None)
+             .filter(pl.col("event_date").is_between(first, last), pl.col("to_status") == "distributed",
+                     pl.col("from_status").fill_null("issued") == "issued", pl.col("holder_id").is_not_null())
+             .select(sale_id="event_id", voucher_id="voucher_id", party_id="holder_id", program_id="program_id",
+                     currency="currency", sold_at="event_at", face_value_minor="face_value_minor",
+                     price_paid_minor="price_paid_minor", sale_date="event_date")
+             .collect())
+    # exact and cheap: only rows whose id hashes collide are compared by id
+    twice = sales["sale_id"].hash(7).is_duplicated()
+    if not twice.any():
+        return sales
+    return pl.concat([sales.filter(~twice), sales.filter(twice).unique(subset="sale_id", keep="first")])
 
 
 def load_book(ws: Workspace, first: date, last: date) -> commissions.Book:

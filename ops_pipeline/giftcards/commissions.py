@@ -219,11 +219,12 @@ def compute(sales: pl.DataFrame, frames: Frames, prior: pl.DataFrame) -> pl.Data
           .join(frames.pairs, on=["party_id", "program_id"], how="left")
           .filter(pl.col("run_first").is_null() | pl.col("sale_date").is_between("run_first", "run_last"))
           .with_columns(pl.col("rule").fill_null(-1), pl.col("pair").fill_null(-1))
-          .join(frames.rules, on="rule", how="left")
-          .with_columns(pl.col("rule_key").fill_null(NO_RULE), pl.col("basis").fill_null("count"),
-                        pl.col("terms").fill_null(Terms(NO_RULE).json))
-          .join(prior.rename({"sales": "prior_sales", "face_value_minor": "prior_face",
-                                     "commission_minor": "prior_commission"}), on=GROUP, how="left")
+          .join(frames.rules.select("rule", "basis", "cap_voucher_minor", "cap_month_minor"), on="rule",
+                how="left")
+          .with_columns(pl.col("basis").fill_null("count"))
+          .join(prior.join(frames.rules.select("rule", "rule_key"), on="rule_key")
+                .select("party_id", "program_id", "rule", prior_sales="sales", prior_face="face_value_minor",
+                        prior_commission="commission_minor"), on=["party_id", "program_id", "rule"], how="left")
           .with_columns(pl.col("prior_sales", "prior_face", "prior_commission").fill_null(0))
           .sort("pair", "rule", "sold_at", pl.col("voucher_id").hash(13))
           .with_columns(volume=_volume(pl.lit(1, pl.Int64), pl.col("face_value_minor")))
@@ -241,6 +242,9 @@ def compute(sales: pl.DataFrame, frames: Frames, prior: pl.DataFrame) -> pl.Data
                                    - pl.min_horizontal(pl.col("running") - pl.col("raw"), "cap_month_minor")))
           .with_columns(discount_minor=(pl.col("face_value_minor") - pl.col("price_paid_minor"))
                         .clip(lower_bound=0)))
+    names = frames.rules.select("rule", "rule_key", "terms").vstack(
+        pl.DataFrame({"rule": [-1], "rule_key": [NO_RULE], "terms": [Terms(NO_RULE).json]}))
+    df = df.join(names, on="rule", how="left")
     return df.select("sale_id", "voucher_id", "party_id", "program_id", "currency", "sold_at",
                      "face_value_minor", "price_paid_minor", "discount_minor", "rule_key", "terms", "tier_from",
                      "rate_e4", "flat_minor", "commission_minor", "sale_date")

@@ -252,3 +252,4 @@ def parse_month(text: str, field: str = "month") -> date:
         return date.fromisoformat(f"{text}-01" if len(text) == 7 else text).replace(day=1)
     except (TypeError, ValueError):
         raise InvalidInput(f"{field}: {text!r} is not a month (YYYY-MM)") from None
+
