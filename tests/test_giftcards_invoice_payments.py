@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from ops_pipeline import analytics, audit
 from ops_pipeline.db.schema import outbox
-from ops_pipeline.giftcards import commission_lines, invoice_payments, invoices
+from ops_pipeline.giftcards import commission_lines, finance_report, invoice_payments, invoices
+from ops_pipeline.reports import build as reports
 from tests.gcfin_samples import credit, sell
 from tests.giftcard_samples import seed
 
@@ -69,3 +70,17 @@ def test_analyst_views_commissions_and_invoices(ws, invoice):
     assert con.sql("SELECT number, total_minor, paid_minor, outstanding_minor, days_overdue FROM invoices"
                    ).fetchall() == [(invoice, 6000, 2500, 3500, 5)]
     con.close()
+
+
+def test_finance_report_section(ws, invoice):
+    credit(ws, "st-1", [(2500, f"PAY {invoice}", date(2026, 12, 5))])
+    invoice_payments.match(ws, "finance:li")
+    [nov] = finance_report.section(ws, date(2026, 11, 1), date(2026, 11, 30))
+    assert nov.rows == (("INR", 2, (6000, "INR"), (0, "INR"), (0, "INR"), (0, "INR"), (0, "INR")),)
+    [jan] = finance_report.section(ws, date(2027, 1, 1), date(2027, 1, 31))
+    assert jan.rows == (("INR", 0, (0, "INR"), (0, "INR"), (0, "INR"), (3500, "INR"), (3500, "INR")),)
+    [dec] = finance_report.section(ws, date(2026, 12, 1), date(2026, 12, 31))
+    assert dec.rows[0][3:] == ((6000, "INR"), (2500, "INR"), (3500, "INR"), (0, "INR"))
+    built = reports.build_month(ws, "2026-12")
+    html = next(p for p in built.files if p.suffix == ".html").read_text()
+    assert "Gift-card commissions" in html and "35.00" in html

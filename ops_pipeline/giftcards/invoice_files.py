@@ -5,7 +5,9 @@ only what is missing. Each file is written to a temporary name, then renamed."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -124,17 +126,29 @@ def xlsx(invoice: Invoice, days: pl.DataFrame, path: Path) -> None:
 def write(ws: Workspace, invoice: Invoice, party_name: str, days: pl.DataFrame) -> dict[str, Path]:
     """The invoice's files, written if missing; `days`: its sales and amounts per day (for the XLSX)."""
     files = paths(ws, invoice)
-    files["html"].parent.mkdir(parents=True, exist_ok=True)
-    writers = {"html": lambda p: p.write_text(html(invoice, party_name), encoding="utf-8"),
-               "pdf": lambda p: pdf(invoice, party_name, p), "xlsx": lambda p: xlsx(invoice, days, p)}
-    for kind, path in files.items():
-        if not path.exists():
-            _atomic(path, writers[kind])
+    _write_missing([(files, invoice, party_name, days)])
     return files
 
 
+Job = tuple[dict[str, Path], Invoice, str, pl.DataFrame]
+PARALLEL_FROM = 64  # documents: below, one process; from there, one per core (spawned: ~1 s to start)
+
+
+def _write_missing(jobs: list[Job]) -> int:
+    for files, invoice, party_name, days in jobs:
+        files["html"].parent.mkdir(parents=True, exist_ok=True)
+        writers = {"html": lambda p, i=invoice, n=party_name: p.write_text(html(i, n), encoding="utf-8"),
+                   "pdf": lambda p, i=invoice, n=party_name: pdf(i, n, p),
+                   "xlsx": lambda p, i=invoice, d=days: xlsx(i, d, p)}
+        for kind, path in files.items():
+            if not path.exists():
+                _atomic(path, writers[kind])
+    return len(jobs)
+
+
 def write_month(ws: Workspace, month: date) -> int:
-    """Write the missing files of the month's invoices and credit notes; how many documents lacked some."""
+    """Write the missing files of the month's invoices and credit notes; how many documents lacked some.
+    Many documents are written by one spawned process per core (the files are CPU-bound Python)."""
     docs = [i for i in invoices.list_invoices(ws, month=month, limit=1_000_000)
             if not all(p.exists() for p in paths(ws, i).values())]
     if not docs:
@@ -146,10 +160,12 @@ def write_month(ws: Workspace, month: date) -> int:
         ws, month, "party_id, currency, sale_date, count(*) AS sales, sum(face_value_minor)::BIGINT, "
                    "sum(discount_minor)::BIGINT, sum(commission_minor)::BIGINT", grouped=True
     ).sort("party_id", "currency", "sale_date")
-    by_party = days.partition_by("party_id", "currency", as_dict=True)
-    empty = days.clear()
-    for invoice in docs:
-        key = (invoice.party_id, invoice.currency)
-        mine = by_party.get(key, empty) if invoice.kind == "invoice" else empty
-        write(ws, invoice, names.get(invoice.party_id, invoice.party_id), mine.drop("party_id", "currency"))
-    return len(docs)
+    by_party = days.partition_by("party_id", "currency", as_dict=True, include_key=False)
+    empty = days.drop("party_id", "currency").clear()
+    jobs = [(paths(ws, i), i, names.get(i.party_id, i.party_id),
+             by_party.get((i.party_id, i.currency), empty) if i.kind == "invoice" else empty) for i in docs]
+    workers = min(os.cpu_count() or 1, 4)
+    if len(jobs) < PARALLEL_FROM or workers < 2:
+        return _write_missing(jobs)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return sum(pool.map(_write_missing, [jobs[n::workers] for n in range(workers)]))

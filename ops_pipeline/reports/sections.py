@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
+from ops_pipeline.giftcards import finance_report as giftcards_finance
 from ops_pipeline.reports.model import Section
 from ops_pipeline.workspace import Workspace
 
 Provider = Callable[[Workspace, date, date], list[Section]]
 
 PROVIDERS: dict[str, list[Provider]] = {
-    "daily": [],
-    "monthly": [],
+    "daily": [giftcards_finance.section],
+    "monthly": [giftcards_finance.section],
 }
 
 
