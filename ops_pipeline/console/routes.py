@@ -10,6 +10,7 @@ from ops_pipeline.console.pages import (
     alerts,
     disbursements,
     fundout,
+    invoices,
     jobs,
     ledger,
     overview,
@@ -22,7 +23,7 @@ from ops_pipeline.console.web import HERE, PREFIX, Viewer, page_router
 from ops_pipeline.errors import NotFound
 
 PAGES = (signin.router, overview.router, jobs.router, tickets.router, fundout.router, disbursements.router,
-         ledger.router, recon.router, reports.router, alerts.router)
+         ledger.router, recon.router, reports.router, alerts.router, invoices.router)
 
 
 def install(app: FastAPI) -> None:

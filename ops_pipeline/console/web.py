@@ -35,7 +35,7 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 NAV = (("Overview", "/"), ("Jobs", "/jobs"), ("Tickets", "/tickets"), ("Fund-out", "/fundout"),
        ("Disbursements", "/disbursements"), ("Ledger", "/ledger"), ("Recon", "/recon"),
-       ("Reports", "/reports"), ("Alerts", "/alerts"))
+       ("Reports", "/reports"), ("Invoices", "/invoices"), ("Alerts", "/alerts"))
 
 
 def money(minor: int | None, currency: str) -> str:
