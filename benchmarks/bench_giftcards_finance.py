@@ -45,11 +45,26 @@ def program_rules(n: int) -> list[dict]:
     if kind == 1:
         return [{"kind": "flat", "flat_amount": "5.00", "cap_per_voucher": "4.00"}]
     if kind == 2:
-        return [{"kind": "tiered", "tier_mode": "marginal", "cap_per_month": "5000.00", "tiers": [
-            {"from_volume": 0, "percent": "1"}, {"from_volume": 20, "percent": "1.5"},
-            {"from_volume": 40, "percent": "2"}]}]
-    return [{"kind": "tiered", "tier_mode": "whole_month", "tier_basis": "face_value", "tiers": [
-        {"from_volume": 0, "percent": "1"}, {"from_volume": "50000.00", "percent": "2"}]}]
+        return [
+            {
+                "kind": "tiered",
+                "tier_mode": "marginal",
+                "cap_per_month": "5000.00",
+                "tiers": [
+                    {"from_volume": 0, "percent": "1"},
+                    {"from_volume": 20, "percent": "1.5"},
+                    {"from_volume": 40, "percent": "2"},
+                ],
+            }
+        ]
+    return [
+        {
+            "kind": "tiered",
+            "tier_mode": "whole_month",
+            "tier_basis": "face_value",
+            "tiers": [{"from_volume": 0, "percent": "1"}, {"from_volume": "50000.00", "percent": "2"}],
+        }
+    ]
 
 
 def seed_records(ws) -> None:
@@ -57,25 +72,66 @@ def seed_records(ws) -> None:
     from ops_pipeline.db.schema import gc_assignments, gc_parties, gc_programs
 
     now = datetime.now(UTC)
-    book = {"status": "active", "version": 1, "created_by": "bench", "created_at": now, "updated_by": "bench",
-            "updated_at": now}
+    book = {
+        "status": "active",
+        "version": 1,
+        "created_by": "bench",
+        "created_at": now,
+        "updated_by": "bench",
+        "updated_at": now,
+    }
     with ws.engine.begin() as conn:
-        insert_rows(conn, gc_programs, [
-            {"program_id": f"P{p:03d}", "name": f"Program {p}", "currency": "INR", "restriction_state": "pushed",
-             "restriction_detail": None, "restriction_at": None,
-             "details": {"commission_rules": program_rules(p)}, **book} for p in range(PROGRAMS)])
-        insert_rows(conn, gc_parties, [
-            {"party_id": f"D{d:04d}", "kind": "distributor", "name": f"Distributor {d}",
-             "wallet_account_id": f"D{d:04d}", "wallet_currency": "INR", "details": {}, **book}
-            for d in range(PARTIES)])
+        insert_rows(
+            conn,
+            gc_programs,
+            [
+                {
+                    "program_id": f"P{p:03d}",
+                    "name": f"Program {p}",
+                    "currency": "INR",
+                    "restriction_state": "pushed",
+                    "restriction_detail": None,
+                    "restriction_at": None,
+                    "details": {"commission_rules": program_rules(p)},
+                    **book,
+                }
+                for p in range(PROGRAMS)
+            ],
+        )
+        insert_rows(
+            conn,
+            gc_parties,
+            [
+                {
+                    "party_id": f"D{d:04d}",
+                    "kind": "distributor",
+                    "name": f"Distributor {d}",
+                    "wallet_account_id": f"D{d:04d}",
+                    "wallet_currency": "INR",
+                    "details": {},
+                    **book,
+                }
+                for d in range(PARTIES)
+            ],
+        )
         rows = []
         for d in range(PARTIES):
             for k in range(PER_PARTY):
                 n = d * PER_PARTY + k
-                details = {"commission_percent": "1.75" if n % 5 == 0 else "0", "commission_rules":
-                           [{"kind": "flat", "flat_amount": "3.00"}] if n % 7 == 0 else []}
-                rows.append({"party_id": f"D{d:04d}", "program_id": f"P{(d * 7 + k * 20) % PROGRAMS:03d}",
-                             "starts_on": date(2026, 1, 1), "ends_on": None, "details": details, **book})
+                details = {
+                    "commission_percent": "1.75" if n % 5 == 0 else "0",
+                    "commission_rules": [{"kind": "flat", "flat_amount": "3.00"}] if n % 7 == 0 else [],
+                }
+                rows.append(
+                    {
+                        "party_id": f"D{d:04d}",
+                        "program_id": f"P{(d * 7 + k * 20) % PROGRAMS:03d}",
+                        "starts_on": date(2026, 1, 1),
+                        "ends_on": None,
+                        "details": details,
+                        **book,
+                    }
+                )
         insert_rows(conn, gc_assignments, rows)
 
 
@@ -90,20 +146,35 @@ def write_sales(ws, sales: int) -> None:
 
     start = datetime.combine(MONTH, datetime.min.time(), UTC)
     df = pl.DataFrame({"n": pl.int_range(sales, eager=True)}).with_columns(
-        party=draw(1, PARTIES), k=draw(2, PER_PARTY), face=pl.lit(pl.Series(FACES)).get(draw(3, len(FACES))),
-        s=draw(4, 30 * 86_400))
+        party=draw(1, PARTIES),
+        k=draw(2, PER_PARTY),
+        face=pl.lit(pl.Series(FACES)).get(draw(3, len(FACES))),
+        s=draw(4, 30 * 86_400),
+    )
     df = df.select(
-        event_id=pl.format("E{}", pl.col("n")), voucher_id=pl.format("GV-{}", pl.col("n")),
-        program_id=pl.format("P{}", ((pl.col("party") * 7 + pl.col("k") * 20) % PROGRAMS).cast(pl.String)
-                             .str.zfill(3)),
-        event=pl.lit("issued"), from_status=pl.lit(None, pl.String), to_status=pl.lit("distributed"),
-        currency=pl.lit("INR"), face_value_minor=pl.col("face"), price_paid_minor=pl.col("face") * 98 // 100,
-        holder_id=pl.format("D{}", pl.col("party").cast(pl.String).str.zfill(4)), actor=pl.lit("bench"),
+        event_id=pl.format("E{}", pl.col("n")),
+        voucher_id=pl.format("GV-{}", pl.col("n")),
+        program_id=pl.format(
+            "P{}", ((pl.col("party") * 7 + pl.col("k") * 20) % PROGRAMS).cast(pl.String).str.zfill(3)
+        ),
+        event=pl.lit("issued"),
+        from_status=pl.lit(None, pl.String),
+        to_status=pl.lit("distributed"),
+        currency=pl.lit("INR"),
+        face_value_minor=pl.col("face"),
+        price_paid_minor=pl.col("face") * 98 // 100,
+        holder_id=pl.format("D{}", pl.col("party").cast(pl.String).str.zfill(4)),
+        actor=pl.lit("bench"),
         reason=pl.lit(None, pl.String),
-        event_at=pl.lit(start) + pl.duration(seconds=pl.col("s")))
+        event_at=pl.lit(start) + pl.duration(seconds=pl.col("s")),
+    )
     df = df.with_columns(event_date=pl.col("event_at").dt.date())
-    write_deltalake(ws.lake.table_uri(VOUCHER_EVENTS.name), df.to_arrow().cast(VOUCHER_EVENTS.schema),
-                    mode="overwrite", partition_by=["event_date"])
+    write_deltalake(
+        ws.lake.table_uri(VOUCHER_EVENTS.name),
+        df.to_arrow().cast(VOUCHER_EVENTS.schema),
+        mode="overwrite",
+        partition_by=["event_date"],
+    )
 
 
 def floor(ws) -> float:
@@ -153,12 +224,19 @@ def main() -> None:
     untied = invoices.untied(ws, MONTH)
     timings["floor_groupby_s"] = floor(ws)
     result = {
-        "sales": args.sales, "distributors": PARTIES, "programs": PROGRAMS, "cores": os.cpu_count(),
-        "lines": month.sales, "commission_minor": month.commission_minor,
-        "invoices": len(numbers), "documents_with_files": documents, "untied": len(untied),
+        "sales": args.sales,
+        "distributors": PARTIES,
+        "programs": PROGRAMS,
+        "cores": os.cpu_count(),
+        "lines": month.sales,
+        "commission_minor": month.commission_minor,
+        "invoices": len(numbers),
+        "documents_with_files": documents,
+        "untied": len(untied),
         **{k: round(v, 2) for k, v in timings.items()},
         "vs_floor": round(timings["commission_lines_month_s"] / timings["floor_groupby_s"], 1),
-        "peak_rss_mib": round(peak / (1 << 20)), "target_s": TARGET_SECONDS,
+        "peak_rss_mib": round(peak / (1 << 20)),
+        "target_s": TARGET_SECONDS,
         "passed": timings["total_s"] <= TARGET_SECONDS and not untied,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

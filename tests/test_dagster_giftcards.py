@@ -26,10 +26,14 @@ from tests.giftcard_samples import seed
 def test_definitions_hold_the_giftcard_assets_checks_and_schedule():
     specs = {s.key: s for s in definitions.defs.resolve_all_asset_specs() if s.group_name == "giftcards"}
     assert set(specs) == {COMMISSION_LINES, GIFTCARD_INVOICES}
-    assert specs[COMMISSION_LINES].partitions_def == DAILY and specs[GIFTCARD_INVOICES].partitions_def == MONTHLY
+    assert (
+        specs[COMMISSION_LINES].partitions_def == DAILY and specs[GIFTCARD_INVOICES].partitions_def == MONTHLY
+    )
     graph = definitions.defs.resolve_asset_graph()
     assert {(k.asset_key, k.name) for k in graph.asset_check_keys if k.asset_key in specs} == {
-        (COMMISSION_LINES, EVERY_SALE), (GIFTCARD_INVOICES, TIED)}
+        (COMMISSION_LINES, EVERY_SALE),
+        (GIFTCARD_INVOICES, TIED),
+    }
     assert definitions.defs.resolve_schedule_def("invoice_payments_schedule").cron_schedule == "0 7 * * *"
 
 
@@ -41,16 +45,22 @@ def test_days_then_month_twice_and_payments(ws):
     with dg.instance_for_test() as instance:
         for _ in range(2):
             for day in ("2026-11-02", "2026-11-03"):
-                result = dg.materialize([commission_lines_asset], instance=instance, resources={"ops": ops},
-                                        partition_key=day)
+                result = dg.materialize(
+                    [commission_lines_asset], instance=instance, resources={"ops": ops}, partition_key=day
+                )
                 assert result.success
                 assert all(c.passed for c in result.get_asset_check_evaluations())
-            month = dg.materialize([invoices_asset], instance=instance, resources={"ops": ops},
-                                   partition_key="2026-11-01")
+            month = dg.materialize(
+                [invoices_asset], instance=instance, resources={"ops": ops}, partition_key="2026-11-01"
+            )
             [tied] = month.get_asset_check_evaluations()
             assert tied.passed and tied.check_name == TIED
         [meta] = [e.materialization.metadata for e in month.get_asset_materialization_events()]
-        assert (meta["dagster/row_count"].value, meta["issued"].value, meta["files_written"].value) == (1, 0, 0)
+        assert (meta["dagster/row_count"].value, meta["issued"].value, meta["files_written"].value) == (
+            1,
+            0,
+            0,
+        )
         [inv] = invoices.list_invoices(ws, month=date(2026, 11, 1))
         assert (inv.number, inv.sales, inv.total_minor) == ("INV-2026-000001", 3, 7500)  # 3% of 2500.00
         assert all(p.exists() for p in invoice_files.paths(ws, inv).values())

@@ -18,26 +18,48 @@ from ops_pipeline.giftcards.model import CommissionRule
 from tests.gcfin_samples import sell
 from tests.giftcard_samples import seed
 
-PRIOR = pl.DataFrame(schema={"party_id": pl.String, "program_id": pl.String, "rule_key": pl.String,
-                             "sales": pl.Int64, "face_value_minor": pl.Int64, "commission_minor": pl.Int64})
+PRIOR = pl.DataFrame(
+    schema={
+        "party_id": pl.String,
+        "program_id": pl.String,
+        "rule_key": pl.String,
+        "sales": pl.Int64,
+        "face_value_minor": pl.Int64,
+        "commission_minor": pl.Int64,
+    }
+)
 
 
 def lines_for(rule: dict, faces: list[int], prior: pl.DataFrame = PRIOR) -> pl.DataFrame:
     terms = commissions.compile_rule(CommissionRule.model_validate(rule), "INR", "program:P:0")
     frames = commissions.terms_frames([("D", "P", date(2026, 11, 1), date(2026, 11, 30), terms)])
     n = len(faces)
-    sales = pl.DataFrame({"sale_id": [f"s{i}" for i in range(n)], "voucher_id": [f"v{i:03d}" for i in range(n)],
-                          "party_id": ["D"] * n, "program_id": ["P"] * n, "currency": ["INR"] * n,
-                          "face_value_minor": faces, "price_paid_minor": [f - 100 for f in faces],
-                          "sold_at": [i * 1_000_000 for i in range(n)], "sale_date": [date(2026, 11, 2)] * n}
-                         ).with_columns(pl.col("sold_at").cast(pl.Datetime("us", "UTC")))
+    sales = pl.DataFrame(
+        {
+            "sale_id": [f"s{i}" for i in range(n)],
+            "voucher_id": [f"v{i:03d}" for i in range(n)],
+            "party_id": ["D"] * n,
+            "program_id": ["P"] * n,
+            "currency": ["INR"] * n,
+            "face_value_minor": faces,
+            "price_paid_minor": [f - 100 for f in faces],
+            "sold_at": [i * 1_000_000 for i in range(n)],
+            "sale_date": [date(2026, 11, 2)] * n,
+        }
+    ).with_columns(pl.col("sold_at").cast(pl.Datetime("us", "UTC")))
     return commissions.compute(sales, frames, prior).sort("sold_at")
 
 
 def test_percent_rounds_half_even_per_sale_and_flat_and_voucher_cap():
     # 2.5% of 1010 = 25.25 -> 25; of 1030 = 25.75 -> 26; 1.5% of 100 = 1.5 -> 2; 1.5% of 300 = 4.5 -> 4
-    assert lines_for({"kind": "percent", "percent": "2.5"}, [1010, 1030])["commission_minor"].to_list() == [25, 26]
-    assert lines_for({"kind": "percent", "percent": "1.5"}, [100, 300])["commission_minor"].to_list() == [2, 4]
+    assert lines_for({"kind": "percent", "percent": "2.5"}, [1010, 1030])["commission_minor"].to_list() == [
+        25,
+        26,
+    ]
+    assert lines_for({"kind": "percent", "percent": "1.5"}, [100, 300])["commission_minor"].to_list() == [
+        2,
+        4,
+    ]
     flat = lines_for({"kind": "flat", "flat_amount": "3.25", "cap_per_voucher": "3"}, [50000, 50000])
     assert flat["commission_minor"].to_list() == [300, 300]
     assert flat["discount_minor"].to_list() == [100, 100]
@@ -45,14 +67,25 @@ def test_percent_rounds_half_even_per_sale_and_flat_and_voucher_cap():
 
 def test_monthly_cap_counts_the_earlier_days():
     rule = {"kind": "percent", "percent": "10", "cap_per_month": "25.00"}  # 2500 minor
-    prior = pl.DataFrame({"party_id": ["D"], "program_id": ["P"], "rule_key": ["program:P:0"], "sales": [2],
-                          "face_value_minor": [20000], "commission_minor": [2000]})
+    prior = pl.DataFrame(
+        {
+            "party_id": ["D"],
+            "program_id": ["P"],
+            "rule_key": ["program:P:0"],
+            "sales": [2],
+            "face_value_minor": [20000],
+            "commission_minor": [2000],
+        }
+    )
     assert lines_for(rule, [1000, 10000, 1000], prior)["commission_minor"].to_list() == [100, 400, 0]
 
 
 def test_tiers_marginal_and_whole_month_with_adjustment():
-    tiers = [{"from_volume": 0, "percent": "1"}, {"from_volume": 3, "percent": "2"},
-             {"from_volume": 4, "flat_amount": "5"}]
+    tiers = [
+        {"from_volume": 0, "percent": "1"},
+        {"from_volume": 3, "percent": "2"},
+        {"from_volume": 4, "flat_amount": "5"},
+    ]
     marginal = lines_for({"kind": "tiered", "tiers": tiers}, [10000] * 5)
     assert marginal["commission_minor"].to_list() == [100, 100, 100, 200, 500]
     assert commissions.month_adjustments(commissions.aggregate(marginal.lazy())).is_empty()
@@ -61,19 +94,42 @@ def test_tiers_marginal_and_whole_month_with_adjustment():
     adj = commissions.month_adjustments(commissions.aggregate(whole.lazy()))
     assert adj.select("rule_key", "adjustment_minor").rows() == [("program:P:0", 5 * 500 - 1000)]
     # by face value (major units), capped per month: 300.00 reached -> 3% on all, 10.00 cap
-    by_value = {"kind": "tiered", "tier_basis": "face_value", "tier_mode": "whole_month", "cap_per_month": "10",
-                "tiers": [{"from_volume": 0, "percent": "1"}, {"from_volume": "300.00", "percent": "3"}]}
+    by_value = {
+        "kind": "tiered",
+        "tier_basis": "face_value",
+        "tier_mode": "whole_month",
+        "cap_per_month": "10",
+        "tiers": [{"from_volume": 0, "percent": "1"}, {"from_volume": "300.00", "percent": "3"}],
+    }
     lines = lines_for(by_value, [10000, 10000, 10000, 10000])
     assert lines["commission_minor"].to_list() == [100, 100, 100, 300]
-    assert commissions.month_adjustments(commissions.aggregate(lines.lazy()))["adjustment_minor"].to_list() == [1000 - 600]
+    assert commissions.month_adjustments(commissions.aggregate(lines.lazy()))[
+        "adjustment_minor"
+    ].to_list() == [1000 - 600]
 
 
 def test_terms_precedence_and_dates():
-    program = SimpleNamespace(program_id="P", currency="INR", details={"commission_rules": [
-        {"kind": "percent", "percent": "1", "ends_on": "2026-11-30"}, {"kind": "flat", "flat_amount": "2"}]})
-    assignment = SimpleNamespace(id=7, party_id="D", program_id="P", starts_on=date(2026, 12, 1), ends_on=None,
-                                 details={"commission_percent": "1.25", "commission_rules": [
-                                     {"kind": "flat", "flat_amount": "9", "starts_on": "2026-12-15"}]})
+    program = SimpleNamespace(
+        program_id="P",
+        currency="INR",
+        details={
+            "commission_rules": [
+                {"kind": "percent", "percent": "1", "ends_on": "2026-11-30"},
+                {"kind": "flat", "flat_amount": "2"},
+            ]
+        },
+    )
+    assignment = SimpleNamespace(
+        id=7,
+        party_id="D",
+        program_id="P",
+        starts_on=date(2026, 12, 1),
+        ends_on=None,
+        details={
+            "commission_percent": "1.25",
+            "commission_rules": [{"kind": "flat", "flat_amount": "9", "starts_on": "2026-12-15"}],
+        },
+    )
     book = commissions.Book([program], [assignment])
     assert book.terms("D", "P", date(2026, 11, 30)).rule_key == "program:P:0"  # before the assignment
     assert book.terms("E", "P", date(2026, 12, 1)).tiers == ((0, 0, 200),)
@@ -84,7 +140,10 @@ def test_terms_precedence_and_dates():
     assert book.terms("D", "Q", date(2026, 12, 1)) is None
     runs = book.runs("D", "P", date(2026, 11, 29), date(2026, 12, 31))
     assert [(a.day, b.day, t.rule_key) for a, b, t in runs] == [
-        (29, 30, "program:P:0"), (1, 14, "assignment:7:percent"), (15, 31, "assignment:7:0")]
+        (29, 30, "program:P:0"),
+        (1, 14, "assignment:7:percent"),
+        (15, 31, "assignment:7:0"),
+    ]
     with pytest.raises(ValueError, match="tiers start at from_volume 0"):
         CommissionRule.model_validate({"kind": "tiered", "tiers": [{"from_volume": 1, "percent": "1"}]})
 
@@ -92,10 +151,22 @@ def test_terms_precedence_and_dates():
 @pytest.fixture
 def gws(ws):
     seed(ws)
-    assignments.assign(ws, {"party_id": "D-GIFTLY", "program_id": "GC-ORION-FESTIVE", "starts_on": "2026-10-01",
-                            "commission_rules": [{"kind": "tiered", "tier_mode": "whole_month", "tiers": [
-                                {"from_volume": 0, "percent": "1"}, {"from_volume": 3, "percent": "2"}]}]},
-                       "ops:asha")
+    assignments.assign(
+        ws,
+        {
+            "party_id": "D-GIFTLY",
+            "program_id": "GC-ORION-FESTIVE",
+            "starts_on": "2026-10-01",
+            "commission_rules": [
+                {
+                    "kind": "tiered",
+                    "tier_mode": "whole_month",
+                    "tiers": [{"from_volume": 0, "percent": "1"}, {"from_volume": 3, "percent": "2"}],
+                }
+            ],
+        },
+        "ops:asha",
+    )
     return ws
 
 
@@ -129,8 +200,10 @@ def test_daily_lines_overwrite_their_partition_and_the_month_is_invoiced_once(gw
     after = invoices.get(gws, number)
     assert (after.total_minor, after.credited_minor, after.outstanding_minor) == (6000, 1500, 4500)
     with gws.engine.connect() as conn:
-        assert conn.execute(select(gc_invoices.c.total_minor).where(gc_invoices.c.number == number)).scalar() \
+        assert (
+            conn.execute(select(gc_invoices.c.total_minor).where(gc_invoices.c.number == number)).scalar()
             == 6000
+        )
 
     assert invoice_files.write_month(gws, d1) == 2
     files = invoice_files.paths(gws, inv)
@@ -141,7 +214,9 @@ def test_daily_lines_overwrite_their_partition_and_the_month_is_invoiced_once(gw
     book = openpyxl.load_workbook(files["xlsx"])
     assert [c.value for c in book["Invoice"][4]] == ["GC-ORION-FESTIVE", 4, 3000, 10, 40, 20]
     assert [[c.value for c in r] for r in book["Days"].iter_rows(min_row=2)] == [
-        ["2026-11-03", 2, 1000, 10, 10], ["2026-11-04", 2, 2000, 0, 30]]
+        ["2026-11-03", 2, 1000, 10, 10],
+        ["2026-11-04", 2, 2000, 0, 30],
+    ]
     mtime = files["pdf"].stat().st_mtime_ns
     assert invoice_files.write_month(gws, d1) == 0 and files["pdf"].stat().st_mtime_ns == mtime
 
@@ -164,7 +239,9 @@ def test_numbers_are_gapless_under_two_threads(pg_url, tmp_path):
             invoices.next_number(conn, "invoice", 2027)
             raise RuntimeError
 
-    threads = [threading.Thread(target=issue, args=(25,)) for _ in range(2)] + [threading.Thread(target=spoil)]
+    threads = [threading.Thread(target=issue, args=(25,)) for _ in range(2)] + [
+        threading.Thread(target=spoil)
+    ]
     for t in threads:
         t.start()
     for t in threads:

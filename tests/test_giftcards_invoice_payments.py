@@ -28,12 +28,24 @@ def invoice(ws):
 
 
 def test_credits_pay_invoices_partially_then_fully(ws, invoice):
-    credit(ws, "st-1", [(2000, f"PAY {invoice}", date(2026, 12, 5)), (999, "no reference", date(2026, 12, 5)),
-                        (5000, f"{invoice} again", date(2026, 12, 6))])
+    credit(
+        ws,
+        "st-1",
+        [
+            (2000, f"PAY {invoice}", date(2026, 12, 5)),
+            (999, "no reference", date(2026, 12, 5)),
+            (5000, f"{invoice} again", date(2026, 12, 6)),
+        ],
+    )
     first = invoice_payments.match(ws, "finance:li")
     assert (first.matched, first.amount_minor) == (1, {"INR": 2000})
-    assert [u["reason"] for u in first.unmatched] == ["5000 is more than the 4000 outstanding on INV-2026-000001"]
-    assert (invoices.get(ws, invoice).status, invoices.get(ws, invoice).outstanding_minor) == ("partially_paid", 4000)
+    assert [u["reason"] for u in first.unmatched] == [
+        "5000 is more than the 4000 outstanding on INV-2026-000001"
+    ]
+    assert (invoices.get(ws, invoice).status, invoices.get(ws, invoice).outstanding_minor) == (
+        "partially_paid",
+        4000,
+    )
     assert invoice_payments.match(ws, "finance:li").matched == 0  # an entry pays once
     credit(ws, "st-2", [(4000, f"Invoice {invoice}", date(2026, 12, 20))])
     assert invoice_payments.match(ws, "finance:li").matched == 1
@@ -45,8 +57,9 @@ def test_credits_pay_invoices_partially_then_fully(ws, invoice):
 
 
 def test_aging_and_reminders_once_per_level(ws, invoice):
-    assert [(a.bucket, a.outstanding_minor) for a in invoice_payments.aging(ws, date(2026, 12, 31))] == \
-        [("0-30", 6000)]
+    assert [(a.bucket, a.outstanding_minor) for a in invoice_payments.aging(ws, date(2026, 12, 31))] == [
+        ("0-30", 6000)
+    ]
     assert invoice_payments.remind(ws, date(2026, 12, 31), "system") == []  # due today: not overdue
     assert invoice_payments.remind(ws, date(2027, 1, 1), "system") == [(invoice, 1)]
     assert invoice_payments.remind(ws, date(2027, 1, 15), "system") == []
@@ -54,8 +67,11 @@ def test_aging_and_reminders_once_per_level(ws, invoice):
     assert invoice_payments.remind(ws, date(2027, 3, 6), "system") == []
     assert [(a.bucket, a.invoices) for a in invoice_payments.aging(ws, date(2027, 3, 5))] == [(">90", 1)]
     with ws.engine.connect() as conn:
-        sent = conn.execute(select(outbox.c.subject, outbox.c.payload)
-                            .where(outbox.c.event == "giftcards.invoice_overdue").order_by(outbox.c.id)).all()
+        sent = conn.execute(
+            select(outbox.c.subject, outbox.c.payload)
+            .where(outbox.c.event == "giftcards.invoice_overdue")
+            .order_by(outbox.c.id)
+        ).all()
     assert [s.payload["level"] for s in sent] == [1, 3]
     assert sent[0].subject == f"Reminder 1: invoice {invoice} of D-GIFTLY, 60.00 INR overdue 1 days"
 
@@ -66,9 +82,11 @@ def test_analyst_views_commissions_and_invoices(ws, invoice):
     con = analytics.connect(ws, operational=True)
     con.execute("CREATE OR REPLACE TEMP MACRO business_today() AS DATE '2027-01-05'")
     assert con.sql("SELECT count(*), sum(commission_minor), sum(commission) FROM commissions").fetchall() == [
-        (2, 6000, Decimal("60.0000"))]
-    assert con.sql("SELECT number, total_minor, paid_minor, outstanding_minor, days_overdue FROM invoices"
-                   ).fetchall() == [(invoice, 6000, 2500, 3500, 5)]
+        (2, 6000, Decimal("60.0000"))
+    ]
+    assert con.sql(
+        "SELECT number, total_minor, paid_minor, outstanding_minor, days_overdue FROM invoices"
+    ).fetchall() == [(invoice, 6000, 2500, 3500, 5)]
     con.close()
 
 

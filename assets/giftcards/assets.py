@@ -21,9 +21,20 @@ TIED = "commissions_sum_to_invoice_totals"
 ACTOR = "dagster:giftcards"
 
 
-@dg.asset(key=COMMISSION_LINES, group_name=GROUP, partitions_def=DAILY, kinds={"delta", "polars"},
-          check_specs=[dg.AssetCheckSpec(EVERY_SALE, asset=COMMISSION_LINES, blocking=True,
-                                         description="Every voucher sold that day has its commission line.")])
+@dg.asset(
+    key=COMMISSION_LINES,
+    group_name=GROUP,
+    partitions_def=DAILY,
+    kinds={"delta", "polars"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            EVERY_SALE,
+            asset=COMMISSION_LINES,
+            blocking=True,
+            description="Every voucher sold that day has its commission line.",
+        )
+    ],
+)
 def commission_lines_asset(context: dg.AssetExecutionContext, ops: OpsResource) -> dg.MaterializeResult:
     """Commission and discount of each voucher sold on the partition's day (Delta `commission_lines`,
     partition overwritten). Tiers and monthly caps count the month's earlier days: run the days in order."""
@@ -32,17 +43,35 @@ def commission_lines_asset(context: dg.AssetExecutionContext, ops: OpsResource) 
         lines = commission_lines.compute_day(ws, day)
         missing = commission_lines.unmatched_sales(ws, day)
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": lines.sales, "commission_minor": lines.commission_minor,
-                  "discount_minor": lines.discount_minor},
-        check_results=[dg.AssetCheckResult(check_name=EVERY_SALE, passed=missing == 0,
-                                           metadata={"sales_without_line": missing})])
+        metadata={
+            "dagster/row_count": lines.sales,
+            "commission_minor": lines.commission_minor,
+            "discount_minor": lines.discount_minor,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=EVERY_SALE, passed=missing == 0, metadata={"sales_without_line": missing}
+            )
+        ],
+    )
 
 
-@dg.asset(key=GIFTCARD_INVOICES, group_name=GROUP, partitions_def=MONTHLY, deps=[COMMISSION_LINES],
-          kinds={"html", "pdf", "xlsx"},
-          check_specs=[dg.AssetCheckSpec(TIED, asset=GIFTCARD_INVOICES, blocking=True,
-                                         description="Per distributor, the month's commission lines sum to "
-                                                     "its invoice (sales and commission).")])
+@dg.asset(
+    key=GIFTCARD_INVOICES,
+    group_name=GROUP,
+    partitions_def=MONTHLY,
+    deps=[COMMISSION_LINES],
+    kinds={"html", "pdf", "xlsx"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            TIED,
+            asset=GIFTCARD_INVOICES,
+            blocking=True,
+            description="Per distributor, the month's commission lines sum to "
+            "its invoice (sales and commission).",
+        )
+    ],
+)
 def giftcard_invoices(context: dg.AssetExecutionContext, ops: OpsResource) -> dg.MaterializeResult:
     """One invoice per distributor and currency for the partition's month (numbered without gaps), with its
     HTML, PDF and XLSX files under OPS_HOME/invoices/YYYY-MM. A month not over yet is not invoiced: the
@@ -56,12 +85,21 @@ def giftcard_invoices(context: dg.AssetExecutionContext, ops: OpsResource) -> dg
         untied = invoices.untied(ws, month)
         count = len(invoices.list_invoices(ws, month=month, kind="invoice", limit=1_000_000))
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": count, "issued": len(issued), "files_written": written,
-                  "month_over": over},
-        check_results=[dg.AssetCheckResult(check_name=TIED, passed=not untied or not over,
-                                           severity=dg.AssetCheckSeverity.ERROR,
-                                           metadata={"untied": len(untied),
-                                                     "examples": json_value(untied[:5])})])
+        metadata={
+            "dagster/row_count": count,
+            "issued": len(issued),
+            "files_written": written,
+            "month_over": over,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=TIED,
+                passed=not untied or not over,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"untied": len(untied), "examples": json_value(untied[:5])},
+            )
+        ],
+    )
 
 
 GIFTCARD_ASSETS = [commission_lines_asset, giftcard_invoices]

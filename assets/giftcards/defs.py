@@ -6,5 +6,6 @@ import dagster as dg
 from assets.giftcards.assets import GIFTCARD_ASSETS
 from assets.giftcards.jobs import invoice_payments_job, invoice_payments_schedule
 
-defs = dg.Definitions(assets=GIFTCARD_ASSETS, jobs=[invoice_payments_job],
-                      schedules=[invoice_payments_schedule])
+defs = dg.Definitions(
+    assets=GIFTCARD_ASSETS, jobs=[invoice_payments_job], schedules=[invoice_payments_schedule]
+)

@@ -17,8 +17,10 @@ def match_and_remind(context: dg.OpExecutionContext, ops: OpsResource) -> None:
     with ops.workspace() as ws:
         matched = invoice_payments.match(ws, ACTOR)
         sent = invoice_payments.remind(ws, datetime.now(ws.settings.tz).date(), ACTOR)
-    context.log.info(f"{matched.matched} payments matched ({matched.amount_minor} minor units), "
-                     f"{len(matched.unmatched)} credits left for ops, {len(sent)} reminders sent")
+    context.log.info(
+        f"{matched.matched} payments matched ({matched.amount_minor} minor units), "
+        f"{len(matched.unmatched)} credits left for ops, {len(sent)} reminders sent"
+    )
 
 
 @dg.job(description="Match bank statement credits to gift-card invoices and remind overdue ones.")
@@ -27,6 +29,9 @@ def invoice_payments_job():
 
 
 invoice_payments_schedule = dg.ScheduleDefinition(
-    name="invoice_payments_schedule", job=invoice_payments_job, cron_schedule="0 7 * * *",
+    name="invoice_payments_schedule",
+    job=invoice_payments_job,
+    cron_schedule="0 7 * * *",
     execution_timezone=TIMEZONE,
-    default_status=dg.DefaultScheduleStatus.RUNNING)
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)

@@ -28,8 +28,11 @@ WRITE_ERRORS = error_responses(400, 401, 403, 404, 409)
 READ_ERRORS = error_responses(400, 401, 403, 404)
 Month = Annotated[str, Query(pattern=r"^[0-9]{4}-[0-9]{2}$", description="YYYY-MM")]
 Number = Annotated[str, Path(pattern=r"^(INV|CN)-[0-9]{4}-[0-9]{6}$", description="INV-... or CN-...")]
-MEDIA = {"html": "text/html; charset=utf-8", "pdf": "application/pdf",
-         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+MEDIA = {
+    "html": "text/html; charset=utf-8",
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
 
 
 class Span(Body):
@@ -56,18 +59,45 @@ def compute(body: Span, ws: WorkspaceDep, _: Writer) -> dict[str, Any]:
     """Replace the `commission_lines` partitions of the days from `first` to `last` (run a month's days in
     order: tiers and monthly caps count the earlier days)."""
     done = commission_lines.compute_days(ws, body.first, body.last or body.first)
-    return camel({"first": done.first.isoformat(), "last": done.last.isoformat(), "sales": done.sales,
-                  "commission_minor": done.commission_minor, "discount_minor": done.discount_minor})
+    return camel(
+        {
+            "first": done.first.isoformat(),
+            "last": done.last.isoformat(),
+            "sales": done.sales,
+            "commission_minor": done.commission_minor,
+            "discount_minor": done.discount_minor,
+        }
+    )
 
 
-@router.get("/commissions", summary="A month's commissions per distributor and program", responses=READ_ERRORS)
+@router.get(
+    "/commissions", summary="A month's commissions per distributor and program", responses=READ_ERRORS
+)
 def commissions_of_month(month: Month, ws: WorkspaceDep, _: Reader) -> dict[str, Any]:
     rows = invoices.month_summary(ws, invoices.parse_month(month)).to_dicts()
-    return {"month": month, "commissions": camel([
-        {"party_id": r["party_id"], "program_id": r["program_id"], "currency": r["currency"], "sales": r["sales"],
-         **{k.removesuffix("_minor"): str(to_major(r[k], r["currency"]))
-            for k in ("face_value_minor", "discount_minor", "commission_minor", "adjustment_minor")}}
-        for r in rows])}
+    return {
+        "month": month,
+        "commissions": camel(
+            [
+                {
+                    "party_id": r["party_id"],
+                    "program_id": r["program_id"],
+                    "currency": r["currency"],
+                    "sales": r["sales"],
+                    **{
+                        k.removesuffix("_minor"): str(to_major(r[k], r["currency"]))
+                        for k in (
+                            "face_value_minor",
+                            "discount_minor",
+                            "commission_minor",
+                            "adjustment_minor",
+                        )
+                    },
+                }
+                for r in rows
+            ]
+        ),
+    }
 
 
 @router.post("/invoices/issue", summary="Issue a month's invoices", responses=WRITE_ERRORS)
@@ -81,59 +111,103 @@ def issue(body: Issue, ws: WorkspaceDep, who: Writer) -> dict[str, Any]:
 
 @router.get("/invoices", summary="Invoices and credit notes by number", responses=READ_ERRORS)
 def list_invoices(
-    ws: WorkspaceDep, _: Reader, month: Month | None = None,
+    ws: WorkspaceDep,
+    _: Reader,
+    month: Month | None = None,
     party_id: Annotated[str | None, Query(alias="partyId", min_length=1, max_length=64)] = None,
     kind: Annotated[str | None, Query(pattern="^(invoice|credit_note)$")] = None,
     cursor: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    found = invoices.list_invoices(ws, month=month and invoices.parse_month(month), party_id=party_id, kind=kind,
-                                   after=cursor, limit=limit)
-    return {"invoices": camel([invoices.view(i) for i in found]),
-            "nextCursor": found[-1].number if len(found) == limit else None}
+    found = invoices.list_invoices(
+        ws,
+        month=month and invoices.parse_month(month),
+        party_id=party_id,
+        kind=kind,
+        after=cursor,
+        limit=limit,
+    )
+    return {
+        "invoices": camel([invoices.view(i) for i in found]),
+        "nextCursor": found[-1].number if len(found) == limit else None,
+    }
 
 
 @router.get("/invoices/aging", summary="Unpaid invoices by age", responses=READ_ERRORS)
 def aging(ws: WorkspaceDep, _: Reader, on: Annotated[Day | None, Query()] = None) -> dict[str, Any]:
     day = on or date.today()
     rows = invoice_payments.aging(ws, day)
-    return {"on": day.isoformat(), "aging": camel([
-        {"currency": r.currency, "bucket": r.bucket, "invoices": r.invoices,
-         "outstanding": str(to_major(r.outstanding_minor, r.currency))} for r in rows])}
+    return {
+        "on": day.isoformat(),
+        "aging": camel(
+            [
+                {
+                    "currency": r.currency,
+                    "bucket": r.bucket,
+                    "invoices": r.invoices,
+                    "outstanding": str(to_major(r.outstanding_minor, r.currency)),
+                }
+                for r in rows
+            ]
+        ),
+    }
 
 
 @router.get("/invoices/{number}", summary="One invoice or credit note, with its files", responses=READ_ERRORS)
 def get_invoice(number: Number, ws: WorkspaceDep, _: Reader) -> dict[str, Any]:
     found = invoices.get(ws, number)
-    files = {kind: f"/api/giftcards/invoices/{number}/files/{kind}"
-             for kind, path in invoice_files.paths(ws, found).items() if path.exists()}
+    files = {
+        kind: f"/api/giftcards/invoices/{number}/files/{kind}"
+        for kind, path in invoice_files.paths(ws, found).items()
+        if path.exists()
+    }
     return camel({**invoices.view(found), "files": files})
 
 
-@router.get("/invoices/{number}/files/{kind}", summary="An invoice's HTML, PDF or XLSX file",
-            response_class=FileResponse, responses=READ_ERRORS)
-def invoice_file(number: Number, kind: Annotated[str, Path(pattern="^(html|pdf|xlsx)$")], ws: WorkspaceDep,
-                 _: Reader) -> FileResponse:
+@router.get(
+    "/invoices/{number}/files/{kind}",
+    summary="An invoice's HTML, PDF or XLSX file",
+    response_class=FileResponse,
+    responses=READ_ERRORS,
+)
+def invoice_file(
+    number: Number, kind: Annotated[str, Path(pattern="^(html|pdf|xlsx)$")], ws: WorkspaceDep, _: Reader
+) -> FileResponse:
     path = invoice_files.paths(ws, invoices.get(ws, number))[kind]
     if not path.exists():
         raise NotFound(f"kind: the {kind} file of {number} is not written yet")
-    return FileResponse(path, media_type=MEDIA[kind], filename=path.name,
-                        content_disposition_type="inline" if kind != "xlsx" else "attachment")
+    return FileResponse(
+        path,
+        media_type=MEDIA[kind],
+        filename=path.name,
+        content_disposition_type="inline" if kind != "xlsx" else "attachment",
+    )
 
 
-@router.post("/invoices/{number}/credit-notes", status_code=201, summary="Credit part of an invoice",
-             responses=WRITE_ERRORS)
+@router.post(
+    "/invoices/{number}/credit-notes",
+    status_code=201,
+    summary="Credit part of an invoice",
+    responses=WRITE_ERRORS,
+)
 def credit_note(number: Number, body: Credit, ws: WorkspaceDep, who: Writer) -> dict[str, Any]:
     note = invoices.credit_note(ws, number, body.amount, body.reason, who.sub)
     invoice_files.write_month(ws, note.month)
     return camel(invoices.view(note))
 
 
-@router.post("/invoices/payments/match", summary="Match statement credits to invoices", responses=WRITE_ERRORS)
+@router.post(
+    "/invoices/payments/match", summary="Match statement credits to invoices", responses=WRITE_ERRORS
+)
 def match_payments(ws: WorkspaceDep, who: Writer) -> dict[str, Any]:
     done = invoice_payments.match(ws, who.sub)
-    return camel({"matched": done.matched, "amount_minor": done.amount_minor,
-                  "unmatched": [{**u, "value_date": u["value_date"].isoformat()} for u in done.unmatched]})
+    return camel(
+        {
+            "matched": done.matched,
+            "amount_minor": done.amount_minor,
+            "unmatched": [{**u, "value_date": u["value_date"].isoformat()} for u in done.unmatched],
+        }
+    )
 
 
 @router.post("/invoices/reminders", summary="Send the reminders of overdue invoices", responses=WRITE_ERRORS)

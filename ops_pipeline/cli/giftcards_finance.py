@@ -15,8 +15,20 @@ from ops_pipeline.cli.output import emit
 from ops_pipeline.giftcards import commission_lines, invoice_files, invoice_payments, invoices
 from ops_pipeline.money import to_major
 
-INVOICE_COLUMNS = ["number", "kind", "status", "party_id", "month", "currency", "sales", "total", "paid",
-                   "outstanding", "issued_on", "due_on"]
+INVOICE_COLUMNS = [
+    "number",
+    "kind",
+    "status",
+    "party_id",
+    "month",
+    "currency",
+    "sales",
+    "total",
+    "paid",
+    "outstanding",
+    "issued_on",
+    "due_on",
+]
 DAY = click.DateTime(formats=["%Y-%m-%d"])
 
 
@@ -36,8 +48,10 @@ def invoices_group() -> None:
 def compute(ctx: Context, first: datetime, last: datetime | None) -> None:
     """Compute the commission lines of the days FIRST..LAST (one month at most; default: FIRST only)."""
     done = commission_lines.compute_days(ctx.ws, first.date(), (last or first).date())
-    click.echo(f"{done.first}..{done.last}: {done.sales:,} sales, commission {done.commission_minor:,} and "
-               f"discount {done.discount_minor:,} minor units")
+    click.echo(
+        f"{done.first}..{done.last}: {done.sales:,} sales, commission {done.commission_minor:,} and "
+        f"discount {done.discount_minor:,} minor units"
+    )
 
 
 @invoices_group.command("commissions")
@@ -48,9 +62,20 @@ def commissions(ctx: Context, month: str, fmt: str) -> None:
     """A MONTH's commissions per distributor and program (with the whole-month tier adjustments)."""
     rows = invoices.month_summary(ctx.ws, invoices.parse_month(month)).to_dicts()
     amounts = ("face_value_minor", "discount_minor", "commission_minor", "adjustment_minor")
-    emit(["party_id", "program_id", "currency", "sales", "face_value", "discount", "commission", "adjustment"],
-         ([r["party_id"], r["program_id"], r["currency"], r["sales"],
-           *(str(to_major(r[k], r["currency"])) for k in amounts)] for r in rows), fmt)
+    emit(
+        ["party_id", "program_id", "currency", "sales", "face_value", "discount", "commission", "adjustment"],
+        (
+            [
+                r["party_id"],
+                r["program_id"],
+                r["currency"],
+                r["sales"],
+                *(str(to_major(r[k], r["currency"])) for k in amounts),
+            ]
+            for r in rows
+        ),
+        fmt,
+    )
 
 
 @invoices_group.command("issue")
@@ -75,11 +100,24 @@ def issue(ctx: Context, month: str, issued_on: datetime | None, actor: str) -> N
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
 @FORMAT
 @pass_ctx
-def list_(ctx: Context, month: str | None, party_id: str | None, kind: str | None, after: str | None,
-          limit: int, fmt: str) -> None:
+def list_(
+    ctx: Context,
+    month: str | None,
+    party_id: str | None,
+    kind: str | None,
+    after: str | None,
+    limit: int,
+    fmt: str,
+) -> None:
     """Invoices and credit notes in number order."""
-    found = invoices.list_invoices(ctx.ws, month=invoices.parse_month(month) if month else None,
-                                   party_id=party_id, kind=kind, after=after, limit=limit)
+    found = invoices.list_invoices(
+        ctx.ws,
+        month=invoices.parse_month(month) if month else None,
+        party_id=party_id,
+        kind=kind,
+        after=after,
+        limit=limit,
+    )
     emit(INVOICE_COLUMNS, ([invoices.view(i)[c] for c in INVOICE_COLUMNS] for i in found), fmt)
 
 
@@ -103,7 +141,9 @@ def credit(ctx: Context, number: str, amount: str, reason: str, actor: str) -> N
     """Issue a credit note of AMOUNT (major units) against invoice NUMBER."""
     note = invoices.credit_note(ctx.ws, number, amount, reason, actor)
     invoice_files.write_month(ctx.ws, note.month)
-    click.echo(f"{note.number}: {to_major(-note.total_minor, note.currency)} {note.currency} credited on {number}")
+    click.echo(
+        f"{note.number}: {to_major(-note.total_minor, note.currency)} {note.currency} credited on {number}"
+    )
 
 
 @invoices_group.command("match")
@@ -125,8 +165,11 @@ def match(ctx: Context, actor: str) -> None:
 def aging(ctx: Context, on: datetime | None, fmt: str) -> None:
     """Unpaid invoices by days since issue: 0-30, 31-60, 61-90, >90."""
     rows = invoice_payments.aging(ctx.ws, on.date() if on else _today(ctx))
-    emit(["currency", "bucket", "invoices", "outstanding"],
-         ([r.currency, r.bucket, r.invoices, str(to_major(r.outstanding_minor, r.currency))] for r in rows), fmt)
+    emit(
+        ["currency", "bucket", "invoices", "outstanding"],
+        ([r.currency, r.bucket, r.invoices, str(to_major(r.outstanding_minor, r.currency))] for r in rows),
+        fmt,
+    )
 
 
 @invoices_group.command("remind")

@@ -53,13 +53,27 @@ def next_month(day: date) -> date:
 def read_sales(ws: Workspace, first: date, last: date) -> pl.DataFrame:
     """The sales from `first` to `last`, one per event id (an event published twice counts once)."""
     ws.lake.ensure(VOUCHER_EVENTS)
-    sales = (pl.scan_delta(ws.lake.table_uri(VOUCHER_EVENTS.name), storage_options=ws.lake.storage_options or None)
-             .filter(pl.col("event_date").is_between(first, last), pl.col("to_status") == "distributed",
-                     pl.col("from_status").fill_null("issued") == "issued", pl.col("holder_id").is_not_null())
-             .select(sale_id="event_id", voucher_id="voucher_id", party_id="holder_id", program_id="program_id",
-                     currency="currency", sold_at="event_at", face_value_minor="face_value_minor",
-                     price_paid_minor="price_paid_minor", sale_date="event_date")
-             .collect())
+    sales = (
+        pl.scan_delta(ws.lake.table_uri(VOUCHER_EVENTS.name), storage_options=ws.lake.storage_options or None)
+        .filter(
+            pl.col("event_date").is_between(first, last),
+            pl.col("to_status") == "distributed",
+            pl.col("from_status").fill_null("issued") == "issued",
+            pl.col("holder_id").is_not_null(),
+        )
+        .select(
+            sale_id="event_id",
+            voucher_id="voucher_id",
+            party_id="holder_id",
+            program_id="program_id",
+            currency="currency",
+            sold_at="event_at",
+            face_value_minor="face_value_minor",
+            price_paid_minor="price_paid_minor",
+            sale_date="event_date",
+        )
+        .collect()
+    )
     # exact and cheap: only rows whose id hashes collide are compared by id
     twice = sales["sale_id"].hash(7).is_duplicated()
     if not twice.any():
@@ -72,20 +86,23 @@ def load_book(ws: Workspace, first: date, last: date) -> commissions.Book:
     t = gc_assignments.c
     with ws.read_engine.connect() as conn:
         programs = conn.execute(select(gc_programs)).all()
-        in_span = conn.execute(select(gc_assignments).where(t.starts_on <= last,
-                                                            t.ends_on.is_(None) | (t.ends_on >= first))).all()
+        in_span = conn.execute(
+            select(gc_assignments).where(t.starts_on <= last, t.ends_on.is_(None) | (t.ends_on >= first))
+        ).all()
     return commissions.Book(programs, in_span)
 
 
 def _prior(ws: Workspace, day: date) -> pl.DataFrame:
     """The month's lines before `day`, summed per distributor, program and rule."""
     with ws.lake.connect(TABLE) as con:
-        return con.sql(f"""
+        return con.sql(
+            f"""
             SELECT party_id, program_id, rule_key, count(*)::BIGINT AS sales,
                    sum(face_value_minor)::BIGINT AS face_value_minor,
                    sum(commission_minor)::BIGINT AS commission_minor
             FROM lake_{TABLE} WHERE sale_date >= $first AND sale_date < $day GROUP BY ALL""",
-                       params={"first": month_start(day), "day": day}).pl()
+            params={"first": month_start(day), "day": day},
+        ).pl()
 
 
 def compute_days(ws: Workspace, first: date, last: date) -> Computed:
@@ -95,12 +112,16 @@ def compute_days(ws: Workspace, first: date, last: date) -> Computed:
         raise InvalidInput(f"last: {first}..{last} is not a span within one month")
     sales = read_sales(ws, first, last)
     book = load_book(ws, first, last)
-    runs = [(party, program, *run) for party, program in sales.select("party_id", "program_id").unique().iter_rows()
-            for run in book.runs(party, program, first, last)]
+    runs = [
+        (party, program, *run)
+        for party, program in sales.select("party_id", "program_id").unique().iter_rows()
+        for run in book.runs(party, program, first, last)
+    ]
     lines = commissions.compute(sales, commissions.terms_frames(runs), _prior(ws, first))
     write_days(ws, first, last, lines)
-    return Computed(first, last, len(lines), int(lines["commission_minor"].sum()),
-                    int(lines["discount_minor"].sum()))
+    return Computed(
+        first, last, len(lines), int(lines["commission_minor"].sum()), int(lines["discount_minor"].sum())
+    )
 
 
 def compute_day(ws: Workspace, day: date) -> Computed:
@@ -123,10 +144,13 @@ def write_days(ws: Workspace, first: date, last: date, lines: pl.DataFrame) -> N
         days = lines.partition_by("sale_date", as_dict=True, include_key=False)
         with ThreadPoolExecutor(2) as pool:
             actions = list(pool.map(lambda item: _write_file(root, item[0][0], item[1]), days.items()))
-        table.create_write_transaction(actions, mode="overwrite", schema=COMMISSION_LINES.schema,
-                                       partition_by=["sale_date"],
-                                       partition_filters=[("sale_date", ">=", first.isoformat()),
-                                                          ("sale_date", "<=", last.isoformat())])
+        table.create_write_transaction(
+            actions,
+            mode="overwrite",
+            schema=COMMISSION_LINES.schema,
+            partition_by=["sale_date"],
+            partition_filters=[("sale_date", ">=", first.isoformat()), ("sale_date", "<=", last.isoformat())],
+        )
 
 
 def _write_file(root: str, day: date, frame: pl.DataFrame) -> AddAction:
@@ -136,36 +160,48 @@ def _write_file(root: str, day: date, frame: pl.DataFrame) -> AddAction:
     path = os.path.join(root, name)
     frame.write_parquet(path, compression="lz4")
     stat = os.stat(path)
-    return AddAction(path=name, size=stat.st_size, partition_values={"sale_date": day.isoformat()},
-                     modification_time=int(stat.st_mtime * 1000), data_change=True,
-                     stats=json.dumps({"numRecords": len(frame)}))
+    return AddAction(
+        path=name,
+        size=stat.st_size,
+        partition_values={"sale_date": day.isoformat()},
+        modification_time=int(stat.st_mtime * 1000),
+        data_change=True,
+        stats=json.dumps({"numRecords": len(frame)}),
+    )
 
 
 def month_totals(ws: Workspace, month: date) -> pl.DataFrame:
     """The month's lines summed per distributor, program, currency, rule and face value (see
     `commissions.aggregate`)."""
     with ws.lake.connect(TABLE) as con:
-        return con.sql(f"""
+        return con.sql(
+            f"""
             SELECT party_id, program_id, currency, rule_key, face_value_minor, count(*)::BIGINT AS sales,
                    any_value(terms) AS terms, sum(price_paid_minor)::BIGINT AS price_paid_minor,
-                   sum(discount_minor)::BIGINT AS discount_minor, sum(commission_minor)::BIGINT AS commission_minor
+                   sum(discount_minor)::BIGINT AS discount_minor,
+                   sum(commission_minor)::BIGINT AS commission_minor
             FROM lake_{TABLE} WHERE sale_date >= $first AND sale_date < $next GROUP BY ALL""",
-                       params={"first": month_start(month), "next": next_month(month)}).pl()
+            params={"first": month_start(month), "next": next_month(month)},
+        ).pl()
 
 
 def month_lines(ws: Workspace, month: date, columns: str = "*", grouped: bool = False) -> pl.DataFrame:
     """The lines of the month of `month` (`columns` of them; `grouped`: aggregates grouped by the others)."""
     with ws.lake.connect(TABLE) as con:
-        return con.sql(f"SELECT {columns} FROM lake_{TABLE} WHERE sale_date >= $first AND sale_date < $next"
-                       + (" GROUP BY ALL" if grouped else ""),
-                       params={"first": month_start(month), "next": next_month(month)}).pl()
+        return con.sql(
+            f"SELECT {columns} FROM lake_{TABLE} WHERE sale_date >= $first AND sale_date < $next"
+            + (" GROUP BY ALL" if grouped else ""),
+            params={"first": month_start(month), "next": next_month(month)},
+        ).pl()
 
 
 def unmatched_sales(ws: Workspace, day: date) -> int:
     """Sales of `day` with no commission line (the asset check: every sold voucher has a line)."""
     with ws.lake.connect(VOUCHER_EVENTS.name, TABLE) as con:
-        return con.execute(f"""
+        return con.execute(
+            f"""
             SELECT count(*) FROM ({_SALES}) s
             WHERE NOT EXISTS (SELECT 1 FROM lake_{TABLE} l
                               WHERE l.sale_date = $first AND l.sale_id = s.sale_id)""",
-                           {"first": day, "last": day}).fetchone()[0]
+            {"first": day, "last": day},
+        ).fetchone()[0]

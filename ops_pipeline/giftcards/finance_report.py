@@ -19,18 +19,37 @@ HEADER = ("Currency", "Sales", "Commission earned", "Invoiced", "Paid", "Outstan
 
 def section(ws: Workspace, first: date, last: date) -> list[Section]:
     with ws.lake.connect(commission_lines.TABLE) as con:
-        earned = {c: (n, amount) for c, n, amount in con.sql(
-            f"SELECT currency, count(*), sum(commission_minor)::BIGINT FROM lake_{commission_lines.TABLE} "
-            "WHERE sale_date BETWEEN $first AND $last GROUP BY ALL", params={"first": first, "last": last}
-        ).fetchall()}
+        earned = {
+            c: (n, amount)
+            for c, n, amount in con.sql(
+                "SELECT currency, count(*), sum(commission_minor)::BIGINT "
+                f"FROM lake_{commission_lines.TABLE} WHERE sale_date BETWEEN $first AND $last GROUP BY ALL",
+                params={"first": first, "last": last},
+            ).fetchall()
+        }
     t, p = gc_invoices.c, gc_invoice_payments.c
     with ws.read_engine.connect() as conn:
-        invoiced = dict(conn.execute(select(t.currency, func.sum(t.total_minor))
-                                     .where(t.issued_on.between(first, last)).group_by(t.currency)).all())
-        adjusted = dict(conn.execute(select(t.currency, func.sum(t.adjustment_minor))
-                                     .where(t.month.between(first.replace(day=1), last)).group_by(t.currency)).all())
-        paid = dict(conn.execute(select(p.currency, func.sum(p.amount_minor))
-                                 .where(p.value_date.between(first, last)).group_by(p.currency)).all())
+        invoiced = dict(
+            conn.execute(
+                select(t.currency, func.sum(t.total_minor))
+                .where(t.issued_on.between(first, last))
+                .group_by(t.currency)
+            ).all()
+        )
+        adjusted = dict(
+            conn.execute(
+                select(t.currency, func.sum(t.adjustment_minor))
+                .where(t.month.between(first.replace(day=1), last))
+                .group_by(t.currency)
+            ).all()
+        )
+        paid = dict(
+            conn.execute(
+                select(p.currency, func.sum(p.amount_minor))
+                .where(p.value_date.between(first, last))
+                .group_by(p.currency)
+            ).all()
+        )
         unpaid = [i for i in invoices.open_invoices(conn) if i.issued_on <= last]
     outstanding: dict[str, list[int]] = {}
     for i in unpaid:
@@ -40,10 +59,24 @@ def section(ws: Workspace, first: date, last: date) -> list[Section]:
     rows = []
     for currency in sorted(set(earned) | set(invoiced) | set(paid) | set(outstanding)):
         sales, commission = earned.get(currency, (0, 0))
-        rows.append((currency, sales, (commission + int(adjusted.get(currency) or 0), currency),
-                     (int(invoiced.get(currency) or 0), currency), (int(paid.get(currency) or 0), currency),
-                     (outstanding.get(currency, [0, 0])[0], currency),
-                     (outstanding.get(currency, [0, 0])[1], currency)))
-    return [Section("giftcard_commissions", "Gift-card commissions", HEADER, tuple(rows),
-                    "Commission earned: the sales' lines plus the whole-month tier adjustments of the months' "
-                    "invoices. Outstanding and overdue as of the period's last day.")]
+        rows.append(
+            (
+                currency,
+                sales,
+                (commission + int(adjusted.get(currency) or 0), currency),
+                (int(invoiced.get(currency) or 0), currency),
+                (int(paid.get(currency) or 0), currency),
+                (outstanding.get(currency, [0, 0])[0], currency),
+                (outstanding.get(currency, [0, 0])[1], currency),
+            )
+        )
+    return [
+        Section(
+            "giftcard_commissions",
+            "Gift-card commissions",
+            HEADER,
+            tuple(rows),
+            "Commission earned: the sales' lines plus the whole-month tier adjustments of the months' "
+            "invoices. Outstanding and overdue as of the period's last day.",
+        )
+    ]

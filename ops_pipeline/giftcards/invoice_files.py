@@ -28,8 +28,9 @@ KINDS = ("html", "pdf", "xlsx")
 TITLES = {"invoice": "Invoice", "credit_note": "Credit note"}
 _COLUMNS = ("Program", "Vouchers sold", "Face value", "Discount given", "Commission", "Tier adjustment")
 _AMOUNTS = ("face_value_minor", "discount_minor", "commission_minor", "adjustment_minor")
-_env = Environment(loader=PackageLoader("ops_pipeline.giftcards", "templates"),
-                   autoescape=select_autoescape())
+_env = Environment(
+    loader=PackageLoader("ops_pipeline.giftcards", "templates"), autoescape=select_autoescape()
+)
 _env.filters["major"] = major
 
 
@@ -48,8 +49,9 @@ def _atomic(path: Path, write) -> None:
 
 
 def html(invoice: Invoice, party_name: str) -> str:
-    return _env.get_template("invoice.html").render(i=invoice, title=TITLES[invoice.kind],
-                                                    party_name=party_name)
+    return _env.get_template("invoice.html").render(
+        i=invoice, title=TITLES[invoice.kind], party_name=party_name
+    )
 
 
 def _latin(text: str) -> str:
@@ -63,8 +65,11 @@ def pdf(invoice: Invoice, party_name: str, path: Path) -> None:
     doc.set_font("Helvetica", "B", 14)
     doc.cell(0, 8, f"{TITLES[invoice.kind]} {invoice.number}", new_x="LMARGIN", new_y="NEXT")
     doc.set_font("Helvetica", size=9)
-    meta = [("Bill to", f"{party_name} ({invoice.party_id})"), ("Period", f"{invoice.month:%Y-%m}"),
-            ("Issued on", str(invoice.issued_on))]
+    meta = [
+        ("Bill to", f"{party_name} ({invoice.party_id})"),
+        ("Period", f"{invoice.month:%Y-%m}"),
+        ("Issued on", str(invoice.issued_on)),
+    ]
     if invoice.kind == "invoice":
         meta += [("Due on", str(invoice.due_on)), ("Pay with reference", invoice.number)]
     if invoice.corrects:
@@ -80,8 +85,11 @@ def pdf(invoice: Invoice, party_name: str, path: Path) -> None:
     doc.ln()
     doc.set_font("Helvetica", size=8)
     for line in invoice.lines:
-        values = [_latin(line["program_id"]), f"{line['sales']:,}",
-                  *(major(line[k], invoice.currency) for k in _AMOUNTS)]
+        values = [
+            _latin(line["program_id"]),
+            f"{line['sales']:,}",
+            *(major(line[k], invoice.currency) for k in _AMOUNTS),
+        ]
         for width, value, n in zip(widths, values, range(6), strict=True):
             doc.cell(width, 5, value, align="L" if n == 0 else "R")
         doc.ln()
@@ -97,10 +105,14 @@ def xlsx(invoice: Invoice, days: pl.DataFrame, path: Path) -> None:
     bold = book.add_format({"bold": True})
     decimals = exponent(invoice.currency)
     money = book.add_format({"num_format": "#,##0" + ("." + "0" * decimals if decimals else "")})
-    scale = 10 ** decimals
+    scale = 10**decimals
     sheet = book.add_worksheet("Invoice")
-    sheet.write_row(0, 0, [TITLES[invoice.kind], invoice.number, invoice.party_id, f"{invoice.month:%Y-%m}",
-                           invoice.currency], bold)
+    sheet.write_row(
+        0,
+        0,
+        [TITLES[invoice.kind], invoice.number, invoice.party_id, f"{invoice.month:%Y-%m}", invoice.currency],
+        bold,
+    )
     sheet.write_row(2, 0, _COLUMNS, bold)
     row = 3
     for line in invoice.lines:
@@ -137,9 +149,11 @@ PARALLEL_FROM = 64  # documents: below, one process; from there, one per core (s
 def _write_missing(jobs: list[Job]) -> int:
     for files, invoice, party_name, days in jobs:
         files["html"].parent.mkdir(parents=True, exist_ok=True)
-        writers = {"html": lambda p, i=invoice, n=party_name: p.write_text(html(i, n), encoding="utf-8"),
-                   "pdf": lambda p, i=invoice, n=party_name: pdf(i, n, p),
-                   "xlsx": lambda p, i=invoice, d=days: xlsx(i, d, p)}
+        writers = {
+            "html": lambda p, i=invoice, n=party_name: p.write_text(html(i, n), encoding="utf-8"),
+            "pdf": lambda p, i=invoice, n=party_name: pdf(i, n, p),
+            "xlsx": lambda p, i=invoice, d=days: xlsx(i, d, p),
+        }
         for kind, path in files.items():
             if not path.exists():
                 _atomic(path, writers[kind])
@@ -149,21 +163,39 @@ def _write_missing(jobs: list[Job]) -> int:
 def write_month(ws: Workspace, month: date) -> int:
     """Write the missing files of the month's invoices and credit notes; how many documents lacked some.
     Many documents are written by one spawned process per core (the files are CPU-bound Python)."""
-    docs = [i for i in invoices.list_invoices(ws, month=month, limit=1_000_000)
-            if not all(p.exists() for p in paths(ws, i).values())]
+    docs = [
+        i
+        for i in invoices.list_invoices(ws, month=month, limit=1_000_000)
+        if not all(p.exists() for p in paths(ws, i).values())
+    ]
     if not docs:
         return 0
     with ws.read_engine.connect() as conn:
-        names = dict(conn.execute(select(gc_parties.c.party_id, gc_parties.c.name)
-                                  .where(gc_parties.c.party_id.in_({i.party_id for i in docs}))).all())
+        names = dict(
+            conn.execute(
+                select(gc_parties.c.party_id, gc_parties.c.name).where(
+                    gc_parties.c.party_id.in_({i.party_id for i in docs})
+                )
+            ).all()
+        )
     days = commission_lines.month_lines(
-        ws, month, "party_id, currency, sale_date, count(*) AS sales, sum(face_value_minor)::BIGINT, "
-                   "sum(discount_minor)::BIGINT, sum(commission_minor)::BIGINT", grouped=True
+        ws,
+        month,
+        "party_id, currency, sale_date, count(*) AS sales, sum(face_value_minor)::BIGINT, "
+        "sum(discount_minor)::BIGINT, sum(commission_minor)::BIGINT",
+        grouped=True,
     ).sort("party_id", "currency", "sale_date")
     by_party = days.partition_by("party_id", "currency", as_dict=True, include_key=False)
     empty = days.drop("party_id", "currency").clear()
-    jobs = [(paths(ws, i), i, names.get(i.party_id, i.party_id),
-             by_party.get((i.party_id, i.currency), empty) if i.kind == "invoice" else empty) for i in docs]
+    jobs = [
+        (
+            paths(ws, i),
+            i,
+            names.get(i.party_id, i.party_id),
+            by_party.get((i.party_id, i.currency), empty) if i.kind == "invoice" else empty,
+        )
+        for i in docs
+    ]
     workers = min(os.cpu_count() or 1, 4)
     if len(jobs) < PARALLEL_FROM or workers < 2:
         return _write_missing(jobs)

@@ -80,8 +80,9 @@ def match(ws: Workspace, actor: str) -> Matching:
             elif open_[number].currency != credit["currency"]:
                 reason = f"{number} is in {open_[number].currency}, the credit in {credit['currency']}"
             elif credit["amount_minor"] > outstanding[number]:
-                reason = (f"{credit['amount_minor']} is more than the {outstanding[number]} outstanding "
-                          f"on {number}")
+                reason = (
+                    f"{credit['amount_minor']} is more than the {outstanding[number]} outstanding on {number}"
+                )
             else:
                 reason = None
             if reason:
@@ -90,10 +91,19 @@ def match(ws: Workspace, actor: str) -> Matching:
             outstanding[number] -= credit["amount_minor"]
             amounts[credit["currency"]] = amounts.get(credit["currency"], 0) + credit["amount_minor"]
             payments.append({"invoice_number": number, **credit, "matched_by": actor, "matched_at": now})
-            trail.append({"entity_id": number, "action": "payment", "after": {
-                "statement_id": credit["statement_id"], "sequence": credit["sequence"],
-                "amount_minor": credit["amount_minor"], "value_date": credit["value_date"].isoformat(),
-                "outstanding_minor": outstanding[number]}})
+            trail.append(
+                {
+                    "entity_id": number,
+                    "action": "payment",
+                    "after": {
+                        "statement_id": credit["statement_id"],
+                        "sequence": credit["sequence"],
+                        "amount_minor": credit["amount_minor"],
+                        "value_date": credit["value_date"].isoformat(),
+                        "outstanding_minor": outstanding[number],
+                    },
+                }
+            )
         insert_rows(conn, gc_invoice_payments, payments)
         audit.record_many(conn, trail, actor=actor, entity_type=invoices.ENTITY)
     return Matching(len(payments), amounts, unmatched)
@@ -113,8 +123,10 @@ def aging(ws: Workspace, on: date) -> list[AgingRow]:
         acc[0] += 1
         acc[1] += i.outstanding_minor
     order = [name for _, _, name in BUCKETS]
-    return [AgingRow(c, b, n, amount) for (c, b), (n, amount) in
-            sorted(rows.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1])))]
+    return [
+        AgingRow(c, b, n, amount)
+        for (c, b), (n, amount) in sorted(rows.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1])))
+    ]
 
 
 def remind(ws: Workspace, on: date, actor: str) -> list[tuple[str, int]]:
@@ -122,8 +134,9 @@ def remind(ws: Workspace, on: date, actor: str) -> list[tuple[str, int]]:
     sent = []
     with ws.engine.begin() as conn:
         reminded = {}
-        for number, level in conn.execute(select(gc_invoice_reminders.c.invoice_number,
-                                                 gc_invoice_reminders.c.level)).all():
+        for number, level in conn.execute(
+            select(gc_invoice_reminders.c.invoice_number, gc_invoice_reminders.c.level)
+        ).all():
             reminded[number] = max(level, reminded.get(number, 0))
         dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         for i in invoices.open_invoices(conn):
@@ -131,22 +144,42 @@ def remind(ws: Workspace, on: date, actor: str) -> list[tuple[str, int]]:
             level = next((lv for days, lv in REMINDER_LEVELS if overdue >= days), 0)
             if level <= reminded.get(i.number, 0):
                 continue
-            claimed = conn.execute(dialect_insert(gc_invoice_reminders).values(
-                invoice_number=i.number, level=level, sent_at=datetime.now(UTC))
-                .on_conflict_do_nothing(index_elements=["invoice_number", "level"])).rowcount
+            claimed = conn.execute(
+                dialect_insert(gc_invoice_reminders)
+                .values(invoice_number=i.number, level=level, sent_at=datetime.now(UTC))
+                .on_conflict_do_nothing(index_elements=["invoice_number", "level"])
+            ).rowcount
             if not claimed:
                 continue
             amount = to_major(i.outstanding_minor, i.currency)
-            enqueue(conn, [Notification(
-                event="giftcards.invoice_overdue",
-                subject=f"Reminder {level}: invoice {i.number} of {i.party_id}, {amount} {i.currency} "
-                        f"overdue {overdue} days",
-                payload={"invoice": i.number, "party_id": i.party_id, "level": level,
-                         "due_on": i.due_on.isoformat(), "outstanding": str(amount), "currency": i.currency,
-                         "days_overdue": overdue},
-                entity_type=invoices.ENTITY, entity_id=i.number)])
-            audit.record(conn, actor=actor, entity_type=invoices.ENTITY, entity_id=i.number, action="remind",
-                         after={"level": level, "days_overdue": overdue,
-                                "outstanding_minor": i.outstanding_minor})
+            enqueue(
+                conn,
+                [
+                    Notification(
+                        event="giftcards.invoice_overdue",
+                        subject=f"Reminder {level}: invoice {i.number} of {i.party_id}, "
+                        f"{amount} {i.currency} overdue {overdue} days",
+                        payload={
+                            "invoice": i.number,
+                            "party_id": i.party_id,
+                            "level": level,
+                            "due_on": i.due_on.isoformat(),
+                            "outstanding": str(amount),
+                            "currency": i.currency,
+                            "days_overdue": overdue,
+                        },
+                        entity_type=invoices.ENTITY,
+                        entity_id=i.number,
+                    )
+                ],
+            )
+            audit.record(
+                conn,
+                actor=actor,
+                entity_type=invoices.ENTITY,
+                entity_id=i.number,
+                action="remind",
+                after={"level": level, "days_overdue": overdue, "outstanding_minor": i.outstanding_minor},
+            )
             sent.append((i.number, level))
     return sent

@@ -78,22 +78,35 @@ def next_number(conn: Connection, kind: str, year: int) -> str:
     ends, so concurrent issuers wait and never share or skip a number)."""
     series = f"{PREFIX[kind]}-{year}"
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(dialect_insert(gc_invoice_counters).values(series=series, last_number=0)
-                 .on_conflict_do_nothing(index_elements=["series"]))
+    conn.execute(
+        dialect_insert(gc_invoice_counters)
+        .values(series=series, last_number=0)
+        .on_conflict_do_nothing(index_elements=["series"])
+    )
     t = gc_invoice_counters.c
-    last = conn.execute(update(gc_invoice_counters).where(t.series == series)
-                        .values(last_number=t.last_number + 1).returning(t.last_number)).scalar_one()
+    last = conn.execute(
+        update(gc_invoice_counters)
+        .where(t.series == series)
+        .values(last_number=t.last_number + 1)
+        .returning(t.last_number)
+    ).scalar_one()
     return f"{series}-{last:06d}"
 
 
 def _insert(conn: Connection, values: dict[str, Any], actor: str) -> str:
     number = next_number(conn, values["kind"], values["issued_on"].year)
-    conn.execute(insert(gc_invoices).values(number=number, issued_by=actor, issued_at=datetime.now(UTC),
-                                            **values))
-    audit.record(conn, actor=actor, entity_type=ENTITY, entity_id=number, action=f"issue_{values['kind']}",
-                 reason=values.get("reason"),
-                 after={k: (v.isoformat() if isinstance(v, date) else v) for k, v in values.items()
-                        if k != "lines"})
+    conn.execute(
+        insert(gc_invoices).values(number=number, issued_by=actor, issued_at=datetime.now(UTC), **values)
+    )
+    audit.record(
+        conn,
+        actor=actor,
+        entity_type=ENTITY,
+        entity_id=number,
+        action=f"issue_{values['kind']}",
+        reason=values.get("reason"),
+        after={k: (v.isoformat() if isinstance(v, date) else v) for k, v in values.items() if k != "lines"},
+    )
     return number
 
 
@@ -101,12 +114,18 @@ def month_summary(ws: Workspace, month: date) -> pl.DataFrame:
     """Per distributor, currency and program: the month's sales and amounts, with the tier adjustments."""
     totals = commission_lines.month_totals(ws, month)
     keys = ["party_id", "currency", "program_id"]
-    sums = totals.group_by(keys).agg(pl.col("sales").sum(), (pl.col("face_value_minor") * pl.col("sales")).sum(),
-                                     pl.col("discount_minor").sum(), pl.col("commission_minor").sum())
+    sums = totals.group_by(keys).agg(
+        pl.col("sales").sum(),
+        (pl.col("face_value_minor") * pl.col("sales")).sum(),
+        pl.col("discount_minor").sum(),
+        pl.col("commission_minor").sum(),
+    )
     adjustments = commissions.month_adjustments(totals).group_by(keys).agg(pl.col("adjustment_minor").sum())
-    return (sums.join(adjustments, on=keys, how="left")
-            .with_columns(pl.col("adjustment_minor").fill_null(0).cast(pl.Int64))
-            .sort(keys))
+    return (
+        sums.join(adjustments, on=keys, how="left")
+        .with_columns(pl.col("adjustment_minor").fill_null(0).cast(pl.Int64))
+        .sort(keys)
+    )
 
 
 def issue_month(ws: Workspace, month: date, actor: str, on: date | None = None) -> list[str]:
@@ -114,12 +133,18 @@ def issue_month(ws: Workspace, month: date, actor: str, on: date | None = None) 
     month = commission_lines.month_start(month)
     on = on or datetime.now(ws.settings.tz).date()
     if on < commission_lines.next_month(month):
-        raise InvalidInput(f"month: {month:%Y-%m} is not over on {on}; invoice it from "
-                           f"{commission_lines.next_month(month)}")
+        raise InvalidInput(
+            f"month: {month:%Y-%m} is not over on {on}; invoice it from {commission_lines.next_month(month)}"
+        )
     summary = month_summary(ws, month)
     with ws.read_engine.connect() as conn:
-        issued = set(conn.execute(select(gc_invoices.c.period_key).where(
-            gc_invoices.c.kind == "invoice", gc_invoices.c.month == month)).scalars())
+        issued = set(
+            conn.execute(
+                select(gc_invoices.c.period_key).where(
+                    gc_invoices.c.kind == "invoice", gc_invoices.c.month == month
+                )
+            ).scalars()
+        )
     numbers = []
     for (party_id, currency), rows in summary.group_by(["party_id", "currency"], maintain_order=True):
         period_key = f"{party_id}/{month:%Y-%m}/{currency}"
@@ -127,10 +152,18 @@ def issue_month(ws: Workspace, month: date, actor: str, on: date | None = None) 
             continue
         lines = rows.drop("party_id", "currency").to_dicts()
         totals = {k: sum(line[k] for line in lines) for k in _SUMS}
-        values = dict(kind="invoice", party_id=party_id, month=month, currency=currency,
-                      period_key=period_key,
-                      **totals, total_minor=totals["commission_minor"] + totals["adjustment_minor"],
-                      lines=lines, issued_on=on, due_on=on + timedelta(days=PAYMENT_DAYS))
+        values = dict(
+            kind="invoice",
+            party_id=party_id,
+            month=month,
+            currency=currency,
+            period_key=period_key,
+            **totals,
+            total_minor=totals["commission_minor"] + totals["adjustment_minor"],
+            lines=lines,
+            issued_on=on,
+            due_on=on + timedelta(days=PAYMENT_DAYS),
+        )
         try:
             with ws.engine.begin() as conn:
                 numbers.append(_insert(conn, values, actor))
@@ -139,8 +172,9 @@ def issue_month(ws: Workspace, month: date, actor: str, on: date | None = None) 
     return numbers
 
 
-def credit_note(ws: Workspace, number: str, amount: str | Decimal, reason: str, actor: str,
-                on: date | None = None) -> Invoice:
+def credit_note(
+    ws: Workspace, number: str, amount: str | Decimal, reason: str, actor: str, on: date | None = None
+) -> Invoice:
     """Credit `amount` (major units) of invoice `number`: Conflict past what is left to credit."""
     if not reason or not reason.strip():
         raise InvalidInput("reason: a credit note needs a reason")
@@ -152,13 +186,28 @@ def credit_note(ws: Workspace, number: str, amount: str | Decimal, reason: str, 
         minor = to_minor(amount, invoice.currency, "amount", allow_zero=False)
         credited = -_credited(conn, [number]).get(number, 0)
         if minor > invoice.total_minor - credited:
-            raise Conflict(f"amount: {amount} {invoice.currency} is more than the "
-                           f"{invoice.total_minor - credited} minor units left to credit on {number}")
-        values = dict(kind="credit_note", party_id=invoice.party_id, month=invoice.month,
-                      currency=invoice.currency, period_key=None, sales=0, face_value_minor=0,
-                      discount_minor=0, commission_minor=-minor, adjustment_minor=0, total_minor=-minor,
-                      lines=[], corrects=number,
-                      reason=reason, issued_on=on, due_on=on)
+            raise Conflict(
+                f"amount: {amount} {invoice.currency} is more than the "
+                f"{invoice.total_minor - credited} minor units left to credit on {number}"
+            )
+        values = dict(
+            kind="credit_note",
+            party_id=invoice.party_id,
+            month=invoice.month,
+            currency=invoice.currency,
+            period_key=None,
+            sales=0,
+            face_value_minor=0,
+            discount_minor=0,
+            commission_minor=-minor,
+            adjustment_minor=0,
+            total_minor=-minor,
+            lines=[],
+            corrects=number,
+            reason=reason,
+            issued_on=on,
+            due_on=on,
+        )
         note = _insert(conn, values, actor)
     return get(ws, note)
 
@@ -173,23 +222,36 @@ def _row(conn: Connection, number: str, lock: bool = False) -> Any:
 
 def _credited(conn: Connection, numbers: list[str]) -> dict[str, int]:
     t = gc_invoices.c
-    return dict(conn.execute(select(t.corrects, func.sum(t.total_minor)).where(t.corrects.in_(numbers))
-                             .group_by(t.corrects)).all())
+    return dict(
+        conn.execute(
+            select(t.corrects, func.sum(t.total_minor)).where(t.corrects.in_(numbers)).group_by(t.corrects)
+        ).all()
+    )
 
 
 def _paid(conn: Connection, numbers: list[str]) -> dict[str, int]:
     t = gc_invoice_payments.c
-    return dict(conn.execute(select(t.invoice_number, func.sum(t.amount_minor))
-                             .where(t.invoice_number.in_(numbers)).group_by(t.invoice_number)).all())
+    return dict(
+        conn.execute(
+            select(t.invoice_number, func.sum(t.amount_minor))
+            .where(t.invoice_number.in_(numbers))
+            .group_by(t.invoice_number)
+        ).all()
+    )
 
 
 def _invoices(conn: Connection, rows: list[Any]) -> list[Invoice]:
     numbers = [r.number for r in rows]
     paid, credited = _paid(conn, numbers), _credited(conn, numbers)
     fields = set(Invoice.__dataclass_fields__)
-    return [Invoice(**{k: v for k, v in r._mapping.items() if k in fields},
-                    paid_minor=int(paid.get(r.number, 0)), credited_minor=-int(credited.get(r.number, 0)))
-            for r in rows]
+    return [
+        Invoice(
+            **{k: v for k, v in r._mapping.items() if k in fields},
+            paid_minor=int(paid.get(r.number, 0)),
+            credited_minor=-int(credited.get(r.number, 0)),
+        )
+        for r in rows
+    ]
 
 
 def get(ws: Workspace, number: str) -> Invoice:
@@ -197,13 +259,23 @@ def get(ws: Workspace, number: str) -> Invoice:
         return _invoices(conn, [_row(conn, number)])[0]
 
 
-def list_invoices(ws: Workspace, *, month: date | None = None, party_id: str | None = None,
-                  kind: str | None = None, after: str | None = None, limit: int = 100) -> list[Invoice]:
+def list_invoices(
+    ws: Workspace,
+    *,
+    month: date | None = None,
+    party_id: str | None = None,
+    kind: str | None = None,
+    after: str | None = None,
+    limit: int = 100,
+) -> list[Invoice]:
     """Invoices and credit notes in number order after `after`, filtered."""
     t = gc_invoices.c
     query = select(gc_invoices).order_by(t.number).limit(limit)
-    for column, value in ((t.month, month and commission_lines.month_start(month)), (t.party_id, party_id),
-                          (t.kind, kind)):
+    for column, value in (
+        (t.month, month and commission_lines.month_start(month)),
+        (t.party_id, party_id),
+        (t.kind, kind),
+    ):
         if value is not None:
             query = query.where(column == value)
     if after is not None:
@@ -214,36 +286,76 @@ def list_invoices(ws: Workspace, *, month: date | None = None, party_id: str | N
 
 def open_invoices(conn: Connection) -> list[Invoice]:
     """Invoices with something left to pay, oldest first."""
-    rows = conn.execute(select(gc_invoices).where(gc_invoices.c.kind == "invoice")
-                        .order_by(gc_invoices.c.issued_on, gc_invoices.c.number)).all()
+    rows = conn.execute(
+        select(gc_invoices)
+        .where(gc_invoices.c.kind == "invoice")
+        .order_by(gc_invoices.c.issued_on, gc_invoices.c.number)
+    ).all()
     return [i for i in _invoices(conn, rows) if i.outstanding_minor > 0]
 
 
 def untied(ws: Workspace, month: date) -> list[dict[str, Any]]:
     """Where the month's commission lines and its invoices disagree (the asset check): per distributor and
     currency, the lines' (sales, commission) against the invoice's (None: no lines, or not invoiced)."""
-    lines = {(p, c): (n, amount) for p, c, n, amount in commission_lines.month_lines(
-        ws, month, "party_id, currency, count(*), sum(commission_minor)::BIGINT", grouped=True).iter_rows()}
-    billed = {(i.party_id, i.currency): (i.sales, i.commission_minor)
-              for i in list_invoices(ws, month=month, kind="invoice", limit=1_000_000)}
-    return [{"party_id": key[0], "currency": key[1], "lines": lines.get(key), "invoice": billed.get(key)}
-            for key in sorted(set(lines) | set(billed)) if lines.get(key) != billed.get(key)]
+    lines = {
+        (p, c): (n, amount)
+        for p, c, n, amount in commission_lines.month_lines(
+            ws, month, "party_id, currency, count(*), sum(commission_minor)::BIGINT", grouped=True
+        ).iter_rows()
+    }
+    billed = {
+        (i.party_id, i.currency): (i.sales, i.commission_minor)
+        for i in list_invoices(ws, month=month, kind="invoice", limit=1_000_000)
+    }
+    return [
+        {"party_id": key[0], "currency": key[1], "lines": lines.get(key), "invoice": billed.get(key)}
+        for key in sorted(set(lines) | set(billed))
+        if lines.get(key) != billed.get(key)
+    ]
 
 
 def view(invoice: Invoice) -> dict[str, Any]:
     """An invoice as the API and the CLI show it: amounts in major units as exact decimal text."""
-    amounts = {name.removesuffix("_minor"): str(to_major(getattr(invoice, name), invoice.currency))
-               for name in ("face_value_minor", "discount_minor", "commission_minor", "adjustment_minor",
-                            "total_minor", "paid_minor", "credited_minor", "outstanding_minor")}
-    lines = [{"program_id": line["program_id"], "sales": line["sales"],
-              **{k.removesuffix("_minor"): str(to_major(line[k], invoice.currency))
-                 for k in ("face_value_minor", "discount_minor", "commission_minor", "adjustment_minor")}}
-             for line in invoice.lines]
-    return {"number": invoice.number, "kind": invoice.kind, "status": invoice.status,
-            "party_id": invoice.party_id, "month": f"{invoice.month:%Y-%m}", "currency": invoice.currency,
-            "sales": invoice.sales, **amounts, "lines": lines, "corrects": invoice.corrects,
-            "reason": invoice.reason, "issued_on": invoice.issued_on.isoformat(),
-            "due_on": invoice.due_on.isoformat(), "issued_by": invoice.issued_by}
+    amounts = {
+        name.removesuffix("_minor"): str(to_major(getattr(invoice, name), invoice.currency))
+        for name in (
+            "face_value_minor",
+            "discount_minor",
+            "commission_minor",
+            "adjustment_minor",
+            "total_minor",
+            "paid_minor",
+            "credited_minor",
+            "outstanding_minor",
+        )
+    }
+    lines = [
+        {
+            "program_id": line["program_id"],
+            "sales": line["sales"],
+            **{
+                k.removesuffix("_minor"): str(to_major(line[k], invoice.currency))
+                for k in ("face_value_minor", "discount_minor", "commission_minor", "adjustment_minor")
+            },
+        }
+        for line in invoice.lines
+    ]
+    return {
+        "number": invoice.number,
+        "kind": invoice.kind,
+        "status": invoice.status,
+        "party_id": invoice.party_id,
+        "month": f"{invoice.month:%Y-%m}",
+        "currency": invoice.currency,
+        "sales": invoice.sales,
+        **amounts,
+        "lines": lines,
+        "corrects": invoice.corrects,
+        "reason": invoice.reason,
+        "issued_on": invoice.issued_on.isoformat(),
+        "due_on": invoice.due_on.isoformat(),
+        "issued_by": invoice.issued_by,
+    }
 
 
 def parse_month(text: str, field: str = "month") -> date:
@@ -252,4 +364,3 @@ def parse_month(text: str, field: str = "month") -> date:
         return date.fromisoformat(f"{text}-01" if len(text) == 7 else text).replace(day=1)
     except (TypeError, ValueError):
         raise InvalidInput(f"{field}: {text!r} is not a month (YYYY-MM)") from None
-

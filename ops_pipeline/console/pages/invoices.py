@@ -20,9 +20,11 @@ Reader = Annotated[Session, Depends(readers("the invoices", "finance", "ops", "a
 
 
 @router.get("/invoices")
-async def invoices_page(request: Request, session: Reader,
-                        month: Annotated[str | None, Query(pattern=r"^[0-9]{4}-[0-9]{2}$")] = None
-                        ) -> HTMLResponse:
+async def invoices_page(
+    request: Request,
+    session: Reader,
+    month: Annotated[str | None, Query(pattern=r"^[0-9]{4}-[0-9]{2}$")] = None,
+) -> HTMLResponse:
     ws = request.app.state.ws
     first = invoices.parse_month(month) if month else None
     found = await run_domain(request, lambda: invoices.list_invoices(ws, month=first, limit=500))
@@ -44,5 +46,9 @@ async def invoice_file_page(request: Request, session: Reader, number: str, kind
     path = invoice_files.paths(ws, found).get(kind)
     if path is None or not path.exists():
         raise NotFound(f"kind: no {kind} file of {number}")
-    return FileResponse(path, media_type=MEDIA[kind], filename=path.name,
-                        content_disposition_type="attachment" if kind == "xlsx" else "inline")
+    return FileResponse(
+        path,
+        media_type=MEDIA[kind],
+        filename=path.name,
+        content_disposition_type="attachment" if kind == "xlsx" else "inline",
+    )

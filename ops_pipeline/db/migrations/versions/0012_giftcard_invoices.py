@@ -49,8 +49,9 @@ def upgrade() -> None:
         op.create_index(f"ix_gc_invoices_{column}", "gc_invoices", [column])
     op.create_table(
         "gc_invoice_payments",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                  autoincrement=True),
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
         sa.Column("invoice_number", sa.String(32), nullable=False),
         sa.Column("statement_id", sa.String(64), nullable=False),
         sa.Column("sequence", sa.BigInteger, nullable=False),
