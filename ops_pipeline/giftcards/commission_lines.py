@@ -132,13 +132,15 @@ def write_days(ws: Workspace, first: date, last: date, lines: pl.DataFrame) -> N
     """Replace the partitions from `first` to `last` with `lines` in one commit. On local disk polars writes
     one Parquet file per day (in threads, no Arrow conversion); object storage goes through deltalake."""
     schema = pl.from_arrow(COMMISSION_LINES.schema.empty_table()).schema
-    lines = lines.select(COMMISSION_LINES.schema.names).cast(schema)
+    # categoricals (rule_key, terms) stay so: Parquet keeps them dictionary-encoded strings
+    lines = lines.select(COMMISSION_LINES.schema.names).cast(
+        {k: v for k, v in schema.items() if lines.schema[k] != pl.Categorical})
     span = f"sale_date >= '{first.isoformat()}' AND sale_date <= '{last.isoformat()}'"
     with ws.lock(TABLE):
         ws.lake.ensure(COMMISSION_LINES)
         table = DeltaTable(ws.lake.table_uri(TABLE), storage_options=ws.lake.storage_options)
-        if not ws.lake.is_local:
-            write_deltalake(table, lines.to_arrow(), mode="overwrite", predicate=span)
+        if not ws.lake.is_local:  # deltalake cannot write polars categoricals (see STACK_NOTES)
+            write_deltalake(table, lines.cast(schema).to_arrow(), mode="overwrite", predicate=span)
             return
         root = ws.lake.table_uri(TABLE).removeprefix("file://")
         days = lines.partition_by("sale_date", as_dict=True, include_key=False)

@@ -317,8 +317,11 @@ def compute(sales: pl.DataFrame, frames: Frames, prior: pl.DataFrame) -> pl.Data
             discount_minor=(pl.col("face_value_minor") - pl.col("price_paid_minor")).clip(lower_bound=0)
         )
     )
-    names = frames.rules.select("rule", "rule_key", "terms").vstack(
-        pl.DataFrame({"rule": [-1], "rule_key": [NO_RULE], "terms": [Terms(NO_RULE).json]})
+    # a rule's key and terms repeat on each of its lines: as categoricals they are codes, not copies
+    names = (
+        frames.rules.select("rule", "rule_key", "terms")
+        .vstack(pl.DataFrame({"rule": [-1], "rule_key": [NO_RULE], "terms": [Terms(NO_RULE).json]}))
+        .with_columns(pl.col("rule_key", "terms").cast(pl.Categorical))
     )
     df = df.join(names, on="rule", how="left")
     return df.select(
@@ -361,6 +364,7 @@ def month_adjustments(month: pl.DataFrame) -> pl.DataFrame:
     """Per distributor, program and whole-month rule of a month's lines (`aggregate`d): what brings the month
     to every sale at the tier the whole month reached (capped per voucher and per month), less what the lines
     earned. Columns party_id, program_id, currency, rule_key, adjustment_minor (non-zero rows only)."""
+    month = month.with_columns(pl.col("rule_key", "terms").cast(pl.String))
     month = month.filter(pl.col("terms").str.contains('"mode":"whole_month"', literal=True))
     schema = {
         "party_id": pl.String,
