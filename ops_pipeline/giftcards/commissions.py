@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -184,6 +184,7 @@ class Frames:
     tiers: pl.DataFrame
 
 
+TIME_BITS = 42  # microseconds from the day before a span's first day: 50 days fit
 SHIFT = 44  # volumes (counts, face values in minor units) stay below 2^44 per month and rule
 
 
@@ -194,6 +195,7 @@ def terms_frames(runs: list[tuple[str, str, date, date, Terms]]) -> Frames:
         index.setdefault(t.rule_key, len(index))
     unique = {t.rule_key: t for *_, t in runs}
     pair_index: dict[tuple[str, str], int] = {}
+    group_index: dict[tuple[str, str, str], int] = {}  # (party, program, rule): the running sums' groups
     pairs = pl.DataFrame(
         {
             "party_id": [r[0] for r in runs],
@@ -202,6 +204,7 @@ def terms_frames(runs: list[tuple[str, str, date, date, Terms]]) -> Frames:
             "run_last": [r[3] for r in runs],
             "pair": [pair_index.setdefault(r[:2], len(pair_index)) for r in runs],
             "rule": [index[r[4].rule_key] for r in runs],
+            "group": [group_index.setdefault((*r[:2], r[4].rule_key), len(group_index)) for r in runs],
         },
         schema={
             "party_id": pl.String,
@@ -210,6 +213,7 @@ def terms_frames(runs: list[tuple[str, str, date, date, Terms]]) -> Frames:
             "run_last": pl.Date,
             "pair": pl.Int64,
             "rule": pl.Int64,
+            "group": pl.Int64,
         },
     )
     rules = pl.DataFrame(
@@ -262,14 +266,15 @@ def compute(sales: pl.DataFrame, frames: Frames, prior: pl.DataFrame) -> pl.Data
     face_value_minor, price_paid_minor, sold_at, sale_date), given their terms (`terms_frames`) and the
     month's earlier lines summed per distributor, program and rule (`prior`: rule_key, sales,
     face_value_minor, commission_minor). Sales of several days of one month are computed in one pass."""
-    # Integer keys only: a sale's group (pair, rule), its place in time (ties broken by a hash of the voucher
-    # id), its tier key (rule + 1) << SHIFT | the group's volume before it. Sorted by tier key, each group
-    # keeps its time order (its volumes increase), so the running sums over groups need no second sort.
-    group = ["pair", "rule"]
+    # Integer keys only: a sale's order, (group + 1) << TIME_BITS | its time (ties broken by a hash of the
+    # voucher id), and its tier key, (rule + 1) << SHIFT | the group's volume before it. Sorted by tier key,
+    # each group keeps its time order (its volumes increase): the running sums need no second sort.
+    group = "group"
+    since = datetime.combine(sales["sale_date"].min() or date(1970, 1, 2), time(), UTC) - timedelta(days=1)
     df = (
         sales.join(frames.pairs, on=["party_id", "program_id"], how="left")
         .filter(pl.col("run_first").is_null() | pl.col("sale_date").is_between("run_first", "run_last"))
-        .with_columns(pl.col("rule").fill_null(-1), pl.col("pair").fill_null(-1))
+        .with_columns(pl.col("rule", "pair", "group").fill_null(-1))
         .join(
             frames.rules.select("rule", "basis", "cap_voucher_minor", "cap_month_minor"),
             on="rule",
@@ -289,7 +294,9 @@ def compute(sales: pl.DataFrame, frames: Frames, prior: pl.DataFrame) -> pl.Data
             how="left",
         )
         .with_columns(pl.col("prior_sales", "prior_face", "prior_commission").fill_null(0))
-        .sort("pair", "rule", "sold_at", pl.col("voucher_id").hash(13))
+        .with_columns(order=(pl.col("group") + 1) * (1 << TIME_BITS)
+                      + (pl.col("sold_at") - since).dt.total_microseconds())
+        .sort("order", pl.col("voucher_id").hash(13))
         .with_columns(volume=_volume(pl.lit(1, pl.Int64), pl.col("face_value_minor")))
         .with_columns(
             tier_key=(pl.col("rule") + 1) * (1 << SHIFT)
