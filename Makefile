@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_recon
 	$(BIN)/python -m benchmarks.bench_statements
 	$(BIN)/python -m benchmarks.bench_reports
+	$(BIN)/python -m benchmarks.bench_giftcards_finance
 
 ## Dagster UI (http://127.0.0.1:3000) + daemon + REST API (http://127.0.0.1:8000) on OPS_HOME.
 dev: install

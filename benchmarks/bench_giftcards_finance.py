@@ -4,8 +4,9 @@ tiered marginal by count with a monthly cap, tiered whole-month by face value, d
 percents), then the 1,000 invoices with their HTML, PDF and XLSX files. Target: <= 60 s on 2 cores.
 
 The sales go straight into the Delta table `voucher_events` of a new workspace (OPS_TIMEZONE=UTC, embedded
-SQLite), the records straight into their tables. Timed, in one process: the 30 daily `commission_lines`
-partitions in order, `issue_month`, `write_month`; peak RSS is the process's high-water mark after them.
+SQLite), the records straight into their tables. Timed, in one process: the month's 30 daily
+`commission_lines` partitions computed in one pass (`compute_days`), `issue_month`, `write_month` (files by
+one spawned process per core); peak RSS is the main process's high-water mark after them.
 Then the floor: one bare DuckDB group-by of the same month's sales (per distributor and program: count, face
 value, a percent commission), the least any commission step must read and aggregate.
 
