@@ -42,6 +42,16 @@ class Computed:
     discount_minor: int
 
 
+FIRST_YEAR, LAST_YEAR = 2000, 2999  # business dates outside are typos (and 9999-12-31 + 1 day overflows)
+
+
+def check_day(day: date, field: str) -> date:
+    """`day`, or InvalidInput naming `field` when its year is outside FIRST_YEAR..LAST_YEAR."""
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise InvalidInput(f"{field}: {day} is not between {FIRST_YEAR}-01-01 and {LAST_YEAR}-12-31")
+    return day
+
+
 def month_start(day: date) -> date:
     return day.replace(day=1)
 
@@ -108,6 +118,8 @@ def _prior(ws: Workspace, day: date) -> pl.DataFrame:
 def compute_days(ws: Workspace, first: date, last: date) -> Computed:
     """Compute the lines of the sales from `first` to `last` (one month at most) in one pass, and replace
     those days' partitions with them in one commit."""
+    check_day(first, "first")
+    check_day(last, "last")
     if month_start(first) != month_start(last) or last < first:
         raise InvalidInput(f"last: {first}..{last} is not a span within one month")
     sales = read_sales(ws, first, last)

@@ -130,8 +130,8 @@ def month_summary(ws: Workspace, month: date) -> pl.DataFrame:
 
 def issue_month(ws: Workspace, month: date, actor: str, on: date | None = None) -> list[str]:
     """Issue the invoices of `month` not issued yet (one per distributor and currency); their numbers."""
-    month = commission_lines.month_start(month)
-    on = on or datetime.now(ws.settings.tz).date()
+    month = commission_lines.month_start(commission_lines.check_day(month, "month"))
+    on = commission_lines.check_day(on or datetime.now(ws.settings.tz).date(), "issued_on")
     if on < commission_lines.next_month(month):
         raise InvalidInput(
             f"month: {month:%Y-%m} is not over on {on}; invoice it from {commission_lines.next_month(month)}"
@@ -178,7 +178,7 @@ def credit_note(
     """Credit `amount` (major units) of invoice `number`: Conflict past what is left to credit."""
     if not reason or not reason.strip():
         raise InvalidInput("reason: a credit note needs a reason")
-    on = on or datetime.now(ws.settings.tz).date()
+    on = commission_lines.check_day(on or datetime.now(ws.settings.tz).date(), "issued_on")
     with ws.engine.begin() as conn:
         invoice = _row(conn, number, lock=True)
         if invoice.kind != "invoice":
