@@ -1,7 +1,8 @@
 """The gift-card commissions section of the finance reports (`reports/sections.py`): per currency, the
 commissions earned by the sales of the period (lines, plus the whole-month adjustments of the invoices of
 its months), invoiced (invoices issued in the period, less credit notes), paid (payments with a value date in
-the period), and what is outstanding and overdue at its last day."""
+the period), and what of the invoices issued by its last day is unpaid now (outstanding) and was past due on
+that day (overdue)."""
 
 from __future__ import annotations
 
@@ -29,27 +30,18 @@ def section(ws: Workspace, first: date, last: date) -> list[Section]:
         }
     t, p = gc_invoices.c, gc_invoice_payments.c
     with ws.read_engine.connect() as conn:
-        invoiced = dict(
-            conn.execute(
-                select(t.currency, func.sum(t.total_minor))
-                .where(t.issued_on.between(first, last))
-                .group_by(t.currency)
-            ).all()
-        )
-        adjusted = dict(
-            conn.execute(
-                select(t.currency, func.sum(t.adjustment_minor))
-                .where(t.month.between(first.replace(day=1), last))
-                .group_by(t.currency)
-            ).all()
-        )
-        paid = dict(
-            conn.execute(
-                select(p.currency, func.sum(p.amount_minor))
-                .where(p.value_date.between(first, last))
-                .group_by(p.currency)
-            ).all()
-        )
+
+        def per_currency(currency, amount, when) -> dict[str, int]:
+            return {
+                c: int(v or 0)
+                for c, v in conn.execute(
+                    select(currency, func.sum(amount)).where(when).group_by(currency)
+                ).all()
+            }
+
+        invoiced = per_currency(t.currency, t.total_minor, t.issued_on.between(first, last))
+        adjusted = per_currency(t.currency, t.adjustment_minor, t.month.between(first.replace(day=1), last))
+        paid = per_currency(p.currency, p.amount_minor, p.value_date.between(first, last))
         unpaid = [i for i in invoices.open_invoices(conn) if i.issued_on <= last]
     outstanding: dict[str, list[int]] = {}
     for i in unpaid:
@@ -63,9 +55,9 @@ def section(ws: Workspace, first: date, last: date) -> list[Section]:
             (
                 currency,
                 sales,
-                (commission + int(adjusted.get(currency) or 0), currency),
-                (int(invoiced.get(currency) or 0), currency),
-                (int(paid.get(currency) or 0), currency),
+                (commission + adjusted.get(currency, 0), currency),
+                (invoiced.get(currency, 0), currency),
+                (paid.get(currency, 0), currency),
                 (outstanding.get(currency, [0, 0])[0], currency),
                 (outstanding.get(currency, [0, 0])[1], currency),
             )
@@ -77,6 +69,7 @@ def section(ws: Workspace, first: date, last: date) -> list[Section]:
             HEADER,
             tuple(rows),
             "Commission earned: the sales' lines plus the whole-month tier adjustments of the months' "
-            "invoices. Outstanding and overdue as of the period's last day.",
+            "invoices. Outstanding: unpaid now, of the invoices issued by the period's last day; overdue: "
+            "those of them past due on that day.",
         )
     ]
