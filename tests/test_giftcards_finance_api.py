@@ -45,8 +45,8 @@ def test_roles_invoices_files_and_payments(ws):
                 "adjustment": "0.00",
             }
         ]
-        assert call("POST", "/invoices/issue", "finance", json={"month": "2026-11"}).status_code == 403
-        issued = call("POST", "/invoices/issue", json={"month": "2026-11", "issuedOn": "2026-12-01"}).json()
+        assert call("POST", "/invoices", "finance", json={"month": "2026-11"}).status_code == 403
+        issued = call("POST", "/invoices", json={"month": "2026-11", "issuedOn": "2026-12-01"}).json()
         assert issued == {"issued": ["INV-2026-000001"]}
         one = call("GET", "/invoices/INV-2026-000001", "finance").json()
         assert (one["total"], one["status"], one["dueOn"]) == ("60.00", "open", "2026-12-31")

@@ -100,7 +100,7 @@ def commissions_of_month(month: Month, ws: WorkspaceDep, _: Reader) -> dict[str,
     }
 
 
-@router.post("/invoices/issue", summary="Issue a month's invoices", responses=WRITE_ERRORS)
+@router.post("/invoices", summary="Issue a month's invoices", responses=WRITE_ERRORS)
 def issue(body: Issue, ws: WorkspaceDep, who: Writer) -> dict[str, Any]:
     """One invoice per distributor and currency not yet invoiced that month, with its files."""
     month = invoices.parse_month(body.month)
@@ -210,7 +210,9 @@ def match_payments(ws: WorkspaceDep, who: Writer) -> dict[str, Any]:
     )
 
 
-@router.post("/invoices/reminders", summary="Send the reminders of overdue invoices", responses=WRITE_ERRORS)
+@router.post(
+    "/invoices/payments/reminders", summary="Send the reminders of overdue invoices", responses=WRITE_ERRORS
+)
 def reminders(body: OnDay, ws: WorkspaceDep, who: Writer) -> dict[str, Any]:
     sent = invoice_payments.remind(ws, body.on or date.today(), who.sub)
     return {"sent": [{"invoice": n, "level": level} for n, level in sent]}
