@@ -185,8 +185,8 @@ def _write_file(root: str, day: date, frame: pl.DataFrame) -> AddAction:
 
 
 def month_totals(ws: Workspace, month: date) -> pl.DataFrame:
-    """The month's lines summed per distributor, program, currency, rule and face value (see
-    `commissions.aggregate`)."""
+    """The month's lines summed per distributor, program, currency, rule and face value (what invoices and
+    `commissions.month_adjustments` need)."""
     with ws.lake.connect(TABLE) as con:
         return con.sql(
             f"""

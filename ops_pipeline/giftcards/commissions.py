@@ -294,8 +294,10 @@ def compute(sales: pl.DataFrame, frames: Frames, prior: pl.DataFrame) -> pl.Data
             how="left",
         )
         .with_columns(pl.col("prior_sales", "prior_face", "prior_commission").fill_null(0))
-        .with_columns(order=(pl.col("group") + 1) * (1 << TIME_BITS)
-                      + (pl.col("sold_at") - since).dt.total_microseconds())
+        .with_columns(
+            order=(pl.col("group") + 1) * (1 << TIME_BITS)
+            + (pl.col("sold_at") - since).dt.total_microseconds()
+        )
         .sort("order", pl.col("voucher_id").hash(13))
         .with_columns(volume=_volume(pl.lit(1, pl.Int64), pl.col("face_value_minor")))
         .with_columns(
@@ -351,26 +353,10 @@ def compute(sales: pl.DataFrame, frames: Frames, prior: pl.DataFrame) -> pl.Data
     )
 
 
-def aggregate(lines: pl.LazyFrame) -> pl.DataFrame:
-    """A month's lines summed per distributor, program, currency, rule and face value (what invoices and
-    `month_adjustments` need)."""
-    return (
-        lines.group_by("party_id", "program_id", "currency", "rule_key", "face_value_minor")
-        .agg(
-            pl.len().alias("sales"),
-            pl.col("terms").first(),
-            pl.col("price_paid_minor").sum(),
-            pl.col("discount_minor").sum(),
-            pl.col("commission_minor").sum(),
-        )
-        .collect()
-    )
-
-
 def month_adjustments(month: pl.DataFrame) -> pl.DataFrame:
-    """Per distributor, program and whole-month rule of a month's lines (`aggregate`d): what brings the month
-    to every sale at the tier the whole month reached (capped per voucher and per month), less what the lines
-    earned. Columns party_id, program_id, currency, rule_key, adjustment_minor (non-zero rows only)."""
+    """Per distributor, program and whole-month rule of a month's lines summed per face value
+    (`commission_lines.month_totals`): what brings the month to every sale at the tier the whole month
+    reached (capped per voucher and per month), less what the lines earned. Columns party_id, program_id, currency, rule_key, adjustment_minor (non-zero rows only)."""
     month = month.with_columns(pl.col("rule_key", "terms").cast(pl.String))
     month = month.filter(pl.col("terms").str.contains('"mode":"whole_month"', literal=True))
     schema = {

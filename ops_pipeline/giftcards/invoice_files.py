@@ -135,13 +135,6 @@ def xlsx(invoice: Invoice, days: pl.DataFrame, path: Path) -> None:
     book.close()
 
 
-def write(ws: Workspace, invoice: Invoice, party_name: str, days: pl.DataFrame) -> dict[str, Path]:
-    """The invoice's files, written if missing; `days`: its sales and amounts per day (for the XLSX)."""
-    files = paths(ws, invoice)
-    _write_missing([(files, invoice, party_name, days)])
-    return files
-
-
 Job = tuple[dict[str, Path], Invoice, str, pl.DataFrame]
 PARALLEL_FROM = 64  # documents: below, one process; from there, one per core (spawned: ~1 s to start)
 
