@@ -356,7 +356,8 @@ def compute(sales: pl.DataFrame, frames: Frames, prior: pl.DataFrame) -> pl.Data
 def month_adjustments(month: pl.DataFrame) -> pl.DataFrame:
     """Per distributor, program and whole-month rule of a month's lines summed per face value
     (`commission_lines.month_totals`): what brings the month to every sale at the tier the whole month
-    reached (capped per voucher and per month), less what the lines earned. Columns party_id, program_id, currency, rule_key, adjustment_minor (non-zero rows only)."""
+    reached (capped per voucher and per month), less what the lines earned. Columns party_id, program_id,
+    currency, rule_key, adjustment_minor (non-zero rows only)."""
     month = month.with_columns(pl.col("rule_key", "terms").cast(pl.String))
     month = month.filter(pl.col("terms").str.contains('"mode":"whole_month"', literal=True))
     schema = {
