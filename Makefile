@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_intake --db sqlite postgres
 	$(BIN)/python -m benchmarks.bench_portal_recon
 	$(BIN)/python -m benchmarks.bench_g2p
+	$(BIN)/python -m benchmarks.bench_giftcards_finance
 
 ## Dagster UI (http://127.0.0.1:3000) + daemon + REST API (http://127.0.0.1:8000) on OPS_HOME.
 dev: install

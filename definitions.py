@@ -7,6 +7,7 @@ import dagster as dg
 
 from assets.disbursements import defs as disbursements
 from assets.fundout import defs as fundout
+from assets.giftcards import defs as giftcards
 from assets.jobqueue import defs as jobqueue
 from assets.ledger import defs as ledger
 from assets.platform import defs as platform
@@ -27,6 +28,7 @@ DOMAINS = [
     reports,
     disbursements,
     platform,
+    giftcards,
 ]
 
 ops = OpsResource()

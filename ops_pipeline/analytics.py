@@ -75,10 +75,11 @@ def _live_balances(ws: Workspace, con: duckdb.DuckDBPyConnection) -> None:
 def _operational(ws: Workspace, con: duckdb.DuckDBPyConnection, rows: bool) -> None:
     """Operational DB tables some views read (`db_<table>`), copied in as Arrow (empty unless `rows`)."""
     from ops_pipeline.disbursements import views
-    from ops_pipeline.giftcards import obligation_views
+    from ops_pipeline.giftcards import invoice_views, obligation_views
     from ops_pipeline.giftcards import views as giftcard_views
 
-    providers = (views.analyst_tables, giftcard_views.analyst_tables, obligation_views.analyst_tables)
+    providers = (views.analyst_tables, giftcard_views.analyst_tables, obligation_views.analyst_tables,
+                 invoice_views.analyst_tables)
     if not rows:
         for name, table in (item for tables in providers for item in tables(None).items()):
             con.register(name, table)

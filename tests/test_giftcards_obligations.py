@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from assets.giftcards.obligations import defs, principal_payments_sensor
+from assets.giftcards.defs import defs
+from assets.giftcards.obligations import principal_payments_sensor
 from ops_pipeline import analytics, audit
 from ops_pipeline.api.app import create_app
 from ops_pipeline.auth import mint_token

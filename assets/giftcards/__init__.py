@@ -1,1 +1,2 @@
-"""Dagster objects of the gift-card domain; `defs` in `defs.py` declares them all."""
+"""The gift-card business in Dagster: commissions, invoices, their payments and the transfers to principals;
+`defs` in `defs.py` declares them all."""

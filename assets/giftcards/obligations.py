@@ -1,5 +1,5 @@
-"""Gift-card obligations in Dagster: the sensor that confirms principal transfers (`defs`, merged into the
-gift-card domain's definitions).
+"""Gift-card obligations in Dagster: the sensor that confirms principal transfers (declared in the
+domain's `defs.py`).
 
 The sensor does the work itself, like the ticket sensor (a few queries and one bank call per sent
 obligation, no run): each tick confirms every `sent` obligation (`obligations.confirm`), which is
@@ -23,4 +23,4 @@ def principal_payments_sensor(ops: OpsResource) -> dg.SkipReason:
     return dg.SkipReason(f"principal obligations confirmed: {shown}")
 
 
-defs = dg.Definitions(sensors=[principal_payments_sensor])
+OBLIGATION_SENSORS = [principal_payments_sensor]

@@ -21,6 +21,7 @@ from ops_pipeline.api import (
     fundout,
     g2p,
     giftcards,
+    giftcards_finance,
     giftcards_obligations,
     giftcards_portal,
     guard,
@@ -48,7 +49,7 @@ from ops_pipeline.workspace import Workspace
 
 ROUTERS = (balances.router, jobs.router, fundout.router, agents.router, tickets.router, statements.router,
            g2p.router, recon.router, reports.router, giftcards.router, operations.router,
-           payouts.router, giftcards_obligations.router, giftcards_portal.router)
+           payouts.router, giftcards_obligations.router, giftcards_portal.router, giftcards_finance.router)
 
 
 class Unavailable(OpsError):

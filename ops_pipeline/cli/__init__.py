@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "groups": ("tickets", "Teams tickets are routed to (KYC, Risk, ...)."),
     "init": ("system", "Create or upgrade the operational DB schema and the lake tables (idempotent)."),
+    "invoices": (
+        "giftcards_finance",
+        "Gift-card commissions and invoices: compute, issue, credit notes, payments, aging, reminders.",
+    ),
     "jobs": ("jobs", "The ops job queue: typed jobs with priority, expiry, approvals, retries and history."),
     "ledger": ("ledger", "The balances ledger: ingest, balances, holds, replay."),
     "merchants": (

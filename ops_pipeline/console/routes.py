@@ -11,6 +11,7 @@ from ops_pipeline.console.pages import (
     disbursements,
     fundout,
     giftcards,
+    invoices,
     jobs,
     ledger,
     overview,
@@ -24,7 +25,7 @@ from ops_pipeline.errors import NotFound
 
 PAGES = (signin.router, overview.router, jobs.router, tickets.router, fundout.router, disbursements.router,
          ledger.router, recon.router, reports.router, alerts.router,
-         giftcards.router)
+         giftcards.router, invoices.router)
 
 
 def install(app: FastAPI) -> None:

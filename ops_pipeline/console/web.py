@@ -35,7 +35,8 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 NAV = (("Overview", "/"), ("Jobs", "/jobs"), ("Tickets", "/tickets"), ("Fund-out", "/fundout"),
        ("Disbursements", "/disbursements"), ("Ledger", "/ledger"), ("Recon", "/recon"),
-       ("Reports", "/reports"), ("Alerts", "/alerts"), ("Gift cards", "/giftcards"))
+       ("Reports", "/reports"), ("Gift cards", "/giftcards"), ("Invoices", "/invoices"),
+       ("Alerts", "/alerts"))
 
 
 def money(minor: int | None, currency: str) -> str:

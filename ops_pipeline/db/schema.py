@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -863,4 +864,68 @@ gc_portal_mappings = Table(
     Column("principal_id", String(64), primary_key=True),
     Column("format", String(8), nullable=False),  # csv | xlsx
     *_record_columns(),
+)
+
+
+# -- gift-card invoices and their payments (ops_pipeline.giftcards.invoices, invoice_payments) ---------------
+
+# The last number given in a series (e.g. INV-2026); incremented in the transaction that issues the document.
+gc_invoice_counters = Table(
+    "gc_invoice_counters",
+    metadata,
+    Column("series", String(32), primary_key=True),
+    Column("last_number", Integer, nullable=False),
+)
+
+# Invoices (commissions of a distributor's month) and credit notes (negative totals, `corrects` the invoice),
+# never updated once issued. `period_key` (party/month/currency) makes a month's invoice unique.
+gc_invoices = Table(
+    "gc_invoices",
+    metadata,
+    Column("number", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),  # invoice | credit_note
+    Column("party_id", String(64), nullable=False, index=True),
+    Column("month", Date, nullable=False, index=True),  # first day of the month invoiced
+    Column("currency", String(3), nullable=False),
+    Column("period_key", String(160), unique=True),
+    Column("sales", BigInteger, nullable=False),
+    Column("face_value_minor", BigInteger, nullable=False),
+    Column("discount_minor", BigInteger, nullable=False),
+    Column("commission_minor", BigInteger, nullable=False),
+    Column("adjustment_minor", BigInteger, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("lines", JSON, nullable=False),  # per program: sales, face value, discount, commission, adjustment
+    Column("corrects", String(32), index=True),
+    Column("reason", Text),
+    Column("issued_on", Date, nullable=False),
+    Column("due_on", Date, nullable=False),
+    Column("issued_by", String(128), nullable=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+)
+
+# Incoming credits of bank statements matched to invoices: one statement entry pays at most one invoice.
+gc_invoice_payments = Table(
+    "gc_invoice_payments",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("invoice_number", String(32), nullable=False, index=True),
+    Column("statement_id", String(64), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("value_date", Date, nullable=False),
+    Column("reference", Text),
+    Column("matched_by", String(128), nullable=False),
+    Column("matched_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("statement_id", "sequence"),
+    sqlite_autoincrement=True,
+)
+
+# Reminders sent for overdue invoices: one per invoice and level.
+gc_invoice_reminders = Table(
+    "gc_invoice_reminders",
+    metadata,
+    Column("invoice_number", String(32), primary_key=True),
+    Column("level", Integer, primary_key=True),
+    Column("sent_at", UTCDateTime(), nullable=False),
 )

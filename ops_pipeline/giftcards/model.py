@@ -99,12 +99,36 @@ class Principal(Strict):
         return self
 
 
-class CommissionRule(Strict):
-    """A commission per voucher sold: a percent of the face value or a flat amount, between dates."""
+class Tier(Strict):
+    """One step of a tiered rule: from `from_volume` of the month's volume (a count of vouchers, or a face
+    value in major units, as the rule's `tier_basis` says) a sale earns `percent` of its face value or
+    `flat_amount`."""
 
-    kind: Literal["percent", "flat"]
+    from_volume: Annotated[Decimal, Field(ge=0, max_digits=19, decimal_places=4)]
     percent: Percent | None = None
     flat_amount: Amount | None = None
+
+    @model_validator(mode="after")
+    def _one_value(self) -> Tier:
+        if (self.percent is None) == (self.flat_amount is None):
+            raise ValueError("a tier has percent or flat_amount, and not both")
+        return self
+
+
+class CommissionRule(Strict):
+    """A commission per voucher sold, between dates: a percent of the face value, a flat amount, or tiered by
+    the month's volume (`tier_mode` whole_month: the tier reached applies to every sale of the month;
+    marginal: each sale earns the tier its place in the month falls in); optional caps per voucher and per
+    month (in the program's currency). See `giftcards.commissions` for the arithmetic and the rounding."""
+
+    kind: Literal["percent", "flat", "tiered"]
+    percent: Percent | None = None
+    flat_amount: Amount | None = None
+    tiers: Annotated[list[Tier], Field(max_length=20)] = Field(default_factory=list)
+    tier_basis: Literal["count", "face_value"] = "count"
+    tier_mode: Literal["whole_month", "marginal"] = "marginal"
+    cap_per_voucher: Amount | None = None
+    cap_per_month: Amount | None = None
     starts_on: date | None = None
     ends_on: date | None = None
 
@@ -113,15 +137,27 @@ class CommissionRule(Strict):
         if (self.kind == "percent") != (self.percent is not None) or \
                 (self.kind == "flat") != (self.flat_amount is not None):
             raise ValueError("a percent rule has percent, a flat rule flat_amount, and not the other")
+        if (self.kind == "tiered") != bool(self.tiers):
+            raise ValueError("a tiered rule has tiers, and only a tiered rule")
+        starts = [t.from_volume for t in self.tiers]
+        if starts and (starts[0] != 0 or starts != sorted(set(starts))):
+            raise ValueError("tiers start at from_volume 0 and increase strictly")
         if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
             raise ValueError(f"ends_on {self.ends_on} is before starts_on {self.starts_on}")
         return self
+
+    def in_force(self, on: date) -> bool:
+        return (self.starts_on is None or self.starts_on <= on) and \
+            (self.ends_on is None or on <= self.ends_on)
+
+
+CommissionRules = Annotated[list[CommissionRule], Field(max_length=20)]
 
 
 class Program(GiftCardProgramCreation):
     """A gift-card program: the creation job's attributes plus its commissions, artworks and messages."""
 
-    commission_rules: Annotated[list[CommissionRule], Field(max_length=20)] = Field(default_factory=list)
+    commission_rules: CommissionRules = Field(default_factory=list)
     artworks: Materials = Field(default_factory=list)
     email_message: Text | None = None
     terms_and_conditions: Text | None = None
@@ -143,11 +179,14 @@ class Party(Strict):
 
 
 class Assignment(Strict):
-    """A program a party may sell, on agreed terms, from `starts_on` (until unassigned)."""
+    """A program a party may sell, on agreed terms, from `starts_on` (until unassigned). Its commission terms
+    are the distributor's: `commission_rules`, else `commission_percent` when above 0, else the program's
+    rules (`giftcards.commissions`); `discount_percent` is what the distributor pays less than face value."""
 
     party_id: Id
     program_id: Id
     commission_percent: Percent = Decimal(0)
+    commission_rules: CommissionRules = Field(default_factory=list)
     discount_percent: Percent = Decimal(0)
     agreement_reference: Name | None = None
     agreement_terms: Text | None = None

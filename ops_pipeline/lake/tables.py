@@ -300,6 +300,34 @@ PORTAL_QUARANTINE = TableSpec(
     ),
 )
 
+# Commission and discount of every gift-card sale (ops_pipeline.giftcards.commission_lines), partitioned by
+# the day of the sale in OPS_TIMEZONE; a day is recomputed by overwriting its partition. Minor units.
+COMMISSION_LINES = TableSpec(
+    "giftcards",
+    "commission_lines",
+    pa.schema(
+        [
+            pa.field("sale_id", S, nullable=False),
+            pa.field("voucher_id", S, nullable=False),
+            pa.field("party_id", S, nullable=False),
+            pa.field("program_id", S, nullable=False),
+            pa.field("currency", S, nullable=False),
+            pa.field("sold_at", UTC_TS, nullable=False),
+            pa.field("face_value_minor", I64, nullable=False),
+            pa.field("price_paid_minor", I64, nullable=False),
+            pa.field("discount_minor", I64, nullable=False),
+            pa.field("rule_key", S, nullable=False),
+            pa.field("terms", S, nullable=False),
+            pa.field("tier_from", I64),
+            pa.field("rate_e4", I64, nullable=False),
+            pa.field("flat_minor", I64, nullable=False),
+            pa.field("commission_minor", I64, nullable=False),
+            pa.field("sale_date", pa.date32(), nullable=False),
+        ]
+    ),
+    partition_by=("sale_date",),
+)
+
 CONFIRMED_OPERATIONS = _raw_feed("confirmed_operations")
 RECONCILED_OPERATIONS = _raw_feed("reconciled_operations")
 
@@ -319,5 +347,6 @@ TABLES: dict[str, TableSpec] = {
         DISBURSEMENT_STATUS,
         PORTAL_VOUCHERS,
         PORTAL_QUARANTINE,
+        COMMISSION_LINES,
     )
 }

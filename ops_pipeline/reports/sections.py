@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
+from ops_pipeline.giftcards import finance_report as giftcards_finance
 from ops_pipeline.recon import portal_report
 from ops_pipeline.reports.model import Section
 from ops_pipeline.workspace import Workspace
@@ -13,8 +14,8 @@ from ops_pipeline.workspace import Workspace
 Provider = Callable[[Workspace, date, date], list[Section]]
 
 PROVIDERS: dict[str, list[Provider]] = {
-    "daily": [portal_report.sections],
-    "monthly": [],
+    "daily": [portal_report.sections, giftcards_finance.section],
+    "monthly": [giftcards_finance.section],
 }
 
 

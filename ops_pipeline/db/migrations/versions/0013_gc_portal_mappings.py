@@ -11,7 +11,7 @@ from alembic import op
 from ops_pipeline.db.types import UTCDateTime
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
