@@ -10,7 +10,7 @@ import pytest
 from ops_pipeline import analytics
 from ops_pipeline.demo import giftcards as chapter
 from ops_pipeline.errors import Conflict
-from ops_pipeline.giftcards import kinds, records, vouchers
+from ops_pipeline.giftcards import invoice_files, invoices, kinds, obligations, records, vouchers
 from ops_pipeline.jobqueue import service
 
 WALLETS = {"D-ZENITH": "32000.00", "D-GIFTHUB": "81625.00", "D-CARDKART": "57500.00", "C-ACME": "54000.00"}
@@ -48,11 +48,25 @@ def test_the_gift_card_chapter_distributes_through_jobs_and_returns_its_world(ws
     text = "\n".join(lines)
     assert "7 voucher_distribution jobs: 6 completed, 1 failed" in text
     assert "vouchers: 3,300 (2,863 distributed, 72 expired, 365 redeemed); 365 redeemed and 72 expired now" in text
+    # the later chapters: the portal export's breaks, the month's commissions and invoices, the obligation
+    assert "GC-KETTLE-CLASSIC vouchers): 1,599 lines loaded, 1 quarantined" in text
+    assert ("reconciled: 0 manual, 1,594 matched, 3 matched_with_difference, 2 unmatched_external, "
+            "3 unmatched_internal") in text
+    assert "3,300 sales, commission 53000.00 INR, discount given 53500.00 INR" in text
+    issued = invoices.list_invoices(ws, month=world.business_month, limit=10)
+    assert [(i.party_id, i.sales, i.total_minor, i.paid_minor, i.status) for i in issued] == [
+        ("C-ACME", 200, 1200000, 1200000, "paid"), ("D-CARDKART", 600, 375000, 187500, "partially_paid"),
+        ("D-GIFTHUB", 1100, 1875000, 0, "open"), ("D-ZENITH", 1400, 1850000, 0, "open")]
+    assert all(p.exists() for i in issued for p in invoice_files.paths(ws, i).values())
+    [owed] = obligations.list_obligations(ws, principal_id="BR-KETTLE")[0]
+    assert (owed["vouchers"], owed["amount"], owed["status"]) == (180, "71295.00", "paid")
 
     again: list[str] = []
     assert chapter.run_giftcards(ws, again.append).vouchers == STATUSES
     assert state(ws) == (wallets, events, status)
     assert "no new job" in "\n".join(again) and "0 records made" in again[0]
+    assert "0 invoices issued" in "\n".join(again) and "0 payments matched" in "\n".join(again)
+    assert len(invoices.list_invoices(ws, month=world.business_month, limit=10)) == 4
 
 
 def test_moving_many_vouchers_is_all_or_none(sqlite_ws):

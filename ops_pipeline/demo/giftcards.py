@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from ops_pipeline.demo.giftcard_invoices import run_invoices
 from ops_pipeline.demo.giftcard_obligations import run_obligations
 from ops_pipeline.demo.giftcard_portal import run_portal
 from ops_pipeline.errors import NotFound
@@ -88,7 +89,7 @@ Chapter = Callable[[Workspace, GiftCardWorld, Callable[[str], None]], None]
 # - principal_obligations: what is owed to each principal, transferred and confirmed (gcpay)
 LATER_CHAPTERS: dict[str, Chapter | None] = {
     "portal_export_with_discrepancies": run_portal,
-    "month_of_commissions_and_invoices": None,
+    "month_of_commissions_and_invoices": run_invoices,
     "principal_obligations": run_obligations,
 }
 

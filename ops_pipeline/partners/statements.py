@@ -28,7 +28,7 @@ def account_of(currency: str) -> str:
 
 @dataclass(frozen=True)
 class Line:
-    """One statement entry: `D` a debit, `RD` the reversal of one."""
+    """One statement entry: `D` a debit, `RD` the reversal of one, `C` a credit (money received)."""
 
     reference: str
     bank_reference: str
@@ -51,8 +51,8 @@ def _swift(minor: int, currency: str) -> str:
 
 
 def _net(items: list[Line]) -> int:
-    """Debits minus reversals: the closing debit balance."""
-    return sum(-ln.amount_minor if ln.mark == "RD" else ln.amount_minor for ln in items)
+    """Debits minus reversals and credits: the closing debit balance."""
+    return sum(-ln.amount_minor if ln.mark in ("RD", "C") else ln.amount_minor for ln in items)
 
 
 def mt940(lines: list[Line], booked: date, account: str | None = None) -> str:
