@@ -795,6 +795,7 @@ gc_voucher_events = Table(
     Column("at", UTCDateTime(), nullable=False),
     Column("published", Boolean, nullable=False),
     Index("ix_gc_voucher_events_unpublished", "published", "id"),
+    Index("ix_gc_voucher_events_voucher", "voucher_id", "id"),  # a voucher's events
     sqlite_autoincrement=True,
 )
 

@@ -1,7 +1,7 @@
 """Gift-card portal reconciliation: the mapping of each principal's portal export.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-06
 """
 

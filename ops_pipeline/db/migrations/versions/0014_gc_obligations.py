@@ -1,7 +1,7 @@
 """Gift cards: obligations to principals (what is owed, its transfer and confirmation).
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 Create Date: 2026-12-06
 """
 
