@@ -215,7 +215,7 @@ def test_cli_run_breaks_resolve(world):
     assert "error: break 'nope' is not a break of the latest runs" in cli(
         world, "resolve", "nope", "--action", "match", "--note", "x", code=1)
     assert "error: date: '2026-13-01' is not an ISO date" in cli(world, "run", "--date", "2026-13-01", code=1)
-    assert "error: name: 'nope' is not one of payouts, settlement" in cli(
+    assert "error: name: 'nope' is not one of payouts, portal, settlement" in cli(
         world, "run", "--date", "2026-11-01", "--name", "nope", code=1)
 
 

@@ -139,7 +139,7 @@ def _spoil(rng: random.Random, rows: list[list[str]], serial: int) -> int:
     bad = [
         [f"bad-{serial}-1", "r", "capture", "-12.00", "EUR", good[5], *good[6:]],
         [f"bad-{serial}-2", "r", "capture", "10.00", "XYZ", good[5], *good[6:]],
-        [f"bad-{serial}-3", "r", "chargeback", "10.00", good[4], good[5], *good[6:]],
+        [f"bad-{serial}-3", "r", "dispute", "10.00", good[4], good[5], *good[6:]],
         [f"bad-{serial}-4", "r", "capture", "10.00", good[4], "2026-02-30T10:00:00Z", *good[6:]],
         [f"bad-{serial}-5", "r", "capture", "10.12345", good[4], good[5], *good[6:]],
         [good[0], good[1], good[2], str(Decimal(good[3]) + 1), *good[4:]],  # conflicting duplicate
