@@ -4,6 +4,7 @@ Delta, the world it returns for later chapters; running it again changes nothing
 it uses: all or none."""
 
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 
@@ -58,8 +59,13 @@ def test_the_gift_card_chapter_distributes_through_jobs_and_returns_its_world(ws
         ("C-ACME", 200, 1200000, 1200000, "paid"), ("D-CARDKART", 600, 375000, 187500, "partially_paid"),
         ("D-GIFTHUB", 1100, 1875000, 0, "open"), ("D-ZENITH", 1400, 1850000, 0, "open")]
     assert all(p.exists() for i in issued for p in invoice_files.paths(ws, i).values())
+    # owed: Kettle's redeemed vouchers (which ones depends on the random voucher ids) less 2% and 1%
+    con = analytics.connect(ws)
+    n, face = con.sql("SELECT count(*), sum(face_value) FROM vouchers "
+                      "WHERE program_id = 'GC-KETTLE-CLASSIC' AND status = 'redeemed'").fetchall()[0]
     [owed] = obligations.list_obligations(ws, principal_id="BR-KETTLE")[0]
-    assert (owed["vouchers"], owed["amount"], owed["status"]) == (180, "71295.00", "paid")
+    assert n > 100 and (owed["vouchers"], owed["status"]) == (n, "paid")
+    assert Decimal(owed["amount"]) == face * Decimal("0.97") and Decimal(owed["gross"]) == face
 
     again: list[str] = []
     assert chapter.run_giftcards(ws, again.append).vouchers == STATUSES
