@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ops_pipeline import analytics, audit
 from ops_pipeline.db.schema import outbox
-from ops_pipeline.giftcards import commission_lines, finance_report, invoice_payments, invoices
+from ops_pipeline.giftcards import commission_lines, finance_report, invoice_payments, invoices, kinds
 from ops_pipeline.reports import build as reports
 from tests.gcfin_samples import credit, sell
 from tests.giftcard_samples import seed
@@ -63,16 +63,21 @@ def test_aging_and_reminders_once_per_level(ws, invoice):
     assert invoice_payments.remind(ws, date(2026, 12, 31), "system") == []  # due today: not overdue
     assert invoice_payments.remind(ws, date(2027, 1, 1), "system") == [(invoice, 1)]
     assert invoice_payments.remind(ws, date(2027, 1, 15), "system") == []
+    # the distributor gets a contact e-mail: the next reminder also goes by mail to it
+    kinds.update(ws, kinds.PARTIES, "D-GIFTLY", {"contact": {"name": "Ravi", "email": "ravi@giftly.example",
+                                                          "phone": "+919800000001"}},
+                 "ops:asha")
     assert invoice_payments.remind(ws, date(2027, 3, 5), "system") == [(invoice, 3)]
     assert invoice_payments.remind(ws, date(2027, 3, 6), "system") == []
     assert [(a.bucket, a.invoices) for a in invoice_payments.aging(ws, date(2027, 3, 5))] == [(">90", 1)]
     with ws.engine.connect() as conn:
         sent = conn.execute(
-            select(outbox.c.subject, outbox.c.payload)
+            select(outbox.c.subject, outbox.c.payload, outbox.c.channel, outbox.c.recipient)
             .where(outbox.c.event == "giftcards.invoice_overdue")
             .order_by(outbox.c.id)
         ).all()
-    assert [s.payload["level"] for s in sent] == [1, 3]
+    assert [(s.payload["level"], s.channel, s.recipient) for s in sent] == [
+        (1, "webhook", None), (3, "webhook", None), (3, "email", "ravi@giftly.example")]
     assert sent[0].subject == f"Reminder 1: invoice {invoice} of D-GIFTLY, 60.00 INR overdue 1 days"
 
 

@@ -5,7 +5,9 @@ A credit pays the invoice whose number (INV-YYYY-NNNNNN) its references or detai
 currency, for at most what is outstanding (partial payments add up); a credit naming no invoice, another
 currency, or more than is outstanding is left for ops (`Matching.unmatched`). An entry pays at most once.
 Reminders go through the outbox, at most once per invoice and level: level 1 when past due, 2 from 30 and 3
-from 60 days past due; an invoice already at a higher level does not get the lower ones afterwards.
+from 60 days past due; an invoice already at a higher level does not get the lower ones afterwards. Each goes
+to the webhook, and by e-mail to the party's contact e-mail when its record has one (opened from the sealed
+record only to address the mail).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ops_pipeline import audit
+from ops_pipeline.crypto import cipher
 from ops_pipeline.db.bulk import insert_rows
 from ops_pipeline.db.schema import gc_invoice_payments, gc_invoice_reminders
-from ops_pipeline.giftcards import invoices
+from ops_pipeline.giftcards import invoices, records
+from ops_pipeline.giftcards.kinds import PARTIES
+from ops_pipeline.jobqueue.jobtypes.base import open_sensitive
 from ops_pipeline.lake.tables import BANK_STATEMENT_ENTRIES
 from ops_pipeline.money import to_major
 from ops_pipeline.notify.outbox import Notification, enqueue
@@ -131,7 +136,7 @@ def aging(ws: Workspace, on: date) -> list[AgingRow]:
 
 def remind(ws: Workspace, on: date, actor: str) -> list[tuple[str, int]]:
     """Send the reminders due on `on` (at most one per invoice and level); the (invoice, level) sent."""
-    sent = []
+    sent, box = [], cipher(ws.settings)
     with ws.engine.begin() as conn:
         reminded = {}
         for number, level in conn.execute(
@@ -152,6 +157,8 @@ def remind(ws: Workspace, on: date, actor: str) -> list[tuple[str, int]]:
             if not claimed:
                 continue
             amount = to_major(i.outstanding_minor, i.currency)
+            party = records.find(conn, PARTIES, i.party_id)
+            contact = open_sensitive(party.details, PARTIES.sensitive, box).get("contact")
             enqueue(
                 conn,
                 [
@@ -168,6 +175,7 @@ def remind(ws: Workspace, on: date, actor: str) -> list[tuple[str, int]]:
                             "currency": i.currency,
                             "days_overdue": overdue,
                         },
+                        email=(contact or {}).get("email"),
                         entity_type=invoices.ENTITY,
                         entity_id=i.number,
                     )
