@@ -14,6 +14,7 @@ from ops_pipeline.console.pages import (
     invoices,
     jobs,
     ledger,
+    obligations,
     overview,
     recon,
     reports,
@@ -25,7 +26,7 @@ from ops_pipeline.errors import NotFound
 
 PAGES = (signin.router, overview.router, jobs.router, tickets.router, fundout.router, disbursements.router,
          ledger.router, recon.router, reports.router, alerts.router,
-         giftcards.router, invoices.router)
+         giftcards.router, invoices.router, obligations.router)
 
 
 def install(app: FastAPI) -> None:

@@ -36,7 +36,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 NAV = (("Overview", "/"), ("Jobs", "/jobs"), ("Tickets", "/tickets"), ("Fund-out", "/fundout"),
        ("Disbursements", "/disbursements"), ("Ledger", "/ledger"), ("Recon", "/recon"),
        ("Reports", "/reports"), ("Gift cards", "/giftcards"), ("Invoices", "/invoices"),
-       ("Alerts", "/alerts"))
+       ("Obligations", "/obligations"), ("Alerts", "/alerts"))
 
 
 def money(minor: int | None, currency: str) -> str:
