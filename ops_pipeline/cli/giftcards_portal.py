@@ -9,9 +9,8 @@ from pathlib import Path
 import click
 
 from ops_pipeline.cli import Context, cli, pass_ctx
-from ops_pipeline.cli.options import ACTOR, FORMAT, json_object
+from ops_pipeline.cli.options import ACTOR, FORMAT, json_object, parse_date
 from ops_pipeline.cli.output import emit
-from ops_pipeline.cli.recon import _date
 
 DATE = click.option("--date", "day", required=True, help="Business date (YYYY-MM-DD, OPS_TIMEZONE).")
 
@@ -73,7 +72,8 @@ def load(ctx: Context, principal_id: str, file: Path, day: str | None, actor: st
     """Load a principal's portal export (CSV or XLSX, as its mapping says), once."""
     from ops_pipeline.giftcards.portal_exports import load_export
 
-    r = load_export(ctx.ws, principal_id, file.read_bytes(), file.name, actor, _date(day) if day else None)
+    r = load_export(ctx.ws, principal_id, file.read_bytes(), file.name, actor,
+                    parse_date(day) if day else None)
     if r.already_loaded:
         click.echo(f"{file.name}: loaded before (export {r.export_id[:12]}), nothing done")
     else:
@@ -105,7 +105,7 @@ def quarantine(ctx: Context, principal_id: str | None, day: str | None, fmt: str
     from ops_pipeline.giftcards.portal_exports import quarantined
 
     columns = ["principal_id", "export_date", "file_name", "row_number", "reason"]
-    found = quarantined(ctx.ws, principal_id, _date(day) if day else None)
+    found = quarantined(ctx.ws, principal_id, parse_date(day) if day else None)
     emit(columns, ([q[c] for c in columns] for q in found), fmt)
 
 
@@ -119,7 +119,7 @@ def run(ctx: Context, day: str, principal_id: str | None, actor: str, fmt: str) 
     """Reconcile the portal exports of a date against our vouchers; prints the rows per status."""
     from ops_pipeline.recon import portal
 
-    summary = portal.run(ctx.ws, _date(day), actor=actor, principal_id=principal_id)
+    summary = portal.run(ctx.ws, parse_date(day), actor=actor, principal_id=principal_id)
     emit(["status", "rows"], ([s, n] for s, n in summary.counts.items()), fmt)
 
 
@@ -133,7 +133,7 @@ def show(ctx: Context, day: str, fmt: str) -> None:
     from ops_pipeline.money import to_major
     from ops_pipeline.recon import breaks, portal
 
-    business_date = _date(day)
+    business_date = parse_date(day)
     emit(["status", "currency", "rows", "ours", "portal"],
          ([s, c, n, str(to_major(o, c)), str(to_major(p, c))]
           for s, c, n, o, p in portal.status_totals(ctx.ws, business_date, business_date)), fmt)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 
 import click
@@ -40,3 +40,11 @@ def parse_time(value: str, tz: tzinfo) -> datetime:
     except ValueError:
         raise InvalidInput(f"timestamp: {value!r} is not an ISO 8601 date or date-time") from None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).astimezone(UTC)
+
+
+def parse_date(value: str, field: str = "date") -> date:
+    """An ISO date (YYYY-MM-DD); InvalidInput naming `field` otherwise."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{field}: {value!r} is not an ISO date (YYYY-MM-DD)") from None

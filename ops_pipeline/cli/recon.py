@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import click
 
 from ops_pipeline.cli import Context, cli, pass_ctx
-from ops_pipeline.cli.options import ACTOR, FORMAT
+from ops_pipeline.cli.options import ACTOR, FORMAT, parse_date
 from ops_pipeline.cli.output import emit
 from ops_pipeline.errors import InvalidInput
 
@@ -17,13 +15,6 @@ SUMMARY_COLUMNS = ("status", "currency", "count", "internal", "external", "diffe
 @cli.group("recon")
 def recon_group() -> None:
     """Reconciliations (settlement: CO vs RO; payouts: vs the bank statement), breaks, resolution."""
-
-
-def _date(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"date: {value!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
 @recon_group.command("run")
@@ -41,7 +32,7 @@ def recon_run(ctx: Context, day: str, name: str, dry_run: bool, actor: str, fmt:
 
     if name not in RECONS:
         raise InvalidInput(f"name: {name!r} is not one of {', '.join(sorted(RECONS))}")
-    summary = RECONS[name](ctx.ws, _date(day), actor=actor, dry_run=dry_run)
+    summary = RECONS[name](ctx.ws, parse_date(day), actor=actor, dry_run=dry_run)
     totals: dict[tuple[str, str], list[int]] = {}
     for r in summary.rows:
         t = totals.setdefault((r.status, r.currency), [0, 0, 0])
@@ -94,8 +85,8 @@ def recon_runs(ctx: Context, name: str | None, day: str | None, latest: bool, li
     """Runs per reconciliation and business date, newest first, with row counts per status."""
     from ops_pipeline.recon import runs
 
-    found = runs.list_runs(ctx.ws, recon=name, business_date=_date(day) if day else None, latest_only=latest,
-                           limit=limit)
+    found = runs.list_runs(ctx.ws, recon=name, business_date=parse_date(day) if day else None,
+                           latest_only=latest, limit=limit)
     emit(runs.COLUMNS, ([r[c] for c in runs.COLUMNS] for r in found), fmt)
 
 

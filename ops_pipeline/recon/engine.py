@@ -85,7 +85,7 @@ def match_frame(internal: pl.DataFrame | pa.Table, external: pl.DataFrame | pa.T
     dates = {rule.criteria.date_field for rule in recon.rules} - {None}
     sides = {"internal": _records(internal, "internal", fields, dates),
              "external": _records(external, "external", fields, dates)}
-    forced, forbidden = _fold(decisions)
+    forced, forbidden = fold_decisions(decisions)
     parts = [pl.DataFrame([_manual_row(recon.name, business_date, sides, d).__dict__ for d in forced],
                           schema=RESULT_SCHEMA)]
     taken = {"internal": [i for d in forced for i in d.internal_ids],
@@ -143,7 +143,7 @@ def _records(frame: pl.DataFrame | pa.Table, side: str, fields: set[str], dates:
     return df
 
 
-def _fold(decisions: Sequence[Decision]) -> tuple[list[Decision], set[tuple[frozenset, frozenset]]]:
+def fold_decisions(decisions: Sequence[Decision]) -> tuple[list[Decision], set[tuple[frozenset, frozenset]]]:
     """Forced matches and write-offs still standing, and the pairs unmatch decisions forbid (exactly those
     sets of ids: an unmatched 1:N group may still match in another grouping). A later decision touching an
     id replaces an earlier forced match or write-off of it; a later match of a forbidden pair lifts it."""

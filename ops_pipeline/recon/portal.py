@@ -34,7 +34,7 @@ from ops_pipeline.db.schema import gc_programs, gc_vouchers
 from ops_pipeline.errors import NotFound
 from ops_pipeline.lake.tables import PORTAL_VOUCHERS
 from ops_pipeline.recon import service, store
-from ops_pipeline.recon.engine import RESULT_SCHEMA, STATUSES, Decision, _fold
+from ops_pipeline.recon.engine import RESULT_SCHEMA, STATUSES, Decision, fold_decisions
 from ops_pipeline.recon.rules import Recon
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ def decide(frame: pl.DataFrame, decisions: list[Decision]) -> pl.DataFrame:
     one `manual` row; an unmatch decision splits the pair it names into its two unmatched rows."""
     if not decisions:
         return frame
-    forced, forbidden = _fold(decisions)
+    forced, forbidden = fold_decisions(decisions)
     manual = []
     for d in forced:
         touches = (pl.col("internal_ids").list.set_intersection(list(d.internal_ids)).list.len() > 0) | (
