@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,7 +85,7 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
     started = datetime.now(UTC)
     ingest_id = str(uuid.uuid4())
     state = state or Cold(ws)
-    with ws.lock("ledger"), ThreadPoolExecutor(1) as background:
+    with ws.lock("ledger"), state.background() as background:
         state.sync()
         raw = (background.submit(_write_raw, state, df, source, file_name, file_sha, ingest_id, started)
                if write_raw else None)

@@ -106,6 +106,12 @@ class Intake:
         # sync (under the lock), which reports it to the waiting requests instead of stopping this thread
         with suppress(Exception):
             state.sync()
+        try:
+            self._serve(state)
+        finally:
+            state.close()
+
+    def _serve(self, state: Cold) -> None:
         stopping = False
         while not stopping:
             first = self._queue.get()

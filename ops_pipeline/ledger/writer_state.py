@@ -11,6 +11,11 @@ absent, so a miss skips the scan and a hit costs what `Cold` always costs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, contextmanager
+from types import SimpleNamespace
+
 import duckdb
 import polars as pl
 from deltalake import DeltaTable
@@ -58,6 +63,13 @@ class Cold:
 
     def sync(self) -> None:
         """Nothing is kept: every lookup reads the table."""
+
+    def background(self) -> AbstractContextManager:
+        """A pool of one thread for work beside the ingest (`submit`); leaving it waits for that work."""
+        return ThreadPoolExecutor(1)
+
+    def close(self) -> None:
+        """Release what is kept."""
 
     def context(self) -> pl.DataFrame:
         return merchants.current(self.ws).drop("loaded_at")
@@ -139,6 +151,25 @@ class Warm(Cold):
         self.lake = Lake(ws.lake.uri, ws.lake.storage_options)  # this thread's own handles
         self.indexes = {LOG: _Index(pl.col("op_key"))}
         self._context: tuple[int, pl.DataFrame] | None = None
+        # kept: starting a thread per commit cost ~2 ms of the GIL
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ledger-intake-raw")
+
+    @contextmanager
+    def background(self) -> Iterator[SimpleNamespace]:
+        """The kept thread: leaving waits for what was submitted (it must end under the ledger lock)."""
+        pending: list[Future] = []
+
+        def submit(fn: Callable, *args) -> Future:
+            pending.append(future := self._pool.submit(fn, *args))
+            return future
+
+        try:
+            yield SimpleNamespace(submit=submit)
+        finally:
+            wait(pending)
+
+    def close(self) -> None:
+        self._pool.shutdown()
 
     def _handle(self, name: str) -> DeltaTable | None:
         version = self.lake.latest_version(name)
