@@ -31,7 +31,7 @@ from ops_pipeline.ledger import KINDS, balances, references
 from ops_pipeline.ledger.reading import file_sha256, read_table
 from ops_pipeline.ledger.split import CONTEXT_FIELDS, operation_amount_sql, primary_sql, split
 from ops_pipeline.ledger.validation import REQUIRED, combine_reasons, reasons_frame, validate_operations
-from ops_pipeline.ledger.writer_state import Cold
+from ops_pipeline.ledger.writer_state import Cold, op_keys
 from ops_pipeline.money import to_major
 from ops_pipeline.observability import metrics
 from ops_pipeline.workspace import Workspace
@@ -181,9 +181,7 @@ def _classify(ws, state: Cold, rows: pl.DataFrame, source: str
     of source and falcon_operation_id); every other valid row is new.
     """
     con = state.con
-    con.register("batch_text", rows.select("falcon_operation_id").to_arrow(compat_level=ARROW))
-    keys = con.sql("SELECT op_key($source, falcon_operation_id) AS op_key FROM batch_text",
-                   params={"source": source}).pl()
+    keys = op_keys(con, source, rows.select("falcon_operation_id"))
     hits = state.log_hits(keys)
     key = pl.col("op_key")
     batch = rows.select(*BATCH_COLUMNS, "valid").with_columns(keys)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
+from hashlib import md5
 from types import SimpleNamespace
 
 import duckdb
@@ -37,6 +38,20 @@ MACROS = (
     "CREATE MACRO op_key(source, id) AS "
     "(swap32(swap16(swap8(('0x' || substr(md5(source || ':' || id), 17, 16))::UBIGINT))) >> 1)::BIGINT",
 )
+
+
+PYTHON_KEYS = 2_000  # op_keys of at most this many ids are hashed in Python (a DuckDB query costs ~2 ms)
+
+
+def op_keys(con: duckdb.DuckDBPyConnection, source: str, ids: pl.DataFrame) -> pl.DataFrame:
+    """`op_key` (the macro's value) of each `falcon_operation_id` of `ids`, in order."""
+    if len(ids) <= PYTHON_KEYS:
+        keys = [None if i is None else int.from_bytes(md5(f"{source}:{i}".encode()).digest()[8:], "little")
+                >> 1 for i in ids["falcon_operation_id"].to_list()]
+        return pl.DataFrame({"op_key": keys}, schema={"op_key": pl.Int64})
+    con.register("batch_text", ids.to_arrow(compat_level=pl.CompatLevel.newest()))
+    return con.sql("SELECT op_key($source, falcon_operation_id) AS op_key FROM batch_text",
+                   params={"source": source}).pl()
 
 
 def connect() -> duckdb.DuckDBPyConnection:
