@@ -7,9 +7,9 @@ import duckdb
 import polars as pl
 
 from ops_pipeline.lake.tables import BALANCE_OPERATIONS
-from ops_pipeline.ledger import ingest, merchants
+from ops_pipeline.ledger import ingest, merchants, writer_state
 from ops_pipeline.ledger.intake import commit
-from ops_pipeline.ledger.writer_state import Warm, _Index
+from ops_pipeline.ledger.writer_state import Warm, _Index, connect, op_keys
 from tests.factories import MERCHANTS, op, write_merchants, write_ops
 
 
@@ -50,3 +50,12 @@ def test_key_index_runs_and_recent_keys_answer_exactly(monkeypatch):
         index.add(pl.Series([k]))
     assert index.contains(pl.Series([0, 2, 998, 1, 999, 1001, 1009, 7, 1002, -5, 10**12])).to_list() == [
         True, True, True, False, False, True, True, True, False, False, False]
+
+
+def test_op_keys_hashed_in_python_equal_duckdbs_macro(monkeypatch):
+    ids = pl.DataFrame({"falcon_operation_id": ["a", None, "é€x", *(f"op{i}" for i in range(50))]})
+    con = connect()
+    small = op_keys(con, "CO", ids)
+    monkeypatch.setattr(writer_state, "PYTHON_KEYS", 0)  # the DuckDB path, as for a file
+    assert small.equals(op_keys(con, "CO", ids))
+    assert small["op_key"][:2].to_list() == [1273161221907354665, None]

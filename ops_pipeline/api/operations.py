@@ -14,7 +14,7 @@ import asyncio
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import Field
 
 from ops_pipeline.api.auth import require_roles
@@ -62,30 +62,37 @@ class Posted(CamelModel):
     lake_version: int = Field(description="A log version that includes every accepted operation.")
 
 
+class Refused(Posted):
+    """A 409 or 400: the error envelope with every operation's result."""
+
+    error: str
+    code: str
+    correlation_id: str | None
+
+
 @router.post(
     "/api/operations",
     summary="Post confirmed or reconciled operations",
+    response_model=Posted,
     responses=error_responses(400, 401, 403, 409),
 )
 async def post_operations(
     request: Request, body: Annotated[Operation | Batch, Body()],
     principal: Annotated[Principal, Depends(require_roles("internal", "partner"))],
-) -> Posted:
+) -> Response:
     """One operation, or `{"operations": [...]}` with up to 10,000; answered once they are durable."""
     operations = body.operations if isinstance(body, Batch) else [body]
     intake: Intake = request.app.state.intake
     rows = [o.model_dump() for o in operations]
     result: PostResult = await asyncio.wrap_future(intake.submit(rows, principal.sub))
-    posted = Posted(operations=[vars(o) for o in result.outcomes], lake_version=result.lake_version)
+    posted = Posted(operations=[o._asdict() for o in result.outcomes], lake_version=result.lake_version)
     statuses = {o.status for o in result.outcomes}
     if not statuses & {"conflict", "rejected"}:
-        return posted
+        # serialized by pydantic-core: FastAPI's path would validate the model again and walk it in Python
+        return Response(posted.model_dump_json(by_alias=True), media_type="application/json")
     status, code, kind = (409, "CONFLICT", "conflict") if "conflict" in statuses else (
         400, "VALIDATION_ERROR", "rejected")
     refused = [o for o in result.outcomes if o.status == kind]
     message = f"operations: {len(refused)} {kind}; first: {refused[0].reason}"
-    return JSONResponse(
-        {"error": message, "code": code, "correlationId": correlation_id(request),
-         **posted.model_dump(by_alias=True)},
-        status,
-    )
+    body = Refused(error=message, code=code, correlation_id=correlation_id(request), **vars(posted))
+    return Response(body.model_dump_json(by_alias=True), status, media_type="application/json")

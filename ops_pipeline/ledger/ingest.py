@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +31,7 @@ from ops_pipeline.ledger import KINDS, balances, references
 from ops_pipeline.ledger.reading import file_sha256, read_table
 from ops_pipeline.ledger.split import CONTEXT_FIELDS, operation_amount_sql, primary_sql, split
 from ops_pipeline.ledger.validation import REQUIRED, combine_reasons, reasons_frame, validate_operations
-from ops_pipeline.ledger.writer_state import Cold
+from ops_pipeline.ledger.writer_state import Cold, op_keys
 from ops_pipeline.money import to_major
 from ops_pipeline.observability import metrics
 from ops_pipeline.workspace import Workspace
@@ -86,7 +85,7 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
     started = datetime.now(UTC)
     ingest_id = str(uuid.uuid4())
     state = state or Cold(ws)
-    with ws.lock("ledger"), ThreadPoolExecutor(1) as background:
+    with ws.lock("ledger"), state.background() as background:
         state.sync()
         raw = (background.submit(_write_raw, state, df, source, file_name, file_sha, ingest_id, started)
                if write_raw else None)
@@ -182,9 +181,7 @@ def _classify(ws, state: Cold, rows: pl.DataFrame, source: str
     of source and falcon_operation_id); every other valid row is new.
     """
     con = state.con
-    con.register("batch_text", rows.select("falcon_operation_id").to_arrow(compat_level=ARROW))
-    keys = con.sql("SELECT op_key($source, falcon_operation_id) AS op_key FROM batch_text",
-                   params={"source": source}).pl()
+    keys = op_keys(con, source, rows.select("falcon_operation_id"))
     hits = state.log_hits(keys)
     key = pl.col("op_key")
     batch = rows.select(*BATCH_COLUMNS, "valid").with_columns(keys)

@@ -27,6 +27,8 @@ from collections import Counter
 from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import NamedTuple
 
 import polars as pl
 
@@ -42,9 +44,9 @@ MAX_OPERATIONS = 10_000  # per request
 FILE_NAME = "api"  # the `file_name` of posted rows in the raw tables, the quarantine and ingest_runs
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """One posted operation's result: status accepted, duplicate, conflict or rejected."""
+class Outcome(NamedTuple):
+    """One posted operation's result: status accepted, duplicate, conflict or rejected (a tuple: a batch
+    makes thousands per commit, and a frozen dataclass costs several times more to build)."""
 
     falcon_operation_id: str | None
     kind: str
@@ -104,6 +106,12 @@ class Intake:
         # sync (under the lock), which reports it to the waiting requests instead of stopping this thread
         with suppress(Exception):
             state.sync()
+        try:
+            self._serve(state)
+        finally:
+            state.close()
+
+    def _serve(self, state: Cold) -> None:
         stopping = False
         while not stopping:
             first = self._queue.get()
@@ -139,12 +147,16 @@ def commit(ws: Workspace, requests: list[list[dict]], actors: list[str],
     actor and what came of its operations."""
     outcomes: list[list[Outcome | None]] = [[None] * len(rows) for rows in requests]
     version = ws.lake.latest_version(LOG)
+    at_kind: dict[str, list[tuple[int, int]]] = {kind: [] for kind in KINDS}
+    for i, rows in enumerate(requests):
+        for j, row in enumerate(rows):
+            at_kind[row["kind"]].append((i, j))
     for kind, source in KINDS.items():
-        at = [(i, j) for i, rows in enumerate(requests) for j, row in enumerate(rows) if row["kind"] == kind]
-        if not at:
+        if not (at := at_kind[kind]):
             continue
-        rows = [requests[i][j] for i, j in at]
-        text = {c: [row.get(c) for row in rows] for c in INPUT_COLUMNS}  # column-wise: cheaper to build
+        # column-wise, transposed in C: cheaper to build than a frame of dicts
+        values = zip(*map(_columns, (requests[i][j] for i, j in at)), strict=True)
+        text = dict(zip(INPUT_COLUMNS, map(list, values), strict=True))
         df = pl.DataFrame(text, schema={c: pl.String for c in INPUT_COLUMNS}).with_row_index(
             "row_number", offset=1).with_columns(pl.col("row_number").cast(pl.Int64))
         # the batch's content hash: quarantine ids of a repeated identical request stay the same
@@ -152,16 +164,27 @@ def commit(ws: Workspace, requests: list[list[dict]], actors: list[str],
         result = ingest_rows(ws, df, source, FILE_NAME, sha, state=state)
         version = max(version, result.lake_version)
         found = result.outcomes.sort("row_number")
-        for (i, j), *o in zip(at, text["falcon_operation_id"],
-                              *(found[c].to_list() for c in ("status", "ingest_id", "reason_code", "reason")),
-                              strict=True):
-            outcomes[i][j] = Outcome(o[0], kind, *o[1:])
+        kinds = [kind] * len(at)
+        for (i, j), outcome in zip(at, map(Outcome, text["falcon_operation_id"], kinds, *(
+                found[c].to_list() for c in ("status", "ingest_id", "reason_code", "reason"))), strict=True):
+            outcomes[i][j] = outcome
     results = [PostResult(list(o), version) for o in outcomes]
     with ws.engine.begin() as conn:
         for actor in set(actors):
             audit.record_many(conn, [_audit(r) for r, a in zip(results, actors, strict=True) if a == actor],
                               actor=actor, entity_type="ledger_operations")
     return results
+
+
+def _columns(row: dict) -> tuple:
+    """A posted row's INPUT_COLUMNS values (None for a missing one)."""
+    try:
+        return _COLUMNS(row)
+    except KeyError:
+        return tuple(row.get(c) for c in INPUT_COLUMNS)
+
+
+_COLUMNS = itemgetter(*INPUT_COLUMNS)
 
 
 def _audit(result: PostResult) -> dict:

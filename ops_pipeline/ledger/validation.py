@@ -80,17 +80,15 @@ def _with_context(df: pl.DataFrame, merchants: pl.DataFrame) -> pl.DataFrame:
     whose context key has a doubtful id (the row has the same id). (A faster lookup by gathering context
     values with null indices for unknown merchants made polars 2.1 panic later on the gathered strings.)
     """
-    context = merchants.with_row_index("context_row").with_columns(
-        pl.col("context_row").cast(pl.Int64), _ctx_suspect=_id_suspect(MERCHANT_KEY[:3]))
-    if context["shop_id"].is_unique().all():
+    context, slim, fields = _prepared(merchants)
+    if slim is not None:
         others = [c for c in MERCHANT_KEY if c != "shop_id"]
-        slim = context.select("shop_id", "context_row", *(pl.col(c).alias(f"_ctx_{c}") for c in others))
         same = pl.all_horizontal(pl.col(c) == pl.col(f"_ctx_{c}") for c in others).fill_null(False)
         joined = (
             df.join(slim, on="shop_id", how="left", maintain_order="left")
             .with_columns(context_row=pl.when(same).then("context_row"))
             .drop(f"_ctx_{c}" for c in others)
-            .join(context.drop(MERCHANT_KEY), on="context_row", how="left", maintain_order="left")
+            .join(fields, on="context_row", how="left", maintain_order="left")
         )
     else:
         joined = df.join(context, on=list(MERCHANT_KEY), how="left", maintain_order="left")
@@ -99,6 +97,28 @@ def _with_context(df: pl.DataFrame, merchants: pl.DataFrame) -> pl.DataFrame:
         scale=pl.lit(10, pl.Int64).pow(pl.col("exponent")),
         frac_div=pl.lit(10, pl.Int64).pow(MAX_EXPONENT - pl.col("exponent")),
     )
+
+
+_PREPARED: tuple[pl.DataFrame, tuple] | None = None  # the last merchant context's, and that frame
+
+
+def _prepared(merchants: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame | None]:
+    """`_with_context`'s tables of a merchant context: (context with `context_row`, and when `shop_id` is
+    unique: the join table on it and the fields by `context_row`). Kept for the last context frame seen:
+    a long-lived writer passes the same frame until the context changes."""
+    global _PREPARED
+    last = _PREPARED
+    if last is not None and last[0] is merchants:
+        return last[1]
+    context = merchants.with_row_index("context_row").with_columns(
+        pl.col("context_row").cast(pl.Int64), _ctx_suspect=_id_suspect(MERCHANT_KEY[:3]))
+    slim = fields = None
+    if context["shop_id"].is_unique().all():
+        others = [c for c in MERCHANT_KEY if c != "shop_id"]
+        slim = context.select("shop_id", "context_row", *(pl.col(c).alias(f"_ctx_{c}") for c in others))
+        fields = context.drop(MERCHANT_KEY)
+    _PREPARED = (merchants, (context, slim, fields))
+    return _PREPARED[1]
 
 
 def _parse_simple(df: pl.DataFrame) -> pl.DataFrame:
@@ -216,6 +236,8 @@ def validate_operations(
     every rule. Rows are flagged, not filtered: a filter would copy millions of rows to drop a few.
     """
     parsed = _parse_simple(_with_context(df, merchants))
+    if not parsed["_suspect"].any():  # the usual case of a small batch: nothing more to parse or check
+        return parsed.drop("_suspect").with_columns(valid=pl.lit(True)), reasons_frame([])
     suspects = _parse_general(parsed.filter("_suspect"), tz)
     rejects = combine_reasons(_reasons(suspects))
     if len(suspects):  # the general parser's values into their rows (in the order of `parsed`)

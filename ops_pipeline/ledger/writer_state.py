@@ -11,6 +11,12 @@ absent, so a miss skips the scan and a hit costs what `Cold` always costs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, contextmanager
+from hashlib import md5
+from types import SimpleNamespace
+
 import duckdb
 import polars as pl
 from deltalake import DeltaTable
@@ -32,6 +38,20 @@ MACROS = (
     "CREATE MACRO op_key(source, id) AS "
     "(swap32(swap16(swap8(('0x' || substr(md5(source || ':' || id), 17, 16))::UBIGINT))) >> 1)::BIGINT",
 )
+
+
+PYTHON_KEYS = 2_000  # op_keys of at most this many ids are hashed in Python (a DuckDB query costs ~2 ms)
+
+
+def op_keys(con: duckdb.DuckDBPyConnection, source: str, ids: pl.DataFrame) -> pl.DataFrame:
+    """`op_key` (the macro's value) of each `falcon_operation_id` of `ids`, in order."""
+    if len(ids) <= PYTHON_KEYS:
+        keys = [None if i is None else int.from_bytes(md5(f"{source}:{i}".encode()).digest()[8:], "little")
+                >> 1 for i in ids["falcon_operation_id"].to_list()]
+        return pl.DataFrame({"op_key": keys}, schema={"op_key": pl.Int64})
+    con.register("batch_text", ids.to_arrow(compat_level=pl.CompatLevel.newest()))
+    return con.sql("SELECT op_key($source, falcon_operation_id) AS op_key FROM batch_text",
+                   params={"source": source}).pl()
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -58,6 +78,13 @@ class Cold:
 
     def sync(self) -> None:
         """Nothing is kept: every lookup reads the table."""
+
+    def background(self) -> AbstractContextManager:
+        """A pool of one thread for work beside the ingest (`submit`); leaving it waits for that work."""
+        return ThreadPoolExecutor(1)
+
+    def close(self) -> None:
+        """Release what is kept."""
 
     def context(self) -> pl.DataFrame:
         return merchants.current(self.ws).drop("loaded_at")
@@ -139,6 +166,25 @@ class Warm(Cold):
         self.lake = Lake(ws.lake.uri, ws.lake.storage_options)  # this thread's own handles
         self.indexes = {LOG: _Index(pl.col("op_key"))}
         self._context: tuple[int, pl.DataFrame] | None = None
+        # kept: starting a thread per commit cost ~2 ms of the GIL
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ledger-intake-raw")
+
+    @contextmanager
+    def background(self) -> Iterator[SimpleNamespace]:
+        """The kept thread: leaving waits for what was submitted (it must end under the ledger lock)."""
+        pending: list[Future] = []
+
+        def submit(fn: Callable, *args) -> Future:
+            pending.append(future := self._pool.submit(fn, *args))
+            return future
+
+        try:
+            yield SimpleNamespace(submit=submit)
+        finally:
+            wait(pending)
+
+    def close(self) -> None:
+        self._pool.shutdown()
 
     def _handle(self, name: str) -> DeltaTable | None:
         version = self.lake.latest_version(name)
