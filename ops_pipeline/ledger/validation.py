@@ -99,26 +99,16 @@ def _with_context(df: pl.DataFrame, merchants: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-_PREPARED: tuple[pl.DataFrame, tuple] | None = None  # the last merchant context's, and that frame
-
-
 def _prepared(merchants: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame | None]:
-    """`_with_context`'s tables of a merchant context: (context with `context_row`, and when `shop_id` is
-    unique: the join table on it and the fields by `context_row`). Kept for the last context frame seen:
-    a long-lived writer passes the same frame until the context changes."""
-    global _PREPARED
-    last = _PREPARED
-    if last is not None and last[0] is merchants:
-        return last[1]
+    """`_with_context`'s tables of a merchant context: the context with `context_row`, and when `shop_id` is
+    unique, the join table on it and the fields by `context_row`."""
     context = merchants.with_row_index("context_row").with_columns(
         pl.col("context_row").cast(pl.Int64), _ctx_suspect=_id_suspect(MERCHANT_KEY[:3]))
-    slim = fields = None
-    if context["shop_id"].is_unique().all():
-        others = [c for c in MERCHANT_KEY if c != "shop_id"]
-        slim = context.select("shop_id", "context_row", *(pl.col(c).alias(f"_ctx_{c}") for c in others))
-        fields = context.drop(MERCHANT_KEY)
-    _PREPARED = (merchants, (context, slim, fields))
-    return _PREPARED[1]
+    if not context["shop_id"].is_unique().all():
+        return context, None, None
+    others = [c for c in MERCHANT_KEY if c != "shop_id"]
+    slim = context.select("shop_id", "context_row", *(pl.col(c).alias(f"_ctx_{c}") for c in others))
+    return context, slim, context.drop(MERCHANT_KEY)
 
 
 def _parse_simple(df: pl.DataFrame) -> pl.DataFrame:
