@@ -5,8 +5,9 @@
 from __future__ import annotations
 
 import pyarrow as pa
-from sqlalchemy import Column, Connection, Select, select
+from sqlalchemy import Connection, select
 
+from ops_pipeline.db.arrow import arrow_tables
 from ops_pipeline.db.schema import (
     g2p_disbursement_recons,
     g2p_disbursements,
@@ -14,15 +15,6 @@ from ops_pipeline.db.schema import (
     g2p_recon_errors,
     g2p_statements,
 )
-from ops_pipeline.db.types import UTCDateTime
-
-_ARROW_TYPES = {"BIGINT": pa.int64(), "INTEGER": pa.int64(), "DATE": pa.date32(), "BOOLEAN": pa.bool_()}
-
-
-def _arrow_type(column: Column) -> pa.DataType:
-    if isinstance(column.type, UTCDateTime):
-        return pa.timestamp("us", tz="UTC")
-    return _ARROW_TYPES.get(str(column.type), pa.string())
 
 
 def analyst_tables(conn: Connection | None) -> dict[str, pa.Table]:
@@ -39,14 +31,3 @@ def analyst_tables(conn: Connection | None) -> dict[str, pa.Table]:
     }
     return arrow_tables(conn, queries)
 
-
-def arrow_tables(conn: Connection | None, queries: dict[str, Select]) -> dict[str, pa.Table]:
-    """The rows of each query as an Arrow table of its columns (empty with no connection)."""
-    out = {}
-    for name, query in queries.items():
-        columns = list(query.selected_columns)
-        rows = conn.execute(query).all() if conn is not None else []
-        out[name] = pa.table(
-            {c.name: pa.array([r[i] for r in rows], _arrow_type(c)) for i, c in enumerate(columns)}
-        )
-    return out

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pyarrow as pa
 from sqlalchemy import Connection, select
 
+from ops_pipeline.db.arrow import arrow_tables
 from ops_pipeline.db.schema import gc_obligations
-from ops_pipeline.disbursements.views import arrow_tables
 
 
 def analyst_tables(conn: Connection | None) -> dict[str, pa.Table]:
