@@ -71,6 +71,9 @@ def test_an_export_loads_once_and_a_mapping_needs_its_principal(pws):
     again = portal_exports.load_export(pws, PRINCIPAL, data, "renamed.csv", "ops:ravi")
     assert (again.vouchers, again.quarantined, again.already_loaded) == (0, 0, True)
     assert [q["row_number"] for q in portal_exports.quarantined(pws, PRINCIPAL, day)] == [8]
+    with pytest.raises(InvalidInput, match=r"file: 'cafe-2026-02-30\.csv' names '2026-02-30', which is not a date"):
+        portal_exports.load_export(pws, PRINCIPAL, data + b"GV-T9;500,00;Active;01/01/2027;\n",
+                                   "cafe-2026-02-30.csv", "ops:asha")
     with pytest.raises(InvalidInput, match="principal_id: no principal 'P-NONE'"):
         records.create(pws, MAPPINGS, {**MAPPING, "principal_id": "P-NONE"}, "ops:asha")
 

@@ -154,13 +154,15 @@ def repeats(lines: pl.DataFrame) -> dict[str, pl.Expr]:
 
 
 def export_date_of(file_name: str, tz) -> date:
+    """The date a file's name gives (YYYY-MM-DD anywhere in it), else today in `tz`; a name with an
+    impossible date is refused rather than dated today."""
     found = _DATE_IN_NAME.search(file_name)
-    if found:
-        try:
-            return date.fromisoformat(found.group(1))
-        except ValueError:
-            pass
-    return datetime.now(tz).date()
+    if not found:
+        return datetime.now(tz).date()
+    try:
+        return date.fromisoformat(found.group(1))
+    except ValueError:
+        raise InvalidInput(f"file: {file_name!r} names {found.group(1)!r}, which is not a date") from None
 
 
 def _loaded(ws: Workspace, table: str, export_id: str) -> bool:
