@@ -124,6 +124,28 @@ def test_balance_is_exact_when_entries_land_after_the_cache(funded):
     assert balances.rebuild(ws).differences == []
 
 
+def test_a_read_behind_the_cache_adds_the_ingests_remembered_sums_equal_to_the_lake(funded, tmp_path):
+    """A read whose cache rows predate an ingest of this process adds that commit's folded sums as the ingest
+    kept them (no lake read), and they equal what a process without them reads from the lake."""
+    ws, now = funded, datetime.now(UTC)
+    with ws.engine.connect() as conn:
+        stale = conn.execute(balances.CACHE_QUERY, {"merchant_id": "M1", "now": now}).all()
+    before = stale[0][0]
+    ingest.ingest_file(ws, write_ops(tmp_path / "more.csv", [op("c2", "50.00"), op("c3", "7.00")]), "confirmed")
+    kept = balances.remembered(ws, "M1", before, before + 1)
+    assert [(r["currency"], r["confirmed_minor"], r["settled_minor"]) for r in kept] == [("EUR", 5475, 0)]  # less fees
+    fresh = type(ws)(ws.settings)
+    try:
+        assert balances.remembered(fresh, "M1", before, before + 1) is None
+        [here] = balances.exact(ws, "M1", None, stale, [], now)
+        [there] = balances.exact(fresh, "M1", None, stale, [], now)
+    finally:
+        fresh.close()
+    assert here == there
+    assert (here.confirmed_minor, here.settled_minor, here.lake_version) == (9680 + 5475, 9680, before + 1)
+    assert (one(ws).confirmed_minor, one(ws).lake_version) == (9680 + 5475, before + 1)
+
+
 def test_rebuild_reports_a_tampered_cache(funded):
     ws = funded
     assert balances.rebuild(ws).differences == []

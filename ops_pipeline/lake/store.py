@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import duckdb
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 # Every table keeps a change data feed, so caches can fold in exactly the commits they have not seen.
 TABLE_CONFIG = {"delta.enableChangeDataFeed": "true"}
+PEEK_COMMITS = 16  # `peek_version` stats at most this many commit files
+REMEMBERED = 256  # commits per table and kind that `remember` keeps
 SMALL_ROWS = 100_000  # frames staged together up to this many rows go to one file
 
 
@@ -50,6 +52,7 @@ class Lake:
         self._handles: dict[str, DeltaTable] = {}
         self._ensured: set[str] = set()  # tables known to exist: `ensure` opens nothing for them
         self._s3: pa_fs.S3FileSystem | None = None
+        self._derived: dict[tuple[str, str], dict[int, Any]] = {}  # see `remember`
 
     def close(self) -> None:
         """Drop the cached Delta handles and the S3 client, so none outlives the workspace."""
@@ -82,6 +85,31 @@ class Lake:
         elif not self.is_local or os.path.exists(self._next_commit(name, handle.version())):
             handle.update_incremental()  # local disk: only when a newer commit file exists (one stat)
         return handle.version()
+
+    def peek_version(self, name: str) -> int:
+        """Latest committed version without reading the new commits: on local disk, stats of the next commit
+        files from the kept handle's version (a handle many commits behind is brought up to date instead)."""
+        handle = self._handles.get(name)
+        if handle is None or not self.is_local:
+            return self.latest_version(name)
+        version = handle.version()
+        for _ in range(PEEK_COMMITS):
+            if not os.path.exists(self._next_commit(name, version)):
+                return version
+            version += 1
+        return self.latest_version(name)
+
+    def remember(self, name: str, kind: str, version: int, value: Any) -> None:
+        """Keep `value`, something derived from commit `version` of table `name` (immutable, so it never goes
+        stale), for `recall`; the last `REMEMBERED` versions of each kind are kept."""
+        kept = self._derived.setdefault((name, kind), {})
+        kept[version] = value
+        while len(kept) > REMEMBERED:
+            del kept[min(kept)]
+
+    def recall(self, name: str, kind: str, version: int) -> Any:
+        """What `remember` kept for this commit, or None."""
+        return self._derived.get((name, kind), {}).get(version)
 
     def _next_commit(self, name: str, version: int) -> str:
         root = self.table_uri(name).removeprefix("file://")

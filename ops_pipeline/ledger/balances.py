@@ -205,8 +205,10 @@ async def get_balances_native(ws: Workspace, reader, merchant_id: str, currency:
     the cache)."""
     now = datetime.now(UTC)
     rows, held = await reader.fetch([CACHE_QUERY, HELD_QUERY], {"merchant_id": merchant_id, "now": now})
-    if ws.lake.is_local and (latest := ws.lake.latest_version(LOG)) <= rows[0][0]:
-        return exact(ws, merchant_id, currency, rows, held, now, latest)
+    if ws.lake.is_local:
+        latest = ws.lake.peek_version(LOG)
+        if latest <= rows[0][0] or remembered(ws, merchant_id, rows[0][0], latest) is not None:
+            return exact(ws, merchant_id, currency, rows, held, now, latest)
     return await anyio.to_thread.run_sync(exact, ws, merchant_id, currency, rows, held, now)
 
 
@@ -218,17 +220,41 @@ def exact(
     (`latest`: the log version when the caller has just read it)."""
     applied = rows[0][0]
     sums = {cur: [confirmed, settled] for _, cur, confirmed, settled in rows if cur is not None}
-    latest = ws.lake.latest_version(LOG) if latest is None else latest
+    latest = ws.lake.peek_version(LOG) if latest is None else latest
     if latest > applied:
-        new = pl.from_arrow(ws.lake.changes(LOG, applied, latest, FOLD_COLUMNS)).filter(
-            pl.col("merchant_id") == merchant_id
-        )
-        for r in fold(new.to_arrow()).iter_rows(named=True):
+        newer = remembered(ws, merchant_id, applied, latest)
+        if newer is None:
+            new = pl.from_arrow(ws.lake.changes(LOG, applied, latest, FOLD_COLUMNS)).filter(
+                pl.col("merchant_id") == merchant_id)
+            newer = fold(new.to_arrow()).iter_rows(named=True)
+        for r in newer:
             total = sums.setdefault(r["currency"], [0, 0])
             total[0] += r["confirmed_minor"]
             total[1] += r["settled_minor"]
     held = {cur: int(total) for cur, total in held_rows}
     return _balances(merchant_id, currency, sums, held, now, max(latest, applied))
+
+
+def remember(ws: Workspace, from_version: int, to_version: int, deltas: pl.DataFrame) -> None:
+    """Keep the folded sums (`fold`'s columns) of the log commit `to_version`, made on `from_version`, so that
+    exact reads in this process add them without reading the commit back from the lake."""
+    if to_version == from_version + 1:
+        per_merchant: dict[str, list[dict]] = {}
+        for row in deltas.iter_rows(named=True):
+            per_merchant.setdefault(row["merchant_id"], []).append(row)
+        ws.lake.remember(LOG, "fold", to_version, per_merchant)
+
+
+def remembered(ws: Workspace, merchant_id: str, applied: int, latest: int) -> list[dict] | None:
+    """The merchant's folded sums of the log commits (applied, latest] as `remember` kept them, or None when
+    one of those commits was not kept (made by another process, or long ago)."""
+    rows: list[dict] = []
+    for version in range(applied + 1, latest + 1):
+        found = ws.lake.recall(LOG, "fold", version)
+        if found is None:
+            return None
+        rows.extend(found.get(merchant_id, ()))
+    return rows
 
 
 def _balances(merchant_id, currency, sums, held, as_of, version) -> list[Balance]:

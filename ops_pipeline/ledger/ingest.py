@@ -105,6 +105,7 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
         version = before
         if entries:
             version = state.commit(staged, parts[0]["op_key"])
+            balances.remember(ws, before, version, deltas)
             if not balances.apply_to_cache(ws, deltas, before, version):
                 balances.refresh_cache(ws)
         new_q = _append_quarantine(ws, con, df, rejects, source, file_name, file_sha, ingest_id, started)
