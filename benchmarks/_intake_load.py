@@ -16,7 +16,7 @@ import json
 import random
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -54,7 +54,9 @@ async def run(args) -> tuple[dict, list[str]]:
     read = (f"GET /api/balances/{merchant['id']} HTTP/1.1\r\nHost: {host}\r\n"
             f"Authorization: Bearer {args.token}\r\n\r\n").encode()
     rng = random.Random(args.seed)
-    idle = [await BodyConnection.open(args.host, args.port) for _ in range(32)]
+    # oldest first, so every kept connection is used often: one idle past uvicorn's keep-alive timeout
+    # (5 s) would be closed by the server and fail its next request
+    idle = deque([await BodyConnection.open(args.host, args.port) for _ in range(32)])
     posts, reads, acked = [], [], []
     statuses, errors = Counter(), Counter()
     missed = 0
@@ -64,7 +66,7 @@ async def run(args) -> tuple[dict, list[str]]:
         nonlocal missed
         op_id = f"{args.prefix}-{i}"
         body = json.dumps(operation(op_id, f"{rng.randint(100, 99_999) / 100:.2f}", merchant)).encode()
-        conn = idle.pop() if idle else None
+        conn = idle.popleft() if idle else None
         try:
             if conn is None:
                 conn = await BodyConnection.open(args.host, args.port)

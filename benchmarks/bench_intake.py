@@ -1,6 +1,7 @@
-"""Live intake (issue 14): `POST /api/operations` against one `ops-pipeline api` process (uvicorn, 1 worker,
-group commit), load from a second process.
+"""Live intake (issue 14): `POST /api/operations` against `ops-pipeline api` (uvicorn, `--workers` processes,
+each a group committer), load from a second process.
 
+0. The floor: both loads below against `_intake_floor` (FastAPI with the same models, no ledger behind).
 1. Single operations at `--rate` requests/s (2,000) for `--duration` s (60), open loop (`_intake_load.py`),
    each POST followed on its connection by a balance read that must include it (its `lakeVersion` at least
    the POST's). Target: p99 <= 50 ms, no errors, every read includes its operation.
@@ -21,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -96,33 +99,67 @@ def exactly_once(ws: Workspace, prefix: str, acked: list[str]) -> dict:
             "in_log_not_acknowledged": len(set(found) - set(acked))}
 
 
-def single(ws: Workspace, port: int, token: str, args) -> dict:
-    acked_file = DATA / "acked.txt"
-    before, start, scraped = log_state(ws), time.perf_counter(), _server_metrics.scrape(port)
+def load(port: int, token: str, args, acked_file: Path) -> tuple[dict, list[float], list[float]]:
+    """The single-operation load from a second process: its summary, POST and read latencies (ms)."""
     cmd = [sys.executable, str(ROOT / "benchmarks" / "_intake_load.py"), "--port", str(port),
            "--rate", str(args.rate), "--duration", str(args.duration), "--token", token,
            "--merchant", json.dumps(MERCHANT), "--prefix", "live", "--acked", str(acked_file)]
-    load = subprocess.run(cmd, capture_output=True, text=True)
-    if load.returncode:
-        raise SystemExit(f"load generator failed:\n{load.stderr}")
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode:
+        raise SystemExit(f"load generator failed:\n{run.stderr}")
+    result = json.loads(run.stdout)
+    failed = sum(v for s, v in result["statuses"].items() if s != "200") + sum(result["errors"].values())
+    return {**result, "errors": failed}, result.pop("post_ms"), result.pop("read_ms")
+
+
+def latencies(posts: list[float], reads: list[float]) -> dict:
+    return {"p50_ms": round(percentile(posts, 0.5), 2), "p99_ms": round(percentile(posts, 0.99), 2),
+            "max_ms": round(percentile(posts, 1.0), 2),
+            "read_p50_ms": round(percentile(reads, 0.5), 2), "read_p99_ms": round(percentile(reads, 0.99), 2),
+            "reads": len(reads)}
+
+
+def floor(args) -> dict:
+    """The same two loads against `_intake_floor` (FastAPI with the same models, no ledger behind)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "uvicorn", "benchmarks._intake_floor:app", "--host", "127.0.0.1",
+           "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    server = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
+    try:
+        wait_for(port)
+        result, posts, reads = load(port, "floor", args, DATA / "floor-acked.txt")
+        batch, _ = asyncio.run(batches(port, "floor", args))
+    finally:
+        stop_server(server)
+    return {"send_rate": result["send_rate"], "errors": result["errors"], **latencies(posts, reads),
+            "batch_1000_operations_per_s": batch["operations_per_s"]}
+
+
+def wait_for(port: int) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"the floor server did not listen on {port} within 30 s")
+
+
+def single(ws: Workspace, port: int, token: str, args) -> dict:
+    acked_file = DATA / "acked.txt"
+    before, start, scraped = log_state(ws), time.perf_counter(), _server_metrics.scrape(port)
+    result, posts, reads = load(port, token, args, acked_file)
     minutes = (time.perf_counter() - start) / 60
     diff = _server_metrics.delta(scraped, _server_metrics.scrape(port))
-    result = json.loads(load.stdout)
     after = log_state(ws)
-    posts, reads = result.pop("post_ms"), result.pop("read_ms")
     commits = _server_metrics.total(diff, "ops_ledger_ingest_duration_seconds_count")
 
     def mean(name: str) -> float:  # ms per observation of histogram `name` during the run
         count = _server_metrics.total(diff, f"{name}_count")
         return 1000 * _server_metrics.total(diff, f"{name}_sum") / max(1, count)
 
-    failed = sum(v for s, v in result["statuses"].items() if s != "200") + sum(result["errors"].values())
     return {
-        **result, "errors": failed,
-        "p50_ms": round(percentile(posts, 0.5), 2), "p99_ms": round(percentile(posts, 0.99), 2),
-        "max_ms": round(percentile(posts, 1.0), 2),
-        "read_p50_ms": round(percentile(reads, 0.5), 2), "read_p99_ms": round(percentile(reads, 0.99), 2),
-        "reads": len(reads), "log_commits_per_minute": round((after[0] - before[0]) / minutes),
+        **result, **latencies(posts, reads),
+        "log_commits_per_minute": round((after[0] - before[0]) / minutes),
         "log_files_per_minute": round((after[1] - before[1]) / minutes),
         **exactly_once(ws, "live-", acked_file.read_text().split()),
         "server": {"group_commits": commits,
@@ -161,10 +198,11 @@ def one_db(db: str, args) -> dict:
     if quiet["busy_before"] > args.max_busy:
         raise SystemExit(f"the machine stayed busy ({quiet['busy_before']:.0%} of the CPUs over 3 s after "
                          f"{quiet['waited_s']} s): refusing to measure (--max-busy 1 measures anyway)")
-    server = start_server(ws.settings, port, 1)
+    server = start_server(ws.settings, port, args.workers)
     token = mint_token(ws.settings, "internal", "bench", ttl_seconds=7200)
     try:
         loadavg = [round(x, 2) for x in os.getloadavg()]
+        base = floor(args)
         live = single(ws, port, token, args)
         batch, acked = asyncio.run(batches(port, token, args))
         batch |= exactly_once(ws, "batch-", acked)
@@ -176,21 +214,24 @@ def one_db(db: str, args) -> dict:
     compacted = {"files_before": files, "files_after": log.files_after,
                  "seconds": round(time.perf_counter() - start, 2)}
     ws.close()
-    return {"loadavg_before": loadavg, **quiet, "single": live, "batch_1000": batch, "compaction": compacted,
+    return {"loadavg_before": loadavg, **quiet, "floor": base, "single": live, "batch_1000": batch,
+            "compaction": compacted,
             "meets_target": live["errors"] == 0 and live["p99_ms"] <= TARGET_P99_MS
             and live["missing"] == live["duplicated"] == live["reads_missing_their_operation"] == 0
             and batch["operations_per_s"] >= TARGET_BATCH_OPS}
 
 
 def summary(db: str, r: dict) -> str:
-    s, b = r["single"], r["batch_1000"]
+    s, b, f = r["single"], r["batch_1000"], r["floor"]
     return (f"{db}: {s['send_rate']:.0f} req/s sent, p50 {s['p50_ms']} p99 {s['p99_ms']} "
             f"max {s['max_ms']} ms, "
             f"{s['errors']} errors, {s['missing']} missing, {s['duplicated']} duplicated, "
             f"{s['reads_missing_their_operation']} reads without their operation, "
             f"{s['log_files_per_minute']} log files/min; batches of 1,000: {b['operations_per_s']:,} ops/s; "
             f"compaction {r['compaction']['files_before']} -> {r['compaction']['files_after']} files in "
-            f"{r['compaction']['seconds']} s -> {r['meets_target']}")
+            f"{r['compaction']['seconds']} s -> {r['meets_target']}\n"
+            f"  floor (FastAPI, same models, no ledger): p50 {f['p50_ms']} p99 {f['p99_ms']} ms, "
+            f"{f['errors']} errors; batches of 1,000: {f['batch_1000_operations_per_s']:,} ops/s")
 
 
 def main() -> None:
@@ -202,6 +243,7 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=60)
     p.add_argument("--batches", type=int, default=200)
     p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--workers", type=int, default=1, help="API processes (uvicorn workers), each a committer")
     p.add_argument("--max-busy", type=float, default=0.15, help="idle: busy fraction of all CPUs")
     p.add_argument("--idle-wait", type=float, default=600, help="longest wait for an idle machine, s")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -212,6 +254,7 @@ def main() -> None:
     for db in args.db:
         print(f"{db} ...", flush=True)
         results[db] = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "rate": args.rate,
+                       "workers": args.workers,
                        "duration_s": args.duration, **one_db(db, args)}
         print(summary(db, results[db]), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -169,8 +169,9 @@ def test_concurrent_posters_share_commits_and_each_answer_is_in_the_balance(clie
 
 # -- the real server, killed under load ---------------------------------------------------------------
 
-def serve(env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([CLI, "api", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
+def serve(env: dict, port: int, workers: int = 1) -> subprocess.Popen:
+    proc = subprocess.Popen([CLI, "api", "--port", str(port), "--workers", str(workers)], env=env,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
     while True:
         assert proc.poll() is None, f"ops-pipeline api exited with {proc.returncode}"
@@ -235,6 +236,44 @@ def test_kill_9_under_load_loses_no_acknowledged_operation_and_duplicates_none(w
         proc.terminate()
         proc.wait(timeout=30)
         fresh.close()
+
+
+@pytest.mark.slow
+def test_two_api_processes_each_committing_take_every_operation_once(ws):
+    """`api --workers 2`: two committers (one per process) serialized by the ledger lock. Every operation is
+    posted twice, from two threads, so repeats land on either process, often in flight at once: each is
+    in the log once, every answer is accepted or duplicate with the same ingest id, and the balance has
+    each once."""
+    port = free_port()
+    proc = serve(environment(ws), port, workers=2)
+    url, headers, n = f"http://127.0.0.1:{port}/api/operations", auth(ws), 240
+    answers: dict[str, list[tuple[str, str]]] = {f"w{i}": [] for i in range(n)}
+
+    def poster(order: list[int]) -> None:
+        with httpx.Client(timeout=30) as c:  # a connection of its own: either process may take it
+            for i in order:
+                r = c.post(url, json=wire(op(f"w{i}", "1.00")), headers=headers)
+                assert r.status_code == 200, r.text
+                [o] = r.json()["operations"]
+                answers[f"w{i}"].append((o["status"], o["ingestId"]))
+
+    try:
+        time.sleep(2)  # both workers up
+        threads = [threading.Thread(target=poster, args=(order,)) for order in (
+            list(range(0, n, 2)), list(range(1, n, 2)), list(range(n - 2, -1, -2)), list(range(n - 1, 0, -2)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        bal = httpx.get(f"http://127.0.0.1:{port}/api/balances/M1", headers=headers).json()["balances"][0]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert _capture_counts(ws) == {f"w{i}": 1 for i in range(n)}
+    for key, got in answers.items():
+        assert sorted(s for s, _ in got) == ["accepted", "duplicate"], key
+        assert len({ingest_id for _, ingest_id in got}) == 1, key
+    assert bal["confirmedBalance"] == f"{n * 67 / 100:.2f}"  # 1.00 less the fee, each once
 
 
 def _capture_counts(ws) -> dict[str, int]:
