@@ -9,6 +9,7 @@ from ops_pipeline.demo.fundout import run_fundout
 from ops_pipeline.demo.recon import run_recon
 from ops_pipeline.demo.world import MISMATCH_EVERY, build_world
 from ops_pipeline.ledger import balances, ingest, merchants
+from ops_pipeline.ledger.split import primary_sql
 from ops_pipeline.recon import store
 
 
@@ -34,7 +35,7 @@ def test_the_recon_chapter_finds_what_the_world_hid(sqlite_ws, tmp_path):
                count(*) FILTER (source = 'CO' AND CAST(substr(falcon_operation_id, 4) AS INTEGER)
                                 % {MISMATCH_EVERY} = 0 AND falcon_operation_id IN (
                    SELECT falcon_operation_id FROM balance_operations WHERE source = 'RO'))
-        FROM balance_operations WHERE type <> 'psp_fee' AND source IN ('CO', 'RO')""").fetchone()
+        FROM balance_operations WHERE {primary_sql()} AND source IN ('CO', 'RO')""").fetchone()
     con.close()
     by = {s: [r for r in rows if r.status == s] for s in ("matched", "matched_with_difference",
                                                            "unmatched_internal", "unmatched_external")}
