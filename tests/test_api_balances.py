@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -107,6 +107,22 @@ def test_exact_with_entries_committed_after_the_cache(client, funded):
     balances.refresh_cache(ws)
     assert balances.cached_version(ws) > cached
     assert figures(client.get("/api/balances/M1", headers=auth(ws))) == [expected]
+
+
+def test_a_hold_counts_until_its_expiry_on_the_api_read(client, funded):
+    """The API's own read (asyncpg or sqlite3, not SQLAlchemy) compares expiries with `now` as the engine
+    stores them: a hold past its expiry, not yet swept, no longer counts; one due a second later does."""
+    ws = funded
+    holds.place_hold(ws, "M1", "EUR", 700, actor="test", hold_id="soon",
+                     expires_at=datetime.now(UTC) + timedelta(seconds=1.5))
+    holds.place_hold(ws, "M1", "EUR", 300, actor="test", hold_id="later",
+                     expires_at=datetime.now(UTC) + timedelta(hours=1))
+    [eur] = client.get("/api/balances/M1", headers=auth(ws)).json()["balances"]
+    assert (eur["held"], eur["available"]) == ("10.00", "86.80")
+    time.sleep(1.6)
+    [eur] = client.get("/api/balances/M1", headers=auth(ws)).json()["balances"]
+    assert (eur["held"], eur["available"]) == ("3.00", "93.80")
+    assert [b.held_minor for b in balances.get_balances(ws, "M1")] == [300]  # the engine's read agrees
 
 
 def test_new_merchant_seen_only_in_entries_after_the_cache(client, funded):

@@ -40,7 +40,7 @@ from ops_pipeline.api.auth import TokenVerifier
 from ops_pipeline.api.correlation import CorrelationIdMiddleware
 from ops_pipeline.api.deps import WorkspaceDep, db_limiter
 from ops_pipeline.console import routes as console
-from ops_pipeline.db.native import NativeReader
+from ops_pipeline.db.native import NativeReader, SqliteReader
 from ops_pipeline.errors import OpsError
 from ops_pipeline.ledger.intake import Intake
 from ops_pipeline.observability.timing import freeze_heap
@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ws = Workspace(settings)
         app.state.db_limiter = db_limiter(app.state.ws)
         postgres = app.state.ws.engine.dialect.name == "postgresql"
-        app.state.native_reader = NativeReader(settings.database_url) if postgres else None
+        app.state.native_reader = (NativeReader if postgres else SqliteReader)(settings.database_url)
         app.state.intake = Intake(app.state.ws)
         freeze_heap()
         lag = asyncio.create_task(metrics.watch_event_loop())
@@ -75,8 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             lag.cancel()
             app.state.intake.close()
             app.state.fundout_runs.wait(30)
-            if app.state.native_reader is not None:
-                await app.state.native_reader.close()
+            await app.state.native_reader.close()
             app.state.ws.close()
 
     app = FastAPI(

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import Field
 
 from ops_pipeline.api.auth import require_roles
-from ops_pipeline.api.deps import WorkspaceDep, run_domain
+from ops_pipeline.api.deps import WorkspaceDep
 from ops_pipeline.api.errors import error_responses
 from ops_pipeline.api.models import CamelModel
-from ops_pipeline.ledger.balances import get_balances, get_balances_native
+from ops_pipeline.ledger.balances import get_balances_native
 from ops_pipeline.money import exponent
 
 router = APIRouter(tags=["ledger"])
@@ -52,11 +52,7 @@ async def merchant_balances(
     """Confirmed, settled, held and available balance per currency, exact at the time of the call."""
     if currency is not None:
         exponent(currency)
-    reader = request.app.state.native_reader
-    if reader is not None:
-        found = await get_balances_native(ws, reader, merchant_id, currency)
-    else:
-        found = await run_domain(request, get_balances, ws, merchant_id, currency)
+    found = await get_balances_native(ws, request.app.state.native_reader, merchant_id, currency)
     return MerchantBalances(
         merchant_id=merchant_id,
         balances=[b.to_dict() for b in found],

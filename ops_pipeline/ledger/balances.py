@@ -200,7 +200,7 @@ def get_balances(ws: Workspace, merchant_id: str, currency: str | None = None) -
 
 async def get_balances_native(ws: Workspace, reader, merchant_id: str, currency: str | None = None
                               ) -> list[Balance]:
-    """`get_balances` on the API's event loop through `reader` (`db.native.NativeReader`, PostgreSQL); the
+    """`get_balances` on the API's event loop through `reader` (`db.native`: asyncpg or sqlite3); the
     lake work goes to a thread only when it is more than one stat (a remote lake, or entries newer than
     the cache)."""
     now = datetime.now(UTC)
