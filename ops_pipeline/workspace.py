@@ -49,12 +49,17 @@ class Workspace:
             private_dir(self.settings.landing_dir / kind)
         upgrade(self.engine)
         with self.engine.begin() as conn:
-            if conn.execute(select(balance_cache_state.c.id)).first() is None:
+            applied = conn.execute(select(balance_cache_state.c.applied_version)).scalar_one_or_none()
+            if applied is None:
                 conn.execute(
                     insert(balance_cache_state).values(id=1, applied_version=-1, updated_at=datetime.now(UTC))
                 )
         for spec in TABLES.values():
             self.lake.ensure(spec)
+        if applied is not None and applied < 0:  # a cache a migration emptied (0016): fold the log again now
+            from ops_pipeline.ledger.balances import refresh_cache  # here: the ledger imports this module
+
+            refresh_cache(self)
 
     def is_ready(self) -> bool:
         """Whether `init` has nothing to do: schema at the newest migration and every lake table present.

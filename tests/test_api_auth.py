@@ -213,7 +213,7 @@ def test_health_openapi_and_docs_need_no_token(client):
     assert set(op["responses"]) == {"200", "400", "401", "403", "404", "4XX"}
     assert op["responses"]["403"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
     assert spec["components"]["schemas"]["CurrencyBalance"]["properties"].keys() >= {
-        "confirmedBalance", "settledBalance", "held", "available", "asOf"}
+        "confirmedBalance", "settledBalance", "held", "available", "reserved", "asOf"}
     assert client.get("/docs").status_code == 200
 
 

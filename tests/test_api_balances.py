@@ -18,12 +18,18 @@ from pathlib import Path
 import httpx
 import pyarrow as pa
 import pytest
+from alembic import command
+from alembic.config import Config
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from ops_pipeline.api.app import create_app
 from ops_pipeline.auth import mint_token
+from ops_pipeline.db.engine import MIGRATIONS
+from ops_pipeline.db.schema import balance_cache
 from ops_pipeline.lake.tables import BALANCE_OPERATIONS
 from ops_pipeline.ledger import balances, holds, ingest
+from ops_pipeline.ledger.compaction import compact
 from ops_pipeline.ledger.entries import Entry, post_entries
 from tests.factories import op, write_ops
 
@@ -58,12 +64,14 @@ def figures(response) -> list[dict]:
     return [{k: v for k, v in b.items() if k != "asOf"} for b in response.json()["balances"]]
 
 
-def append_behind_cache(ws, merchant_id: str, currency: str, amount_minor: int) -> int:
-    """Append an ADJUSTMENT straight to the log, as a writer that crashed before updating the cache would."""
+def append_behind_cache(ws, merchant_id: str, currency: str, amount_minor: int, source: str = "ADJUSTMENT",
+                        kind: str = "adjustment") -> int:
+    """Append an entry (an ADJUSTMENT unless told) straight to the log, as a writer that crashed before
+    updating the cache would."""
     now = datetime.now(UTC)
     key = uuid.uuid4().hex
     row = {"uuid": key, "external_reference": None, "amount_minor": amount_minor, "currency": currency,
-           "type": "adjustment", "falcon_operation_id": key, "source": "ADJUSTMENT", "operation_date": now,
+           "type": kind, "falcon_operation_id": key, "source": source, "operation_date": now,
            "recorded_at": now, "local_merchant_id": None, "shop_id": None, "balance_shop_id": None,
            "psp_id": None, "merchant_id": merchant_id, "op_key": int(key[:15], 16), "ingest_id": "test"}
     return ws.lake.append(BALANCE_OPERATIONS.name, pa.Table.from_pylist([row], BALANCE_OPERATIONS.schema))
@@ -80,7 +88,7 @@ def test_balances_in_major_units_per_currency_exponent(client, funded):
     assert abs((datetime.now(UTC) - as_of).total_seconds()) < 60
     # confirmed: 100.00 - fee (2.90 + 0.30) - 10.50; settled: only the reconciled capture and its fee
     assert eur == {"currency": "EUR", "confirmedBalance": "86.30", "settledBalance": "96.80", "held": "0.00",
-                   "available": "96.80"}
+                   "available": "96.80", "reserved": "0.00"}
     jpy = client.get("/api/balances/M2", headers=auth(funded)).json()["balances"][0]
     assert (jpy["currency"], jpy["confirmedBalance"], jpy["settledBalance"]) == ("JPY", "1158", "0")
     bhd = client.get("/api/balances/M3", headers=auth(funded)).json()["balances"][0]
@@ -102,7 +110,7 @@ def test_exact_with_entries_committed_after_the_cache(client, funded):
     post_entries(ws, [Entry("PAYOUT", "p1", "M1", "EUR", -2000, "payout")], "test")  # through the cache
     holds.place_hold(ws, "M1", "EUR", 1000, actor="test", hold_id="h1")
     expected = {"currency": "EUR", "confirmedBalance": "71.85", "settledBalance": "82.35", "held": "10.00",
-                "available": "72.35"}
+                "available": "72.35", "reserved": "0.00"}
     assert figures(client.get("/api/balances/M1", headers=auth(ws))) == [expected]
     balances.refresh_cache(ws)
     assert balances.cached_version(ws) > cached
@@ -123,6 +131,67 @@ def test_a_hold_counts_until_its_expiry_on_the_api_read(client, funded):
     [eur] = client.get("/api/balances/M1", headers=auth(ws)).json()["balances"]
     assert (eur["held"], eur["available"]) == ("3.00", "93.80")
     assert [b.held_minor for b in balances.get_balances(ws, "M1")] == [300]  # the engine's read agrees
+
+
+def eur_figures(client, ws) -> tuple[str, str, str, str]:
+    [eur] = client.get("/api/balances/M1", headers=auth(ws)).json()["balances"]
+    return eur["confirmedBalance"], eur["settledBalance"], eur["available"], eur["reserved"]
+
+
+@pytest.fixture
+def reserving(funded, tmp_path):
+    """`funded`, and M1 puts 30.00 EUR in reserve and releases 12.50 of it, confirmed and reconciled."""
+    moves = write_ops(tmp_path / "reserve.csv", [op("rs1", "30.00", type="reserve"),
+                                                 op("rr1", "12.50", type="reserve_release", ref="rs1")])
+    ingest.ingest_file(funded, moves, "confirmed")
+    ingest.ingest_file(funded, moves, "reconciled")
+    return funded
+
+
+def test_reserved_after_a_reserve_and_a_partial_release(client, reserving):
+    """17.50 in reserve, out of settled and available (a reserve counts once though its CO and RO both carry
+    it); the same past the cache, after a refresh, as of now and in a replay. PostgreSQL: the native path."""
+    ws = reserving
+    # confirmed 86.30 - 30.00 + 12.50; settled 96.80 - 17.50
+    assert eur_figures(client, ws) == ("68.80", "79.30", "79.30", "17.50")
+    cached = balances.cached_version(ws)
+    append_behind_cache(ws, "M1", "EUR", 250, source="RO", kind="reserve_release")  # 2.50 more released
+    assert balances.cached_version(ws) == cached
+    after = ("68.80", "81.80", "81.80", "15.00")
+    assert eur_figures(client, ws) == after
+    balances.refresh_cache(ws)
+    assert balances.cached_version(ws) > cached
+    assert eur_figures(client, ws) == after
+    rebuilt = balances.rebuild(ws)
+    assert rebuilt.differences == []
+    assert balances.replay(ws, rebuilt.version).filter(merchant_id="M1")["reserved_minor"].to_list() == [1500]
+    [now] = balances.balances_as_of(ws, "M1", datetime.now(UTC))
+    assert (now.settled_minor, now.reserved_minor) == (8180, 1500)
+
+
+def test_a_reserve_only_confirmed_is_not_reserved_yet(client, funded, tmp_path):
+    """The reserved figure is the settled side's, as available is: a CO reserve moves confirmed only."""
+    ingest.ingest_file(funded, write_ops(tmp_path / "rs.csv", [op("rs1", "30.00", type="reserve")]), "confirmed")
+    assert eur_figures(client, funded) == ("56.30", "96.80", "96.80", "0.00")
+
+
+def test_migration_0016_folds_the_reserves_of_a_vacuumed_log_into_the_emptied_cache(client, reserving):
+    ws = reserving
+    before = eur_figures(client, ws)
+    compact(ws, actor="test", retention_hours=0)  # the first commits' files are gone: no change feed from 0
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with ws.engine.begin() as conn:  # the cache as it was before 0016
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0015")
+    ws.init()  # 0016 empties the cache; init folds the whole log again
+    with ws.engine.connect() as conn:
+        cached = conn.execute(select(balance_cache.c.reserved_minor, balance_cache.c.settled_minor)
+                              .where(balance_cache.c.merchant_id == "M1")).one()
+    assert tuple(cached) == (1750, 7930)
+    assert balances.cached_version(ws) == ws.lake.latest_version(BALANCE_OPERATIONS.name)
+    assert eur_figures(client, ws) == before == ("68.80", "79.30", "79.30", "17.50")
+    assert balances.rebuild(ws).differences == []
 
 
 def test_new_merchant_seen_only_in_entries_after_the_cache(client, funded):

@@ -54,7 +54,7 @@ def test_a_day_of_ledger_work_from_the_command_line(run, tmp_path):
     assert "exceeds the available 46.80 EUR" in run(
         "ledger", "hold", "M1", "--currency", "EUR", "--amount", "50", code=1
     )
-    assert "M1,EUR,96.80,96.80,50.00,46.80," in run("ledger", "balance", "M1", "--format", "csv")
+    assert "M1,EUR,96.80,96.80,50.00,46.80,0.00," in run("ledger", "balance", "M1", "--format", "csv")
     assert "released 50.00 EUR" in run("ledger", "release", "h1")
     assert "posted" in run(
         "ledger", "adjust", "M1", "--currency", "EUR", "--amount", "-6.80", "--reference", "T-1"

@@ -55,7 +55,7 @@ def test_merchant_page_shows_the_rest_apis_exact_balances_holds_and_entries(fund
         assert page.status_code == 200, page.text
         eur = shown(page.text, "EUR")
         assert eur == {"confirmed": "1,262.00 EUR", "settled": "1,262.00 EUR", "held": "100.00 EUR",
-                       "available": "1,162.00 EUR"}
+                       "available": "1,162.00 EUR", "reserved": "0.00 EUR"}
         api = api_balances(funded, "M1")["EUR"]
         for name, key in (("confirmed", "confirmedBalance"), ("settled", "settledBalance"), ("held", "held"),
                           ("available", "available")):

@@ -88,6 +88,7 @@ def test_each_type_splits_exactly_and_moves_the_balances(m5, tmp_path):
     holds.place_hold(ws, "M5", "EUR", 1000, actor="test")
     assert figures(ws) == (NET, NET, 1000, NET - 1000)
     assert reserved(ws) == [("CO", 4000), ("RO", 4000)]  # 1000 rolling + 5000 - 2000 released
+    assert balances.get_balances(ws, "M5")[0].reserved_minor == 4000  # the settled (RO) side, counted once
 
     again = ingest.ingest_file(ws, write_ops(tmp_path / "again.jsonl", OPS), "confirmed")
     assert (again.ingested, again.duplicates, again.quarantined) == (0, 9, 0)  # signed and reversal repeats
@@ -101,6 +102,7 @@ def test_each_type_splits_exactly_and_moves_the_balances(m5, tmp_path):
         ("c1", "reserve_expiry", 1000), ("rs1", "reserve_expiry", 3000)]
     assert figures(ws) == (NET + 4000, NET + 4000, 1000, NET + 3000)
     assert reserved(ws) == [("CO", 0), ("RO", 0)]
+    assert balances.get_balances(ws, "M5")[0].reserved_minor == 0
 
     rebuilt = balances.rebuild(ws)
     assert rebuilt.differences == []

@@ -28,6 +28,8 @@ class CurrencyBalance(CamelModel):
     settled_balance: Money
     held: Money
     available: Money = Field(description="settled - held: the part that can be paid out.")
+    reserved: Money = Field(description="In the merchant's reserve until released or expired (reconciled "
+                                        "reserves): already out of settled, so not in available.")
     as_of: datetime
 
 
@@ -49,7 +51,7 @@ async def merchant_balances(
     merchant_id: Annotated[str, Path(min_length=1, max_length=64, description="Global merchant id.")],
     currency: Annotated[str | None, CURRENCY] = None,
 ) -> MerchantBalances:
-    """Confirmed, settled, held and available balance per currency, exact at the time of the call."""
+    """Confirmed, settled, held, available and reserved balance per currency, exact when called."""
     if currency is not None:
         exponent(currency)
     found = await get_balances_native(ws, request.app.state.native_reader, merchant_id, currency)

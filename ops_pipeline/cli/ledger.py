@@ -33,6 +33,7 @@ BALANCE_COLUMNS = [
     "settled_balance",
     "held",
     "available",
+    "reserved",
     "as_of",
 ]
 
@@ -93,7 +94,7 @@ def ledger_ingest(ctx: Context, files: tuple[Path, ...], kind: str | None) -> No
 @FORMAT
 @pass_ctx
 def ledger_balance(ctx: Context, merchant_id: str, currency: str | None, as_of: str | None, fmt: str) -> None:
-    """Confirmed, settled, held and available balances of one merchant."""
+    """Confirmed, settled, held, available and reserved balances of one merchant."""
     if as_of:
         found = balances.balances_as_of(ctx.ws, merchant_id, parse_time(as_of, ctx.ws.settings.tz), currency)
     else:
@@ -126,17 +127,12 @@ def ledger_rebuild(ctx: Context) -> int:
         click.echo("cache matches the log")
         return 0
     click.echo(f"{len(r.differences)} differences (minor units, replay vs cache):")
+    figures = ("confirmed", "settled", "reserved")
     emit(
-        ["merchant_id", "currency", "confirmed", "confirmed_cache", "settled", "settled_cache"],
+        ["merchant_id", "currency", *(f"{f}{end}" for f in figures for end in ("", "_cache"))],
         (
-            [
-                d["merchant_id"],
-                d["currency"],
-                d["confirmed_minor"],
-                d["confirmed_minor_cache"],
-                d["settled_minor"],
-                d["settled_minor_cache"],
-            ]
+            [d["merchant_id"], d["currency"],
+             *(d[f"{f}_minor{end}"] for f in figures for end in ("", "_cache"))]
             for d in r.differences
         ),
     )

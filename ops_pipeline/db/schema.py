@@ -35,6 +35,7 @@ balance_cache = Table(
     Column("currency", String(3), primary_key=True),
     Column("confirmed_minor", BigInteger, nullable=False),
     Column("settled_minor", BigInteger, nullable=False),
+    Column("reserved_minor", BigInteger, nullable=False, server_default="0"),  # settled side (ledger.live)
     Column("entries", BigInteger, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )

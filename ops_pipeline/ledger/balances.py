@@ -37,6 +37,7 @@ class Balance:
     confirmed_minor: int
     settled_minor: int
     held_minor: int
+    reserved_minor: int  # already out of settled: not part of available
     as_of: datetime
     lake_version: int
 
@@ -47,7 +48,7 @@ class Balance:
     def to_dict(self) -> dict:
         """Major units as exact decimal strings, as the API and the CLI show them."""
         out = asdict(self)
-        for name in ("confirmed", "settled", "held", "available"):
+        for name in ("confirmed", "settled", "held", "available", "reserved"):
             out.pop(f"{name}_minor", None)
             minor = getattr(self, f"{name}_minor")
             key = f"{name}_balance" if name in ("confirmed", "settled") else name
@@ -58,21 +59,20 @@ class Balance:
 
 # -- cache -------------------------------------------------------------------------------------------
 
-_SUMS = ("confirmed_minor", "settled_minor", "entries")
+_SUMS = ("confirmed_minor", "settled_minor", "reserved_minor", "entries")
 # PostgreSQL adds a whole fold in one statement from column arrays: no per-row work in SQLAlchemy (a
 # multi-row VALUES is compiled afresh for every size, and an ON CONFLICT executemany goes row by row).
 _PG_UPSERT = text(
-    "INSERT INTO balance_cache (merchant_id, currency, confirmed_minor, settled_minor, entries, updated_at)"
+    f"INSERT INTO balance_cache (merchant_id, currency, {', '.join(_SUMS)}, updated_at)"
     " SELECT d.*, CAST(:updated_at AS TIMESTAMPTZ) FROM unnest(CAST(:merchant_id AS TEXT[]),"
-    " CAST(:currency AS TEXT[]), CAST(:confirmed_minor AS BIGINT[]), CAST(:settled_minor AS BIGINT[]),"
-    " CAST(:entries AS BIGINT[])) AS d"
+    " CAST(:currency AS TEXT[]), " + ", ".join(f"CAST(:{c} AS BIGINT[])" for c in _SUMS) + ") AS d"
     " ON CONFLICT (merchant_id, currency) DO UPDATE SET updated_at = excluded.updated_at, "
     + ", ".join(f"{c} = balance_cache.{c} + excluded.{c}" for c in _SUMS)
 )
 
 
 def _upsert(conn: Connection, deltas: pl.DataFrame, now: datetime) -> None:
-    """Add folded sums (merchant_id, currency, confirmed_minor, settled_minor, entries) to the cache."""
+    """Add folded sums (merchant_id, currency and `_SUMS`) to the cache."""
     if conn.dialect.name == "postgresql":
         columns = {c: deltas[c].to_list() for c in ("merchant_id", "currency", *_SUMS)}
         conn.execute(_PG_UPSERT, {**columns, "updated_at": now})
@@ -115,7 +115,9 @@ def cached_version(ws: Workspace) -> int:
 
 
 def refresh_cache(ws: Workspace) -> tuple[int, int]:
-    """Fold the commits the cache has not seen; cost grows with new entries only.
+    """Fold the commits the cache has not seen; cost grows with new entries only. An empty cache (version -1)
+    is seeded from a replay at the latest version: a change feed from the first commit would need files a
+    vacuum after compaction may have removed.
 
     Returns (version, new entries).
     """
@@ -124,7 +126,10 @@ def refresh_cache(ws: Workspace) -> tuple[int, int]:
         latest = ws.lake.latest_version(LOG)
         if latest <= applied:
             return applied, 0
-        deltas = fold(ws.lake.changes(LOG, applied, latest, FOLD_COLUMNS))
+        if applied < 0:
+            deltas = replay(ws, latest)
+        else:
+            deltas = fold(ws.lake.changes(LOG, applied, latest, FOLD_COLUMNS))
         if apply_to_cache(ws, deltas, applied, latest):
             return latest, int(deltas["entries"].sum() or 0)
 
@@ -140,7 +145,7 @@ HELD_QUERY = (
 )
 CACHE_QUERY = (
     select(balance_cache_state.c.applied_version, balance_cache.c.currency, balance_cache.c.confirmed_minor,
-           balance_cache.c.settled_minor)
+           balance_cache.c.settled_minor, balance_cache.c.reserved_minor)
     .select_from(balance_cache_state.outerjoin(balance_cache, balance_cache.c.merchant_id == _MERCHANT))
     .where(balance_cache_state.c.id == 1)
 )
@@ -219,7 +224,7 @@ def exact(
     """Balances from CACHE_QUERY's and HELD_QUERY's rows (tuples), plus log entries newer than the cache
     (`latest`: the log version when the caller has just read it)."""
     applied = rows[0][0]
-    sums = {cur: [confirmed, settled] for _, cur, confirmed, settled in rows if cur is not None}
+    sums = {cur: list(figures) for _, cur, *figures in rows if cur is not None}
     latest = ws.lake.peek_version(LOG) if latest is None else latest
     if latest > applied:
         newer = remembered(ws, merchant_id, applied, latest)
@@ -228,9 +233,10 @@ def exact(
                 pl.col("merchant_id") == merchant_id)
             newer = fold(new.to_arrow()).iter_rows(named=True)
         for r in newer:
-            total = sums.setdefault(r["currency"], [0, 0])
+            total = sums.setdefault(r["currency"], [0, 0, 0])
             total[0] += r["confirmed_minor"]
             total[1] += r["settled_minor"]
+            total[2] += r["reserved_minor"]
     held = {cur: int(total) for cur, total in held_rows}
     return _balances(merchant_id, currency, sums, held, now, max(latest, applied))
 
@@ -258,11 +264,12 @@ def remembered(ws: Workspace, merchant_id: str, applied: int, latest: int) -> li
 
 
 def _balances(merchant_id, currency, sums, held, as_of, version) -> list[Balance]:
+    """`sums`: [confirmed, settled, reserved] by currency."""
     for cur in held:
-        sums.setdefault(cur, [0, 0])
+        sums.setdefault(cur, [0, 0, 0])
     out = [
-        Balance(merchant_id, cur, conf, sett, held.get(cur, 0), as_of, version)
-        for cur, (conf, sett) in sorted(sums.items())
+        Balance(merchant_id, cur, conf, sett, held.get(cur, 0), res, as_of, version)
+        for cur, (conf, sett, res) in sorted(sums.items())
         if currency is None or cur == currency
     ]
     if not out:
@@ -282,7 +289,7 @@ def balances_as_of(
     folded = con.sql(
         fold_sql(rel, "merchant_id = $m AND operation_date <= $at"), params={"m": merchant_id, "at": at}
     ).fetchall()
-    sums = {cur: [conf, sett] for _, cur, conf, sett, _ in folded}
+    sums = {cur: [conf, sett, res] for _, cur, conf, sett, res, _ in folded}
     with ws.engine.connect() as conn:
         held = _held_at(conn, merchant_id, at)
     return _balances(merchant_id, currency, sums, held, at, version)
@@ -314,12 +321,11 @@ def rebuild(ws: Workspace) -> RebuildResult:
         if conn.dialect.name == "postgresql":  # cache rows and version from one snapshot
             conn.execution_options(isolation_level="REPEATABLE READ")
         version = conn.execute(select(balance_cache_state.c.applied_version)).scalar_one()
+        cols = balance_cache.c
+        rows = conn.execute(select(cols.merchant_id, cols.currency, *(cols[s] for s in _SUMS)))
         cache = pl.DataFrame(
-            [tuple(r) for r in conn.execute(
-                select(balance_cache.c.merchant_id, balance_cache.c.currency, balance_cache.c.confirmed_minor,
-                       balance_cache.c.settled_minor, balance_cache.c.entries))],
-            schema={"merchant_id": pl.String, "currency": pl.String, "confirmed_minor": pl.Int64,
-                    "settled_minor": pl.Int64, "entries": pl.Int64},
+            [tuple(r) for r in rows],
+            schema={"merchant_id": pl.String, "currency": pl.String, **dict.fromkeys(_SUMS, pl.Int64)},
             orient="row",
         )
     fresh = replay(ws, version) if version >= 0 else cache.head(0)
@@ -327,7 +333,7 @@ def rebuild(ws: Workspace) -> RebuildResult:
     diffs = joined.filter(
         pl.any_horizontal(
             pl.col(c).fill_null(0) != pl.col(f"{c}_cache").fill_null(0)
-            for c in ("confirmed_minor", "settled_minor", "entries")
+            for c in _SUMS
         )
     )
     return RebuildResult(

@@ -27,7 +27,7 @@ from ops_pipeline.lake.tables import (
     QUARANTINE_RESOLUTIONS,
     RECONCILED_OPERATIONS,
 )
-from ops_pipeline.ledger import KINDS, balances, references
+from ops_pipeline.ledger import KINDS, RESERVE_TYPES, balances, references
 from ops_pipeline.ledger.reading import file_sha256, read_table
 from ops_pipeline.ledger.split import CONTEXT_FIELDS, operation_amount_sql, primary_sql, split
 from ops_pipeline.ledger.validation import REQUIRED, combine_reasons, reasons_frame, validate_operations
@@ -275,17 +275,18 @@ def _fold(parts: list[pl.DataFrame], context: pl.DataFrame) -> pl.DataFrame:
 
     Summed per merchant context row first (an integer key), then per merchant and currency.
     """
-    amount = pl.col("amount_minor")
-    per_row = pl.concat([p.select("context_row", "source", "amount_minor") for p in parts]).group_by(
+    amount, settled = pl.col("amount_minor"), pl.col("source") != "CO"
+    per_row = pl.concat([p.select("context_row", "source", "type", "amount_minor") for p in parts]).group_by(
         "context_row").agg(
         confirmed_minor=amount.filter(pl.col("source") != "RO").sum().cast(pl.Int64),
-        settled_minor=amount.filter(pl.col("source") != "CO").sum().cast(pl.Int64),
+        settled_minor=amount.filter(settled).sum().cast(pl.Int64),
+        reserved_minor=(-amount.filter(settled & pl.col("type").is_in(RESERVE_TYPES)).sum()).cast(pl.Int64),
         entries=pl.len().cast(pl.Int64),
     )
     keys = context.select("merchant_id", "currency").with_row_index("context_row").with_columns(
         pl.col("context_row").cast(pl.Int64))
     return per_row.join(keys, on="context_row").group_by("merchant_id", "currency").agg(
-        pl.col("confirmed_minor", "settled_minor", "entries").sum())
+        pl.col("confirmed_minor", "settled_minor", "reserved_minor", "entries").sum())
 
 
 def quarantine_id(source: str, file_sha: str, row_number: int | pl.Expr):

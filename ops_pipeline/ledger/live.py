@@ -10,18 +10,24 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from ops_pipeline.db.schema import ledger_holds
 from ops_pipeline.lake.tables import BALANCE_OPERATIONS
+from ops_pipeline.ledger import RESERVE_TYPES
 from ops_pipeline.workspace import Workspace
 
 LOG = BALANCE_OPERATIONS.name
-FOLD_COLUMNS = ["merchant_id", "currency", "source", "amount_minor"]
+FOLD_COLUMNS = ["merchant_id", "currency", "source", "type", "amount_minor"]
+_RESERVE = ", ".join(f"'{t}'" for t in RESERVE_TYPES)
 
 
 def fold_sql(relation: str, where: str = "TRUE") -> str:
-    """Confirmed = CO + PAYOUT + ADJUSTMENT; settled = RO + PAYOUT + ADJUSTMENT (ARCHITECTURE section 5)."""
+    """Confirmed = CO + PAYOUT + ADJUSTMENT; settled = RO + PAYOUT + ADJUSTMENT (ARCHITECTURE section 5);
+    reserved = minus the reserve entries on the settled side (an operation's CO and RO both carry its
+    reserve: summing both would count it twice), money already out of settled."""
     return f"""
         SELECT merchant_id, currency,
                coalesce(sum(amount_minor) FILTER (WHERE source <> 'RO'), 0)::BIGINT AS confirmed_minor,
                coalesce(sum(amount_minor) FILTER (WHERE source <> 'CO'), 0)::BIGINT AS settled_minor,
+               (-coalesce(sum(amount_minor) FILTER (WHERE source <> 'CO' AND type IN ({_RESERVE})), 0)
+               )::BIGINT AS reserved_minor,
                count(*)::BIGINT AS entries
         FROM {relation} WHERE {where}
         GROUP BY merchant_id, currency

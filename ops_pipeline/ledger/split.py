@@ -15,7 +15,7 @@ merchant, - debits it), and some give *derived* entries under the same (source, 
 | reserve_release     | +amount (moved back out of the reserve)                                        |
 | fee_adjustment      | the signed amount as given (+ fee given back, - extra fee)                     |
 
-The reserve (`RESERVE_TYPES`) is part of neither confirmed nor settled money the merchant can use: its
+The reserve (`ledger.RESERVE_TYPES`) is part of neither confirmed nor settled money the merchant can use: its
 entries take the amount out of the source's balance (confirmed for CO, settled for RO, and so out of
 available) and `ledger.reserves` posts a `reserve_expiry` entry giving back what is still reserved once
 `reserve_days` have passed. The reserved amount is minus the sum of those entries.
@@ -41,7 +41,6 @@ SIGNS = {
 }
 SIGNED_TYPES = ("fee_adjustment",)  # types whose amount may be negative (never zero)
 DERIVED_TYPES = ("psp_fee", "dispute_fee", "rolling_reserve", "reserve_expiry")
-RESERVE_TYPES = ("reserve", "reserve_release", "rolling_reserve", "reserve_expiry")
 CONTEXT_FIELDS = ("fee_percent_micros", "fee_fixed_minor", "dispute_fee_minor", "reserve_percent_micros")
 
 

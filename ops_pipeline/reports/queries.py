@@ -102,7 +102,7 @@ def movements(con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
         f"coalesce(sum(amount_minor) FILTER (WHERE operation_date < $start), 0)::BIGINT, "
         f"coalesce(sum(amount_minor) FILTER (WHERE operation_date >= $start), 0)::BIGINT "
         f"FROM {LOG} WHERE operation_date < $end GROUP BY ALL", params).fetchall()
-    ledger = {(m, c): (conf, sett) for m, c, conf, sett, _ in con.execute(
+    ledger = {(m, c): (conf, sett) for m, c, conf, sett, *_ in con.execute(
         fold_sql(LOG, "operation_date < $end"), {"end": end}).fetchall()}
     types = sorted({*ALWAYS, *(r[3] for r in parts if r[5])},  # the standard columns always
                    key=lambda t: (TYPE_ORDER.index(t) if t in TYPE_ORDER else len(TYPE_ORDER), t))
