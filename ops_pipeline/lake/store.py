@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     import polars as pl
 
 # Every table keeps a change data feed, so caches can fold in exactly the commits they have not seen.
-TABLE_CONFIG = {"delta.enableChangeDataFeed": "true"}
+# A checkpoint every 10 commits (delta-rs: 100): bringing a handle up to date, and so every commit, costs in
+# proportion to the commits since the last checkpoint (the live intake's group commit: 73 -> 41 ms).
+TABLE_CONFIG = {"delta.enableChangeDataFeed": "true", "delta.checkpointInterval": "10"}
 PEEK_COMMITS = 16  # `peek_version` stats at most this many commit files
 REMEMBERED = 256  # commits per table and kind that `remember` keeps
 SMALL_ROWS = 100_000  # frames staged together up to this many rows go to one file
@@ -116,9 +118,13 @@ class Lake:
         return f"{root}/_delta_log/{version + 1:020d}.json"
 
     def ensure(self, spec: TableSpec) -> None:
-        """Create the table empty with its schema if it does not exist (idempotent)."""
-        if spec.name not in self._ensured and self.open(spec.name) is None:
-            with suppress(CommitFailedError):  # another process created it first
+        """Create the table empty with its schema if it does not exist, or give an existing one the properties
+        of TABLE_CONFIG it lacks (idempotent)."""
+        if spec.name in self._ensured:
+            return
+        table = self.open(spec.name)
+        with suppress(CommitFailedError):  # another process created or altered it first
+            if table is None:
                 write_deltalake(
                     self.table_uri(spec.name),
                     spec.schema.empty_table(),
@@ -127,6 +133,9 @@ class Lake:
                     configuration=TABLE_CONFIG,
                     storage_options=self.storage_options,
                 )
+            elif missing := {k: v for k, v in TABLE_CONFIG.items()
+                             if table.metadata().configuration.get(k) != v}:
+                table.alter.set_table_properties(missing)
         self._ensured.add(spec.name)
 
     def append(self, name: str, data: pa.Table, attempts: int = 5) -> int:
