@@ -18,7 +18,7 @@ from ops_pipeline.api.operations import Batch, Operation, OperationResult, Poste
 app = FastAPI()
 BALANCE = MerchantBalances(merchant_id="M1", lake_version=2**62, balances=[CurrencyBalance(
     currency="EUR", confirmed_balance="0.00", settled_balance="0.00", held="0.00", available="0.00",
-    as_of="2026-11-01T00:00:00Z")]).model_dump_json(by_alias=True)
+    reserved="0.00", as_of="2026-11-01T00:00:00Z")]).model_dump_json(by_alias=True)
 
 
 @app.post("/api/operations")

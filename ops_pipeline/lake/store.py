@@ -109,6 +109,9 @@ class Lake:
         while len(kept) > REMEMBERED:
             del kept[min(kept)]
 
+    def forget(self, name: str, kind: str, version: int) -> None:
+        self._derived.get((name, kind), {}).pop(version, None)
+
     def recall(self, name: str, kind: str, version: int) -> Any:
         """What `remember` kept for this commit, or None."""
         return self._derived.get((name, kind), {}).get(version)

@@ -104,8 +104,10 @@ def ingest_rows(ws: Workspace, df: pl.DataFrame, source: str, file_name: str, fi
         before, _ = balances.refresh_cache(ws)  # cache and log at one version: the new entries fold onto it
         version = before
         if entries:
-            version = state.commit(staged, parts[0]["op_key"])
-            balances.remember(ws, before, version, deltas)
+            with balances.remembering(ws, before + 1, deltas):
+                version = state.commit(staged, parts[0]["op_key"])
+            if version != before + 1:  # not under the ledger lock after all: the kept sums may be another's
+                ws.lake.forget(LOG, "fold", before + 1)
             if not balances.apply_to_cache(ws, deltas, before, version):
                 balances.refresh_cache(ws)
         new_q = _append_quarantine(ws, con, df, rejects, source, file_name, file_sha, ingest_id, started)
