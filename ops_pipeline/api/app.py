@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_limiter = db_limiter(app.state.ws)
         postgres = app.state.ws.engine.dialect.name == "postgresql"
         app.state.native_reader = (NativeReader if postgres else SqliteReader)(settings.database_url)
-        app.state.intake = IntakeProcess(settings, app.state.ws.lake)
+        app.state.intake = IntakeProcess(settings)
         freeze_heap()
         lag = asyncio.create_task(metrics.watch_event_loop())
         try:

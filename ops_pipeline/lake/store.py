@@ -7,7 +7,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -55,8 +55,6 @@ class Lake:
         self._ensured: set[str] = set()  # tables known to exist: `ensure` opens nothing for them
         self._s3: pa_fs.S3FileSystem | None = None
         self._derived: dict[tuple[str, str], dict[int, Any]] = {}  # see `remember`
-        # told of every `remember` and `forget` (args: True or False, then theirs): another process's lake
-        self.share: Callable[..., None] | None = None
 
     def close(self) -> None:
         """Drop the cached Delta handles and the S3 client, so none outlives the workspace."""
@@ -110,13 +108,9 @@ class Lake:
         kept[version] = value
         while len(kept) > REMEMBERED:
             del kept[min(kept)]
-        if self.share is not None:
-            self.share(True, name, kind, version, value)
 
     def forget(self, name: str, kind: str, version: int) -> None:
         self._derived.get((name, kind), {}).pop(version, None)
-        if self.share is not None:
-            self.share(False, name, kind, version)
 
     def recall(self, name: str, kind: str, version: int) -> Any:
         """What `remember` kept for this commit, or None."""

@@ -5,11 +5,8 @@ Why: in one process the event loop and the committer thread share one GIL. With 
 turn of the event loop waited for it, so a group commit cost about twice its own time and balance reads
 tens of milliseconds (docs/BENCHMARKS.md, issue 14). Apart, each has a core.
 
-Requests go over a pipe as (id, rows, actor); the child answers (id, True, PostResult) once they are
-committed, or (id, False, error). Accepted still means in the Delta log: the child answers only after the
-commit. What the child's lake remembers of its commits (`Lake.remember`: a commit's folded balance sums,
-kept before the commit is visible) is sent as (None, True or False, args) and remembered by the API's lake
-too, so the API's balance reads add the commit in flight without reading it back from the lake. If the API
+Requests go over a pipe as (id, rows, actor); the child answers (id, PostResult) once they are committed, or
+(id, error). Accepted still means in the Delta log: the child answers only after the commit. If the API
 process dies, the child sees the pipe close, finishes the commit in hand (its requests were not answered:
 their retries are duplicates) and exits; if the child dies, the waiting requests fail and the next request
 starts a new one.
@@ -25,7 +22,6 @@ from concurrent.futures import Future
 from itertools import count
 from multiprocessing.connection import Connection
 
-from ops_pipeline.lake.store import Lake
 from ops_pipeline.ledger.intake import Intake, check_request
 from ops_pipeline.settings import Settings
 
@@ -34,8 +30,8 @@ class IntakeProcess:
     """`submit` / `close` like `Intake`, with the committer in a child process (spawned: the deltalake
     runtime does not survive a fork)."""
 
-    def __init__(self, settings: Settings, lake: Lake):
-        self.settings, self.lake = settings, lake
+    def __init__(self, settings: Settings):
+        self.settings = settings
         self._lock = threading.Lock()  # one sender at a time; guards the child's start and `_waiting`
         self._ids = count()
         self._waiting: dict[int, Future] = {}
@@ -89,9 +85,6 @@ class IntakeProcess:
         try:
             while True:
                 request_id, ok, value = answers.recv()
-                if request_id is None:
-                    (self.lake.remember if ok else self.lake.forget)(*value)
-                    continue
                 with self._lock:
                     future = self._waiting.pop(request_id)
                 future.set_result(value) if ok else future.set_exception(value)
@@ -114,14 +107,8 @@ def serve(settings: Settings, requests: Connection, answers: Connection) -> None
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     ws = Workspace(settings)
-    send = threading.Lock()
-
-    def share(ok: bool, *args) -> None:
-        with send:
-            answers.send((None, ok, args))
-
-    ws.lake.share = share
     intake = Intake(ws)
+    send = threading.Lock()
 
     def answer(request_id: int, future: Future) -> None:
         error = future.exception()
