@@ -9,7 +9,6 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import duckdb
 import httpx
@@ -214,11 +213,8 @@ def test_kill_9_under_load_loses_no_acknowledged_operation_and_duplicates_none(w
     deadline = time.monotonic() + 60
     while len(acked) < 300 and time.monotonic() < deadline:
         time.sleep(0.05)
-    committer = children(proc.pid)  # the intake's process (and multiprocessing's resource tracker)
-    assert committer
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    wait_gone(committer)  # it sees the pipe close, commits what it holds (unanswered) and exits
     stop.set()
     for t in threads:
         t.join()
@@ -278,18 +274,6 @@ def test_two_api_processes_each_committing_take_every_operation_once(ws):
         assert sorted(s for s, _ in got) == ["accepted", "duplicate"], key
         assert len({ingest_id for _, ingest_id in got}) == 1, key
     assert bal["confirmedBalance"] == f"{n * 67 / 100:.2f}"  # 1.00 less the fee, each once
-
-
-def children(pid: int) -> set[int]:
-    return {int(c) for task in Path(f"/proc/{pid}/task").iterdir()
-            for c in (task / "children").read_text().split()}
-
-
-def wait_gone(pids: set[int], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while any(Path(f"/proc/{p}").exists() for p in pids):
-        assert time.monotonic() < deadline, f"processes {pids} still running"
-        time.sleep(0.1)
 
 
 def _capture_counts(ws) -> dict[str, int]:

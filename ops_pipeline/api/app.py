@@ -42,7 +42,7 @@ from ops_pipeline.api.deps import WorkspaceDep, db_limiter
 from ops_pipeline.console import routes as console
 from ops_pipeline.db.native import NativeReader, SqliteReader
 from ops_pipeline.errors import OpsError
-from ops_pipeline.ledger.intake_process import IntakeProcess
+from ops_pipeline.ledger.intake import Intake
 from ops_pipeline.observability.timing import freeze_heap
 from ops_pipeline.settings import Settings
 from ops_pipeline.workspace import Workspace
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_limiter = db_limiter(app.state.ws)
         postgres = app.state.ws.engine.dialect.name == "postgresql"
         app.state.native_reader = (NativeReader if postgres else SqliteReader)(settings.database_url)
-        app.state.intake = IntakeProcess(settings)
+        app.state.intake = Intake(app.state.ws)
         freeze_heap()
         lag = asyncio.create_task(metrics.watch_event_loop())
         try:

@@ -23,8 +23,7 @@ from ops_pipeline.api.errors import error_responses
 from ops_pipeline.api.models import CamelModel
 from ops_pipeline.auth import Principal
 from ops_pipeline.ledger import OPERATION_TYPES
-from ops_pipeline.ledger.intake import MAX_OPERATIONS, PostResult
-from ops_pipeline.ledger.intake_process import IntakeProcess
+from ops_pipeline.ledger.intake import MAX_OPERATIONS, Intake, PostResult
 
 router = APIRouter(tags=["ledger"])
 
@@ -83,7 +82,7 @@ async def post_operations(
 ) -> Response:
     """One operation, or `{"operations": [...]}` with up to 10,000; answered once they are durable."""
     operations = body.operations if isinstance(body, Batch) else [body]
-    intake: IntakeProcess = request.app.state.intake
+    intake: Intake = request.app.state.intake
     rows = [o.model_dump() for o in operations]
     result: PostResult = await asyncio.wrap_future(intake.submit(rows, principal.sub))
     posted = Posted(operations=[o._asdict() for o in result.outcomes], lake_version=result.lake_version)

@@ -1,7 +1,6 @@
 """Live intake: operations posted one at a time or in batches, written to the log by group commit.
 
-Design: a committer thread (in the API's intake process, `intake_process`), not a durable intake table.
-Each request queues its rows
+Design: a committer thread in the API process, not a durable intake table. Each request queues its rows
 and waits; the thread takes everything queued, waiting at most `OPS_INTAKE_COMMIT_MS` after the oldest
 request or until `OPS_INTAKE_COMMIT_ROWS` rows are queued, and ingests them with `ingest.ingest_rows`
 (the file path's core: the same validation, split, idempotency and quarantine), one log commit per kind
@@ -88,7 +87,11 @@ class Intake:
     def submit(self, rows: list[dict], actor: str) -> Future:
         """Queue operations (dicts of INPUT_COLUMNS and `kind`): a future of their PostResult, set once they
         are committed."""
-        check_request(rows)
+        if not 1 <= len(rows) <= MAX_OPERATIONS:
+            raise InvalidInput(f"operations: {len(rows)} given, 1 to {MAX_OPERATIONS:,} allowed")
+        for i, row in enumerate(rows):
+            if (kind := row.get("kind")) not in KINDS:
+                raise InvalidInput(f"operations[{i}].kind: {kind!r} is not one of {', '.join(KINDS)}")
         request = _Request(rows, actor)
         self._queue.put(request)
         return request.done
@@ -134,16 +137,6 @@ class Intake:
             else:
                 for r, result in zip(batch, results, strict=True):
                     r.done.set_result(result)
-
-
-def check_request(rows: list[dict]) -> None:
-    """A request's size and each row's kind (what the committer needs to sort it; the rest is the ledger's
-    validation)."""
-    if not 1 <= len(rows) <= MAX_OPERATIONS:
-        raise InvalidInput(f"operations: {len(rows)} given, 1 to {MAX_OPERATIONS:,} allowed")
-    for i, row in enumerate(rows):
-        if (kind := row.get("kind")) not in KINDS:
-            raise InvalidInput(f"operations[{i}].kind: {kind!r} is not one of {', '.join(KINDS)}")
 
 
 def commit(ws: Workspace, requests: list[list[dict]], actors: list[str],
