@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import Field
 
 from ops_pipeline.api.auth import require_roles
@@ -43,6 +43,7 @@ class MerchantBalances(CamelModel):
     "/api/balances/{merchant_id}",
     summary="Balances of one merchant",
     dependencies=[Depends(require_roles("ops", "finance", "internal", merchant_self="merchant_id"))],
+    response_model=MerchantBalances,
     responses=error_responses(400, 401, 403, 404),
 )
 async def merchant_balances(
@@ -50,13 +51,12 @@ async def merchant_balances(
     ws: WorkspaceDep,
     merchant_id: Annotated[str, Path(min_length=1, max_length=64, description="Global merchant id.")],
     currency: Annotated[str | None, CURRENCY] = None,
-) -> MerchantBalances:
+) -> Response:
     """Confirmed, settled, held, available and reserved balance per currency, exact when called."""
     if currency is not None:
         exponent(currency)
     found = await get_balances_native(ws, request.app.state.native_reader, merchant_id, currency)
-    return MerchantBalances(
-        merchant_id=merchant_id,
-        balances=[b.to_dict() for b in found],
-        lake_version=found[0].lake_version,
-    )
+    answer = MerchantBalances(merchant_id=merchant_id, balances=[b.to_dict() for b in found],
+                              lake_version=found[0].lake_version)
+    # serialized by pydantic-core: FastAPI's path would validate the model again and walk it in Python
+    return Response(answer.model_dump_json(by_alias=True), media_type="application/json")
