@@ -246,7 +246,7 @@ def test_two_api_processes_each_committing_take_every_operation_once(ws):
     each once."""
     port = free_port()
     proc = serve(environment(ws), port, workers=2)
-    url, headers, n = f"http://127.0.0.1:{port}/api/operations", auth(ws), 240
+    url, headers, n = f"http://127.0.0.1:{port}/api/operations", auth(ws), 120
     answers: dict[str, list[tuple[str, str]]] = {f"w{i}": [] for i in range(n)}
 
     def poster(order: list[int]) -> None:
