@@ -236,7 +236,9 @@ def exact(
     latest = ws.lake.peek_version(LOG) if latest is None else latest
     if latest > applied:
         newer = remembered(ws, merchant_id, applied, latest)
-        if newer is None:
+        if newer is None and applied < 0:  # an empty cache (new, or emptied by a migration): the whole log,
+            newer = _fold_log(ws, merchant_id, latest)  # not a change feed from a first commit vacuum removed
+        elif newer is None:
             new = pl.from_arrow(ws.lake.changes(LOG, applied, latest, FOLD_COLUMNS)).filter(
                 pl.col("merchant_id") == merchant_id)
             newer = fold(new.to_arrow()).iter_rows(named=True)
@@ -263,6 +265,16 @@ def remembering(ws: Workspace, version: int, deltas: pl.DataFrame) -> Iterator[N
     except BaseException:
         ws.lake.forget(LOG, "fold", version)
         raise
+
+
+def _fold_log(ws: Workspace, merchant_id: str, version: int) -> list[dict]:
+    """The merchant's folded sums of the whole log at `version`."""
+    cursor = _DUCKDB.cursor()
+    try:
+        rel = ws.lake.relation(cursor, LOG, version)
+        return cursor.sql(fold_sql(rel, "merchant_id = $m"), params={"m": merchant_id}).pl().to_dicts()
+    finally:
+        cursor.close()
 
 
 def remembered(ws: Workspace, merchant_id: str, applied: int, latest: int) -> list[dict] | None:
