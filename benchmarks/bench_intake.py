@@ -108,8 +108,9 @@ def load(port: int, token: str, args, acked_file: Path) -> tuple[dict, list[floa
     if run.returncode:
         raise SystemExit(f"load generator failed:\n{run.stderr}")
     result = json.loads(run.stdout)
+    posts, reads = result.pop("post_ms"), result.pop("read_ms")
     failed = sum(v for s, v in result["statuses"].items() if s != "200") + sum(result["errors"].values())
-    return {**result, "errors": failed}, result.pop("post_ms"), result.pop("read_ms")
+    return {**result, "errors": failed, "error_kinds": result["errors"]}, posts, reads
 
 
 def latencies(posts: list[float], reads: list[float]) -> dict:
