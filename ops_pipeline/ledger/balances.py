@@ -220,33 +220,37 @@ async def get_balances_native(ws: Workspace, reader, merchant_id: str, currency:
     rows, held = await reader.fetch([CACHE_QUERY, HELD_QUERY], {"merchant_id": merchant_id, "now": now})
     if ws.lake.is_local:
         latest = ws.lake.peek_version(LOG)
-        if latest <= rows[0][0] or remembered(ws, merchant_id, rows[0][0], latest) is not None:
-            return exact(ws, merchant_id, currency, rows, held, now, latest)
+        newer = [] if latest <= rows[0][0] else remembered(ws, merchant_id, rows[0][0], latest)
+        if newer is not None:
+            return exact(ws, merchant_id, currency, rows, held, now, latest, newer)
     return await anyio.to_thread.run_sync(exact, ws, merchant_id, currency, rows, held, now)
 
 
 def exact(
     ws: Workspace, merchant_id: str, currency: str | None, rows, held_rows, now: datetime,
-    latest: int | None = None,
+    latest: int | None = None, newer: list[dict] | None = None,
 ) -> list[Balance]:
     """Balances from CACHE_QUERY's and HELD_QUERY's rows (tuples), plus log entries newer than the cache
-    (`latest`: the log version when the caller has just read it)."""
+    (`latest`: the log version when the caller has just read it; `newer`: those entries' folded sums of the
+    merchant when the caller has them already)."""
     applied = rows[0][0]
     sums = {cur: list(figures) for _, cur, *figures in rows if cur is not None}
     latest = ws.lake.peek_version(LOG) if latest is None else latest
-    if latest > applied:
+    if latest > applied and newer is None:
         newer = remembered(ws, merchant_id, applied, latest)
-        if newer is None and applied < 0:  # an empty cache (new, or emptied by a migration): the whole log,
-            newer = _fold_log(ws, merchant_id, latest)  # not a change feed from a first commit vacuum removed
+        if newer is None and applied < 0:
+            # an empty cache (new, or emptied by a migration): the whole log, not a change feed from the
+            # first commit, which a vacuum after compaction may have removed
+            newer = replay(ws, latest, "merchant_id = $m", {"m": merchant_id}).to_dicts()
         elif newer is None:
             new = pl.from_arrow(ws.lake.changes(LOG, applied, latest, FOLD_COLUMNS)).filter(
                 pl.col("merchant_id") == merchant_id)
             newer = fold(new.to_arrow()).iter_rows(named=True)
-        for r in newer:
-            total = sums.setdefault(r["currency"], [0, 0, 0])
-            total[0] += r["confirmed_minor"]
-            total[1] += r["settled_minor"]
-            total[2] += r["reserved_minor"]
+    for r in newer or ():
+        total = sums.setdefault(r["currency"], [0, 0, 0])
+        total[0] += r["confirmed_minor"]
+        total[1] += r["settled_minor"]
+        total[2] += r["reserved_minor"]
     held = {cur: int(total) for cur, total in held_rows}
     return _balances(merchant_id, currency, sums, held, now, max(latest, applied))
 
@@ -265,16 +269,6 @@ def remembering(ws: Workspace, version: int, deltas: pl.DataFrame) -> Iterator[N
     except BaseException:
         ws.lake.forget(LOG, "fold", version)
         raise
-
-
-def _fold_log(ws: Workspace, merchant_id: str, version: int) -> list[dict]:
-    """The merchant's folded sums of the whole log at `version`."""
-    cursor = _DUCKDB.cursor()
-    try:
-        rel = ws.lake.relation(cursor, LOG, version)
-        return cursor.sql(fold_sql(rel, "merchant_id = $m"), params={"m": merchant_id}).pl().to_dicts()
-    finally:
-        cursor.close()
 
 
 def remembered(ws: Workspace, merchant_id: str, applied: int, latest: int) -> list[dict] | None:
@@ -309,12 +303,9 @@ def balances_as_of(
     ws: Workspace, merchant_id: str, at: datetime, currency: str | None = None
 ) -> list[Balance]:
     """Balances from the log for operations dated up to `at`, with the holds active at `at`."""
-    con = duckdb.connect()
     version = ws.lake.latest_version(LOG)
-    rel = ws.lake.relation(con, LOG, version)
-    folded = con.sql(
-        fold_sql(rel, "merchant_id = $m AND operation_date <= $at"), params={"m": merchant_id, "at": at}
-    ).fetchall()
+    folded = replay(ws, version, "merchant_id = $m AND operation_date <= $at",
+                    {"m": merchant_id, "at": at}).rows()
     sums = {cur: [conf, sett, res] for _, cur, conf, sett, res, _ in folded}
     with ws.engine.connect() as conn:
         held = _held_at(conn, merchant_id, at)
@@ -332,11 +323,14 @@ class RebuildResult:
     seconds: float
 
 
-def replay(ws: Workspace, version: int) -> pl.DataFrame:
-    """Fold the whole log as of `version` into fresh balances."""
-    con = duckdb.connect()
-    rel = ws.lake.relation(con, LOG, version)
-    return con.sql(fold_sql(rel)).pl()
+def replay(ws: Workspace, version: int, where: str = "TRUE", params: dict | None = None) -> pl.DataFrame:
+    """Fold the whole log as of `version` (its entries matching `where`) into fresh balances."""
+    cursor = _DUCKDB.cursor()
+    try:
+        rel = ws.lake.relation(cursor, LOG, version)
+        return cursor.sql(fold_sql(rel, where), params=params).pl()
+    finally:
+        cursor.close()
 
 
 def rebuild(ws: Workspace) -> RebuildResult:
