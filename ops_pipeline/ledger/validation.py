@@ -99,24 +99,9 @@ def _with_context(df: pl.DataFrame, merchants: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-_PREPARED: tuple[pl.DataFrame, tuple] | None = None  # the last context and its tables (a writer reuses them)
-
-
 def _prepared(merchants: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame | None]:
     """`_with_context`'s tables of a merchant context: the context with `context_row`, and when `shop_id` is
-    unique, the join table on it and the fields by `context_row`. Kept for the last context frame: the
-    intake committer passes the same frame commit after commit (a frame is immutable), and building these
-    tables was a twentieth of a group commit."""
-    global _PREPARED
-    last = _PREPARED
-    if last is not None and last[0] is merchants:
-        return last[1]
-    tables = _prepare(merchants)
-    _PREPARED = (merchants, tables)
-    return tables
-
-
-def _prepare(merchants: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame | None]:
+    unique, the join table on it and the fields by `context_row`."""
     context = merchants.with_row_index("context_row").with_columns(
         pl.col("context_row").cast(pl.Int64), _ctx_suspect=_id_suspect(MERCHANT_KEY[:3]))
     if not context["shop_id"].is_unique().all():
