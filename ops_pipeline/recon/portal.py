@@ -30,6 +30,7 @@ import duckdb
 import polars as pl
 from sqlalchemy import select
 
+from ops_pipeline.db.arrow import arrow_tables
 from ops_pipeline.db.schema import gc_programs, gc_vouchers
 from ops_pipeline.errors import NotFound
 from ops_pipeline.lake.tables import PORTAL_VOUCHERS
@@ -147,13 +148,10 @@ def ours(ws: Workspace, principal_ids: list[str], business_date: date) -> pl.Dat
         programs = [(r.program_id, p) for r in found for p in r.details.get("principal_ids", ())
                     if p in wanted]
         v = gc_vouchers.c
-        rows = conn.execute(select(v.voucher_id, v.program_id, v.currency, v.face_value_minor, v.expires_at,
-                                   v.distributed_at, v.redeemed_at, v.expired_at, v.cancelled_at)
-                            .where(v.program_id.in_({p for p, _ in programs}), v.issued_at < end)).all()
-    frame = pl.DataFrame([tuple(r) for r in rows], orient="row", schema={
-        "voucher_id": pl.String, "program_id": pl.String, "currency": pl.String, "face_value_minor": pl.Int64,
-        **{c: pl.Datetime("us", "UTC") for c in ("expires_at", "distributed_at", "redeemed_at", "expired_at",
-                                                 "cancelled_at")}})
+        query = (select(v.voucher_id, v.program_id, v.currency, v.face_value_minor, v.expires_at,
+                        v.distributed_at, v.redeemed_at, v.expired_at, v.cancelled_at)
+                 .where(v.program_id.in_({p for p, _ in programs}), v.issued_at < end))
+        frame = pl.from_arrow(arrow_tables(conn, {"vouchers": query})["vouchers"])
     by = lambda c: pl.col(c) < end  # noqa: E731 - a status reached by the end of the date
     status = (pl.when(by("cancelled_at")).then(pl.lit("cancelled")).when(by("expired_at"))
               .then(pl.lit("expired")).when(by("redeemed_at")).then(pl.lit("redeemed"))
