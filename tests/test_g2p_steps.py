@@ -12,6 +12,7 @@ from ops_pipeline import audit
 from ops_pipeline.db.schema import (
     g2p_batch_steps,
     g2p_disbursements,
+    g2p_envelope_steps,
     g2p_envelopes,
     g2p_financial_addresses,
     ledger_holds,
@@ -286,3 +287,53 @@ def test_an_envelope_whose_funds_are_blocked_cannot_be_cancelled_and_a_racing_ca
     paid = {r for r, p in sim.state()["g2p_payments"].items() if p["status"] == "paid"}
     assert paid and {r.id for r in rows(ws, g2p_disbursements, g2p_disbursements.c.status == "SHIPPED")} == paid
     assert envelopes.envelope_status(ws, env.id).envelope.shipped_count == len(paid)
+
+
+
+def test_a_cancel_is_refused_while_the_funds_block_step_holds_the_envelope(ws):
+    """While the funds_block step holds an envelope (the bank may be blocking its funds), a cancel is refused;
+    once the block is in, the usual refusal."""
+    sim, env, _ = world(ws, batches_of=(6,))
+    for step in ("fa_resolution", "funds_check"):
+        assert run_step(ws, step, worker="w1").processed == 1
+    conns = Connectors.from_settings(ws.settings)
+    block, refused = conns.bank.block_funds, []
+
+    def block_with_a_cancel_in_flight(*args, **kwargs):
+        refused.append(code_of(envelopes.cancel_envelope, ws, env.id, actor="partner:mis1"))
+        return block(*args, **kwargs)
+
+    conns.bank.block_funds = block_with_a_cancel_in_flight
+    ran = run_step(ws, "funds_block", worker="w1", connectors=conns)
+    conns.close()
+    assert (ran.processed, refused) == (1, [codes.DISBURSEMENT_ENVELOPE_FUNDS_BLOCKING])
+    found = envelopes.envelope_status(ws, env.id).envelope
+    assert (found.funds_blocked, found.cancelled) == (funds.FUNDS_BLOCK_SUCCESS, False)
+    assert len(sim.state()["g2p_blocks"]) == 1
+    assert code_of(envelopes.cancel_envelope, ws, env.id, actor="partner:mis1") == (
+        codes.DISBURSEMENT_ENVELOPE_FUNDS_BLOCKED)
+
+
+def test_a_cancel_committed_after_the_claim_stops_the_funds_block_before_the_bank(ws, monkeypatch):
+    sim, env, _ = world(ws, batches_of=(6,))
+    for step in ("fa_resolution", "funds_check"):
+        assert run_step(ws, step, worker="w1").processed == 1
+    claim = claims.claim
+
+    def claim_then_cancel(*args, **kwargs):  # the cancel commits after the claim read the envelope
+        held = claim(*args, **kwargs)
+        with ws.engine.begin() as conn:
+            conn.execute(update(g2p_envelopes).where(g2p_envelopes.c.id == env.id)
+                         .values(cancelled=True, cancelled_at=datetime.now(UTC)))
+        return held
+
+    monkeypatch.setattr(claims, "claim", claim_then_cancel)
+    ran = run_step(ws, "funds_block", worker="w1")
+    assert (ran.claimed, ran.processed, ran.errors) == (1, 0, 1)
+    assert not sim.state().get("g2p_blocks")  # the bank was never asked
+    with ws.engine.connect() as conn:
+        step = conn.execute(select(g2p_envelope_steps.c.status, g2p_envelope_steps.c.latest_error).where(
+            g2p_envelope_steps.c.envelope_id == env.id, g2p_envelope_steps.c.step == "funds_block")).one()
+    assert step.status == "ERROR" and f"{env.id} was cancelled" in step.latest_error
+    assert envelopes.envelope_status(ws, env.id).envelope.funds_blocked != funds.FUNDS_BLOCK_SUCCESS
+    assert not rows(ws, ledger_holds, ledger_holds.c.hold_id == funds.hold_id(env.id))

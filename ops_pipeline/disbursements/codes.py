@@ -33,6 +33,8 @@ DISBURSEMENT_ALREADY_CANCELED = "DISBURSEMENT_ALREADY_CANCELED"
 INVALID_DISBURSEMENT_BATCH_CONTROL_ID = "INVALID_DISBURSEMENT_BATCH_CONTROL_ID"
 # Ours: cancel refused once the sponsor bank blocked the envelope's funds (disbursing may be under way).
 DISBURSEMENT_ENVELOPE_FUNDS_BLOCKED = "DISBURSEMENT_ENVELOPE_FUNDS_BLOCKED"
+# Ours: cancel refused while the funds_block step holds the envelope (the bank may be blocking its funds).
+DISBURSEMENT_ENVELOPE_FUNDS_BLOCKING = "DISBURSEMENT_ENVELOPE_FUNDS_BLOCKING"
 
 
 class G2PError(OpsError):

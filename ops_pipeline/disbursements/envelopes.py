@@ -162,7 +162,12 @@ def create_envelope(
 
 def cancel_envelope(ws: Workspace, envelope_id: Any, *, actor: str, owner: str | None = None) -> Envelope:
     """Cancel an envelope (not one already cancelled, nor one whose funds the bank has blocked: from then on
-    its batches may be paying); its disbursements will not be paid."""
+    its batches may be paying); its disbursements will not be paid.
+
+    Nor while the `funds_block` step holds the envelope (PROCESSING, lease live): its runner may be asking
+    the bank for the block, which a cancel committed meanwhile would leave blocked at the bank with nothing
+    here to show it. That step checks under this same lock that the envelope is not cancelled before it
+    calls the bank, so a cancel and a block never both go through."""
     with ws.engine.begin() as conn:
         env = lock(conn, envelope_id, owner)
         if env.funds_blocked == FUNDS_BLOCK_SUCCESS:
@@ -172,6 +177,16 @@ def cancel_envelope(ws: Workspace, envelope_id: Any, *, actor: str, owner: str |
                 f"(block {env.funds_block_reference}); disbursing has started and cannot be cancelled",
             )
         now = datetime.now(UTC)
+        s = g2p_envelope_steps.c
+        blocking = conn.execute(select(s.lease_until).where(
+            s.envelope_id == env.id, s.step == "funds_block", s.status == steps.PROCESSING,
+            s.lease_until > now)).scalar()
+        if blocking is not None:
+            raise G2PError(
+                codes.DISBURSEMENT_ENVELOPE_FUNDS_BLOCKING,
+                f"disbursement_envelope_id: the sponsor bank is being asked to block the funds of {env.id} "
+                f"(step funds_block, lease until {blocking.isoformat()}); cancel again once that step ends",
+            )
         conn.execute(
             update(g2p_envelopes)
             .where(g2p_envelopes.c.id == env.id)

@@ -67,6 +67,8 @@ def check_funds(ctx: Context, held: Claim) -> str | None:
 
 def block_funds(ctx: Context, held: Claim) -> str | None:
     env, prog = _program(ctx, held.owner_id)
+    with ctx.ws.engine.begin() as conn:  # a cancel committed since the claim stops the step here
+        envelopes.lock(conn, env.id)  # (G2PError: the step ends in ERROR, the bank never asked)
     try:
         reference = ctx.connectors.bank.block_funds(prog.sponsor_account, env.currency,
                                                     env.received_amount_minor, key=hold_id(env.id))
