@@ -62,9 +62,9 @@ class RoleCheck(HTTPBearer):
 
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
         scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        if scheme.lower() != "bearer" or not (token := token.strip()):
             raise AuthError("Authorization: a bearer token is required")
-        principal = request.app.state.verify_token(token.strip())
+        principal = request.app.state.verify_token(token)
         logs.add(actor=principal.sub)  # on the request's log lines (the `bind` of its correlation id)
         if principal.role in self.roles:
             return principal

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 import anyio
 import duckdb
@@ -23,19 +24,33 @@ from ops_pipeline.ledger.live import FOLD_COLUMNS, LOG, fold_sql
 from ops_pipeline.money import to_major
 from ops_pipeline.workspace import Workspace
 
-_DUCKDB = duckdb.connect()  # `fold` opens cursors of it: a cursor costs microseconds, a connection ~20 ms
+
+@cache
+def _duckdb() -> duckdb.DuckDBPyConnection:
+    """The process's in-memory DuckDB (UTC), made on first use: folds run in cursors of it, which cost
+    microseconds where a new connection costs tens of milliseconds."""
+    con = duckdb.connect()
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
+    return con
+
+
+@contextmanager
+def _cursor() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of `_duckdb()` (any thread), closed after use."""
+    cursor = _duckdb().cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
 
 
 def fold(entries: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> pl.DataFrame:
-    """Per (merchant, currency) sums of a set of log entries; in `con` when given, else in a cursor of its
-    own (any thread)."""
-    cursor = con or _DUCKDB.cursor()
-    try:
-        cursor.register("entries", entries)
-        return cursor.sql(fold_sql("entries")).pl()
-    finally:
-        if con is None:
-            cursor.close()
+    """Per (merchant, currency) sums of a set of log entries; in `con` when given, else in a cursor."""
+    if con is None:
+        with _cursor() as cursor:
+            return fold(entries, cursor)
+    con.register("entries", entries)
+    return con.sql(fold_sql("entries")).pl()
 
 
 @dataclass(frozen=True)
@@ -56,14 +71,12 @@ class Balance:
     def to_dict(self) -> dict:
         """Major units as exact decimal strings, as the API and the CLI show them (built field by field:
         `dataclasses.asdict` deep-copies every value, a tenth of a balance request's CPU)."""
-        major = {name: str(to_major(getattr(self, f"{name}_minor"), self.currency)) for name in _FIGURES}
+        figures = {"confirmed_balance": self.confirmed_minor, "settled_balance": self.settled_minor,
+                   "held": self.held_minor, "available": self.available_minor,
+                   "reserved": self.reserved_minor}
         return {"merchant_id": self.merchant_id, "currency": self.currency, "as_of": self.as_of.isoformat(),
-                "lake_version": self.lake_version, "confirmed_balance": major["confirmed"],
-                "settled_balance": major["settled"], "held": major["held"], "available": major["available"],
-                "reserved": major["reserved"]}
-
-
-_FIGURES = ("confirmed", "settled", "held", "available", "reserved")
+                "lake_version": self.lake_version,
+                **{key: str(to_major(minor, self.currency)) for key, minor in figures.items()}}
 
 
 # -- cache -------------------------------------------------------------------------------------------
@@ -326,12 +339,9 @@ class RebuildResult:
 
 def replay(ws: Workspace, version: int, where: str = "TRUE", params: dict | None = None) -> pl.DataFrame:
     """Fold the whole log as of `version` (its entries matching `where`) into fresh balances."""
-    cursor = _DUCKDB.cursor()
-    try:
+    with _cursor() as cursor:
         rel = ws.lake.relation(cursor, LOG, version)
         return cursor.sql(fold_sql(rel, where), params=params).pl()
-    finally:
-        cursor.close()
 
 
 def rebuild(ws: Workspace) -> RebuildResult:
